@@ -1,0 +1,107 @@
+"""Fault injection, switchable per run (CLI `--faults`) and at run time (`POST /_emulator/faults`).
+
+A rule matches requests by route (and aggregation source), skips the first `after` matches, then
+fires on the next `times` matches (or with `probability`, seeded, so a run is repeatable). Kinds:
+
+* `status`    answer `status` (429, 500, 502, 503, 400, 403, 404...) with an optional `Retry-After`.
+* `slow`      wait `delay_s` before the headers (longer than the client's read timeout = a timeout).
+* `stall`     send headers and `after_bytes` of the body, then wait `delay_s` (read timeout mid-body).
+* `reset`     send headers and `after_bytes` of the body, then drop the connection (RST).
+* `truncate`  send `after_bytes` of the body and end the response cleanly: framing is valid, the JSON
+              is not (the case a client can only catch by parsing to the end).
+* `wrong_region` answer 400 as Pendo does for a valid key on another region's host (PENDO_API.md §1).
+
+Routes: aggregation, page, feature, guide, tracktype, report, report_results, segment,
+metadata_schema, visitor_history, visitor, account, or `*`.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = {"status", "slow", "stall", "reset", "truncate", "wrong_region"}
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    route: str = "*"
+    source: str | None = None
+    status: int = 503
+    retry_after: float | None = None
+    times: int | None = 1
+    after: int = 0
+    probability: float | None = None
+    delay_s: float = 0.0
+    after_bytes: int = 0
+    seed: int = 0
+    matched: int = 0
+    fired: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> FaultRule:
+        unknown = set(spec) - {
+            "kind",
+            "route",
+            "source",
+            "status",
+            "retry_after",
+            "times",
+            "after",
+            "probability",
+            "delay_s",
+            "after_bytes",
+            "seed",
+        }
+        if unknown or spec.get("kind") not in KINDS:
+            raise ValueError(
+                f"bad fault rule {spec!r}: kind must be one of {sorted(KINDS)}, unknown keys {sorted(unknown)}"
+            )
+        rule = cls(**spec)
+        rule._rng = random.Random(rule.seed)
+        if rule.probability is not None and "times" not in spec:
+            rule.times = None
+        return rule
+
+    def matches(self, route: str, source: str | None) -> bool:
+        return (self.route in ("*", route)) and (self.source is None or self.source == source)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+class FaultPlan:
+    """The active rules; `pick` is called once per request and returns the rule to apply, if any."""
+
+    def __init__(self, rules: list[dict[str, Any]] | None = None) -> None:
+        self._lock = threading.Lock()
+        self.rules = [FaultRule.from_dict(r) for r in rules or []]
+
+    def replace(self, rules: list[dict[str, Any]]) -> None:
+        parsed = [FaultRule.from_dict(r) for r in rules]
+        with self._lock:
+            self.rules = parsed
+
+    def pick(self, route: str, source: str | None) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if not rule.matches(route, source):
+                    continue
+                rule.matched += 1
+                if rule.matched <= rule.after:
+                    continue
+                if rule.times is not None and rule.fired >= rule.times:
+                    continue
+                if rule.probability is not None and rule._rng.random() >= rule.probability:
+                    continue
+                rule.fired += 1
+                return rule
+        return None
+
+    def summary(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r.to_dict() for r in self.rules]

@@ -1,0 +1,496 @@
+"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (PENDO_API.md §1-§6).
+
+Routes, each answered as the spec documents it:
+  POST /api/v1/aggregation                      {startTime, results}; 422 without a pipeline; 400 bad filter
+  GET  /api/v1/{page,feature,guide,tracktype}   bare arrays; expand=* all apps, appId=, id=; default app otherwise
+  GET  /api/v1/report, /report/{id}/results.json|csv, /segment, /metadata/schema/{visitor,account,...}
+  GET  /api/v1/visitor/{id}, /account/{id}, /visitor/{id}/history?starttime=  (24 h window, 180 days back)
+  anything else                                 404 text/plain "404 page not found"
+Auth: `x-pendo-integration-key` must be a known key (else 403); a known key of another region gets 400.
+A path prefix `/<region>` (us, us1, eu, jpn, au) addresses that region's host on the same server.
+Bodies are streamed with chunked transfer encoding and gzip-compressed when the client accepts it.
+Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import orjson
+
+from . import pipeline
+from .dataset import DAY_MS, SCALES, Dataset
+from .faults import FaultPlan, FaultRule
+from .query import QueryEngine
+
+REGIONS = ("us", "us1", "eu", "jpn", "au")
+DEFAULT_KEYS = {"emulator-key.us": "us", "emulator-key.eu": "eu"}
+CHUNK = 64 * 1024
+
+
+@dataclass
+class EmulatorSettings:
+    scale: str = "tiny"
+    seed: int = 7
+    now_ms: int = 0
+    tz: str = "UTC"
+    region: str = "us"
+    keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYS))
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    late_rows: bool = False
+    history_days: int = 180
+    history_out_of_range_status: int = 400
+
+    def dataset(self) -> Dataset:
+        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz)
+
+
+class Emulator:
+    """State shared by all request threads: dataset, query engine, faults and request log."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        if not settings.now_ms:
+            settings.now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
+        self.settings = settings
+        self.dataset = settings.dataset()
+        self.engine = QueryEngine(self.dataset, settings.now_ms)
+        self.engine.late_rows_enabled = settings.late_rows
+        self.faults = FaultPlan(settings.faults)
+        self._log_lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+
+    def log(self, entry: dict[str, Any]) -> None:
+        with self._log_lock:
+            self.requests.append(entry)
+
+    def stats(self) -> dict[str, Any]:
+        with self._log_lock:
+            requests = list(self.requests)
+        counts: dict[str, int] = {}
+        for r in requests:
+            key = r["route"] + (f":{r['source']}" if r.get("source") else "")
+            counts[key] = counts.get(key, 0) + 1
+        return {"requests": requests, "counts": counts, "faults": self.faults.summary()}
+
+    def reset(self) -> None:
+        with self._log_lock:
+            self.requests.clear()
+        self.faults.replace([])
+
+
+class PendoHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "PendoEmulator/1.0"
+    emulator: Emulator  # set on the subclass made by `make_server`
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the request log is in /_emulator/stats
+        return
+
+    # ------------------------------------------------------------------ dispatch
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def _dispatch(self, method: str) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        body = self._read_body()
+        if url.path.startswith("/_emulator/"):
+            return self._control(method, url.path, body)
+        region, api_path = self._split_region(url.path)
+        entry: dict[str, Any] = {
+            "method": method,
+            "path": url.path,
+            "query": url.query,
+            "route": "unknown",
+            "source": None,
+            "status": None,
+        }
+        try:
+            if api_path is None:
+                return self._text(404, "404 page not found\n", entry)
+            route, handler = self._route(method, api_path)
+            entry["route"] = route
+            source = None
+            if route == "aggregation" and method == "POST":
+                source = _peek_source(body)
+                entry["source"] = source
+            rule = self.emulator.faults.pick(route, source) if route != "unknown" else None
+            auth_error = self._check_auth(region)
+            if auth_error is not None:
+                return self._text(auth_error[0], auth_error[1], entry)
+            if rule is not None and rule.kind in ("status", "wrong_region", "slow"):
+                if self._apply_pre_fault(rule, entry):
+                    return
+            handler(api_path, query, body, entry, rule)
+        finally:
+            self.emulator.log(entry)
+
+    def _route(self, method: str, path: str) -> tuple[str, Any]:
+        parts = [p for p in path.split("/") if p]
+        if parts == ["aggregation"]:
+            if method == "POST":
+                return "aggregation", self._aggregation
+            return "aggregation", lambda *a: self._text(400, "missing jzb", a[3])
+        if method not in ("GET", "HEAD"):
+            return "unknown", lambda *a: self._text(404, "404 page not found\n", a[3])
+        if len(parts) == 1 and parts[0] in ("page", "feature", "guide", "tracktype"):
+            return parts[0], self._catalogue
+        if parts == ["report"]:
+            return "report", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.reports, e, r)
+        if len(parts) == 3 and parts[0] == "report" and parts[2] in ("results.json", "results.csv"):
+            return "report_results", self._report_results
+        if parts == ["segment"]:
+            return "segment", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.segments, e, r)
+        if len(parts) == 3 and parts[:2] == ["metadata", "schema"]:
+            return "metadata_schema", lambda p, q, b, e, r: self._json(
+                200, self.emulator.dataset.metadata_schema(parts[2]), e, r
+            )
+        if len(parts) == 3 and parts[0] == "visitor" and parts[2] == "history":
+            return "visitor_history", self._visitor_history
+        if len(parts) == 2 and parts[0] in ("visitor", "account"):
+            return parts[0], self._entity
+        return "unknown", lambda *a: self._text(404, "404 page not found\n", a[3])
+
+    @staticmethod
+    def _split_region(path: str) -> tuple[str | None, str | None]:
+        parts = path.split("/", 2)
+        if len(parts) > 2 and parts[1] in REGIONS:
+            region, rest = parts[1], "/" + parts[2]
+        else:
+            region, rest = None, path
+        if not rest.startswith("/api/v1/"):
+            return region, None
+        return region, rest[len("/api/v1") :]
+
+    def _check_auth(self, region: str | None) -> tuple[int, str] | None:
+        key = self.headers.get("x-pendo-integration-key")
+        keys = self.emulator.settings.keys
+        if not key or key not in keys:
+            return 403, "Forbidden"
+        if keys[key] != (region or self.emulator.settings.region):
+            return 400, "Bad Request"  # a valid key on another region's host (PENDO_API.md §1)
+        return None
+
+    def _apply_pre_fault(self, rule: FaultRule, entry: dict[str, Any]) -> bool:
+        entry["fault"] = rule.kind
+        if rule.kind == "slow":
+            time.sleep(rule.delay_s)
+            return False
+        status = 400 if rule.kind == "wrong_region" else rule.status
+        headers = {}
+        if rule.retry_after is not None:
+            headers["Retry-After"] = str(rule.retry_after if rule.retry_after % 1 else int(rule.retry_after))
+        reason = {
+            429: "Too Many Requests",
+            400: "Bad Request",
+            403: "Forbidden",
+            404: "404 page not found\n",
+        }.get(status, "Internal Server Error")
+        self._text(status, reason, entry, headers)
+        return True
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    # ------------------------------------------------------------------ routes
+    def _aggregation(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        try:
+            try:
+                payload = json.loads(body) if body else None
+            except ValueError:
+                payload = None
+            request = pipeline.parse_request(payload)
+            result = self.emulator.engine.run(request)
+        except pipeline.PipelineError as error:
+            return self._send_bytes(error.status, error.body.encode(), error.content_type, entry)
+        entry["source"] = request.source_name
+        counter = {"rows": 0}
+        self._stream(
+            200, _envelope(result.start_time, result.blobs, counter), "application/json", entry, rule
+        )
+        entry["rows"] = counter["rows"]
+
+    def _catalogue(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        ds = self.emulator.dataset
+        objects = {"page": ds.pages, "feature": ds.features, "guide": ds.guides, "tracktype": ds.track_types}[
+            path.strip("/")
+        ]
+        if query.get("expand", [""])[0] != "*":
+            wanted = query.get("appId", [str(ds.app_ids[0])])[0]
+            objects = [o for o in objects if str(o["appId"]) == wanted]
+        if "id" in query:
+            objects = [o for o in objects if o["id"] == query["id"][0]]
+        self._json(200, objects, entry, rule)
+
+    def _report_results(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        report_id, fmt = path.strip("/").split("/")[1:3]
+        rows = self.emulator.dataset.report_results(report_id)
+        if rows is None:
+            return self._text(404, "404 page not found\n", entry)
+        if fmt == "results.json":
+            return self._json(200, rows, entry, rule)
+        out = io.StringIO()
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(out, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        self._send_bytes(200, out.getvalue().encode(), "text/csv", entry)
+
+    def _entity(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        kind, raw_id = path.strip("/").split("/", 1)
+        entity_id = urllib.parse.unquote(raw_id)
+        ds = self.emulator.dataset
+        rows = ds.visitor_rows if kind == "visitor" else ds.account_rows
+        id_field = "visitorId" if kind == "visitor" else "accountId"
+        row = next((r for r in rows if r[id_field] == entity_id), None)
+        if row is None:
+            return self._send_bytes(404, b"", "text/plain; charset=utf-8", entry)
+        self._json(200, {"id": entity_id, "metadata": row["metadata"]}, entry, rule)
+
+    def _visitor_history(
+        self,
+        path: str,
+        query: dict[str, list[str]],
+        body: bytes,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        visitor_id = urllib.parse.unquote(path.strip("/").split("/")[1])
+        ds = self.emulator.dataset
+        settings = self.emulator.settings
+        try:
+            start = int(query["starttime"][0])
+        except (KeyError, ValueError):
+            return self._text(400, "starttime is required", entry)
+        if start < settings.now_ms - settings.history_days * DAY_MS:
+            return self._text(
+                settings.history_out_of_range_status, "starttime is more than 180 days ago", entry
+            )
+        row = next((r for r in ds.visitor_rows if r["visitorId"] == visitor_id), None)
+        if row is None:
+            return self._send_bytes(404, b"", "text/plain; charset=utf-8", entry)
+        if row["metadata"]["pendo"]["donotprocess"]:
+            return self._json(200, [], entry, rule)
+        items = [it for it in ds.visitor_history.get(visitor_id, []) if start <= it["ts"] < start + DAY_MS]
+        self._json(200, items, entry, rule)
+
+    # ------------------------------------------------------------------ control routes
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        emulator = self.emulator
+        if path == "/_emulator/stats":
+            return self._send_bytes(200, orjson.dumps(emulator.stats()), "application/json", None)
+        if path == "/_emulator/info":
+            s = emulator.settings
+            info = {
+                "scale": s.scale,
+                "seed": s.seed,
+                "now_ms": s.now_ms,
+                "tz": s.tz,
+                "region": s.region,
+                "late_rows": emulator.engine.late_rows_enabled,
+            }
+            return self._send_bytes(200, orjson.dumps(info), "application/json", None)
+        if path == "/_emulator/reset" and method == "POST":
+            emulator.reset()
+            return self._send_bytes(200, b"{}", "application/json", None)
+        if path == "/_emulator/faults" and method == "POST":
+            try:
+                emulator.faults.replace(json.loads(body or b"[]"))
+            except (ValueError, TypeError) as error:
+                return self._send_bytes(400, str(error).encode(), "text/plain", None)
+            return self._send_bytes(200, b"{}", "application/json", None)
+        if path == "/_emulator/late_rows" and method == "POST":
+            emulator.engine.late_rows_enabled = bool(json.loads(body or b"true"))
+            return self._send_bytes(200, b"{}", "application/json", None)
+        self._send_bytes(404, b"404 page not found\n", "text/plain; charset=utf-8", None)
+
+    # ------------------------------------------------------------------ responses
+    def _text(
+        self, status: int, text: str, entry: dict[str, Any] | None, headers: dict[str, str] | None = None
+    ) -> None:
+        self._send_bytes(status, text.encode(), "text/plain; charset=utf-8", entry, headers)
+
+    def _send_bytes(
+        self,
+        status: int,
+        data: bytes,
+        content_type: str,
+        entry: dict[str, Any] | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if entry is not None:
+            entry["status"] = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _json(self, status: int, obj: Any, entry: dict[str, Any], rule: FaultRule | None) -> None:
+        self._stream(status, iter([orjson.dumps(obj)]), "application/json", entry, rule)
+
+    def _stream(
+        self,
+        status: int,
+        pieces: Iterator[bytes],
+        content_type: str,
+        entry: dict[str, Any],
+        rule: FaultRule | None,
+    ) -> None:
+        """Chunked (and gzip when accepted) body; mid-body faults (stall, reset, truncate) act here."""
+        entry["status"] = status
+        use_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        if use_gzip:
+            self.send_header("Content-Encoding", "gzip")
+        self.end_headers()
+        if self.command == "HEAD":
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        body_fault = rule if rule is not None and rule.kind in ("stall", "reset", "truncate") else None
+        if body_fault is not None:
+            entry["fault"] = body_fault.kind
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 31) if use_gzip else None
+        sent = 0  # uncompressed bytes of the body produced so far
+        for piece in _rechunk(pieces):
+            if body_fault is not None and sent + len(piece) >= body_fault.after_bytes:
+                piece = piece[: max(0, body_fault.after_bytes - sent)]
+                self._write_chunk(
+                    compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH) if compressor else piece
+                )
+                return self._finish_fault(body_fault, compressor)
+            sent += len(piece)
+            data = compressor.compress(piece) if compressor else piece
+            if data:
+                self._write_chunk(data)
+        if compressor:
+            self._write_chunk(compressor.flush())
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _finish_fault(self, rule: FaultRule, compressor: Any) -> None:
+        if rule.kind == "stall":
+            self.wfile.flush()
+            time.sleep(rule.delay_s)
+        if rule.kind in ("reset", "stall"):
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if compressor:  # truncate: a well-framed response whose JSON stops short
+            self._write_chunk(compressor.flush())
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+def _envelope(start_time: int, blobs: Iterable[bytes], counter: dict[str, int]) -> Iterator[bytes]:
+    yield b'{"startTime":%d,"results":[' % start_time
+    n = 0
+    for blob in blobs:
+        yield blob if n == 0 else b"," + blob
+        n += 1
+    counter["rows"] = n
+    yield b"]}"
+
+
+def _rechunk(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """Group small pieces (one row each) into ~64 KiB writes."""
+    buf: list[bytes] = []
+    size = 0
+    for piece in pieces:
+        buf.append(piece)
+        size += len(piece)
+        if size >= CHUNK:
+            yield b"".join(buf)
+            buf, size = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
+def _peek_source(body: bytes) -> str | None:
+    try:
+        stage = json.loads(body)["request"]["pipeline"][0]["source"]
+        return next(k for k in stage if k != "timeSeries")
+    except Exception:
+        return None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+
+def make_server(
+    settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 0
+) -> tuple[ThreadingHTTPServer, Emulator]:
+    emulator = Emulator(settings)
+    handler = type("BoundPendoHandler", (PendoHandler,), {"emulator": emulator})
+    server = _Server((host, port), handler)
+    return server, emulator
+
+
+def base_url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
+
+
+__all__ = ["DEFAULT_KEYS", "REGIONS", "Emulator", "EmulatorSettings", "base_url", "make_server"]

@@ -1,0 +1,217 @@
+"""Ground truth: exactly which records each source-pendo stream must yield for a connector config.
+
+This is the connector's output contract, written once, next to the data it is computed from:
+* activity rollups (events, feature_events, page_events, track_events): Pendo's row for the config's
+  period (`day` or `hour`) plus `periodStart` (the bucket start, the stream's cursor), for buckets
+  starting at or after `start_date`;
+* guide_events / poll_events: Pendo's raw rows with `browserTime` >= `start_date`;
+* visitor_history: Pendo's items plus `visitorId`, for the last 179 whole UTC days (Pendo keeps 180) and
+  not before `start_date`;
+* accounts / visitors: Pendo's row plus `lastupdated` (metadata.auto.lastupdated, the cursor) and one
+  top-level `metadata_<group>_<field>` column per field of every non-per-app metadata group; entity
+  streams are complete on the first sync whatever `start_date` says (it scopes activity history);
+* catalogues (features, pages, guides, track_types): objects of the configured apps (all when empty);
+* reports, segments: as listed; report_results: rows of exportable reports plus `reportId`;
+* metadata_accounts / metadata_visitors: one record per (group, field) of the metadata schema.
+Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
+`include_anonymous_visitors` is true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from .dataset import ANONYMOUS_PREFIX, DAY_MS, Dataset
+
+ROLLUP_STREAMS = {
+    "events": "events",
+    "feature_events": "featureEvents",
+    "page_events": "pageEvents",
+    "track_events": "trackEvents",
+}
+RAW_STREAMS = {"guide_events": "guideEvents", "poll_events": "pollEvents"}
+CATALOGUE_STREAMS = {
+    "features": "features",
+    "pages": "pages",
+    "guides": "guides",
+    "track_types": "track_types",
+}
+HISTORY_DAYS = 179
+
+PRIMARY_KEYS: dict[str, list[str]] = {
+    "accounts": ["accountId"],
+    "visitors": ["visitorId"],
+    "features": ["id"],
+    "pages": ["id"],
+    "guides": ["id"],
+    "track_types": ["id"],
+    "reports": ["id"],
+    "segments": ["id"],
+    "metadata_accounts": ["group", "field"],
+    "metadata_visitors": ["group", "field"],
+    "events": ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"],
+    "feature_events": [
+        "appId",
+        "visitorId",
+        "accountId",
+        "server",
+        "remoteIp",
+        "userAgent",
+        "periodStart",
+        "featureId",
+    ],
+    "page_events": [
+        "appId",
+        "visitorId",
+        "accountId",
+        "server",
+        "remoteIp",
+        "userAgent",
+        "periodStart",
+        "pageId",
+    ],
+    "track_events": [
+        "appId",
+        "visitorId",
+        "accountId",
+        "server",
+        "remoteIp",
+        "userAgent",
+        "periodStart",
+        "trackTypeId",
+    ],
+    "guide_events": ["appId", "guideId", "guideStepId", "visitorId", "accountId", "type", "browserTime"],
+    "poll_events": ["appId", "guideId", "pollId", "visitorId", "accountId", "browserTime"],
+    "visitor_history": ["visitorId", "ts", "type"],
+}
+
+
+def parse_start_ms(value: str) -> int:
+    """`YYYY-MM-DD` (UTC midnight) or RFC 3339 UTC, as epoch ms."""
+    if len(value) == 10:
+        value += "T00:00:00Z"
+    return int(
+        datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc).timestamp() * 1000
+    )
+
+
+def record_key(stream: str, record: Mapping[str, Any]) -> tuple[Any, ...]:
+    return tuple(record.get(f) for f in PRIMARY_KEYS[stream])
+
+
+class GroundTruth:
+    def __init__(self, dataset: Dataset) -> None:
+        self.ds = dataset
+
+    @staticmethod
+    def streams() -> list[str]:
+        return list(PRIMARY_KEYS) + ["report_results"]
+
+    def records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        apps = {int(a) for a in config.get("app_ids") or []} or None
+        anonymous = bool(config.get("include_anonymous_visitors", False))
+        start = parse_start_ms(config["start_date"])
+        if stream in ROLLUP_STREAMS:
+            period = "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
+            field = "day" if period == "dayRange" else "hour"
+            rows = self.ds.rollup_rows(ROLLUP_STREAMS[stream], period)
+            return [
+                dict(r, periodStart=r[field])
+                for r in _people(_apps(rows, apps), anonymous)
+                if r[field] >= start
+            ]
+        if stream in RAW_STREAMS:
+            rows = self.ds.raw_events(RAW_STREAMS[stream])
+            return [dict(r) for r in _people(_apps(rows, apps), anonymous) if r["browserTime"] >= start]
+        if stream == "visitor_history":
+            return self._visitor_history(start, anonymous)
+        if stream == "visitors":
+            return [
+                promote_metadata(r)
+                for r in self.ds.visitor_rows
+                if anonymous or not r["visitorId"].startswith(ANONYMOUS_PREFIX)
+            ]
+        if stream == "accounts":
+            return [promote_metadata(r) for r in self.ds.account_rows]
+        if stream in CATALOGUE_STREAMS:
+            return [
+                dict(o)
+                for o in getattr(self.ds, CATALOGUE_STREAMS[stream])
+                if apps is None or o["appId"] in apps
+            ]
+        if stream == "reports":
+            return [dict(r) for r in self.ds.reports]
+        if stream == "segments":
+            return [dict(s) for s in self.ds.segments]
+        if stream == "report_results":
+            out = []
+            for report in self.ds.reports:
+                for row in self.ds.report_results(report["id"]) or []:
+                    out.append(dict(row, reportId=report["id"]))
+            return out
+        if stream in ("metadata_accounts", "metadata_visitors"):
+            schema = self.ds.metadata_schema("account" if stream == "metadata_accounts" else "visitor")
+            return [
+                dict(descriptor, group=group, field=name)
+                for group, fields in schema.items()
+                for name, descriptor in fields.items()
+            ]
+        raise KeyError(f"unknown stream {stream}")
+
+    def late_records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The late-arriving rows of a rollup stream (the `late_rows` fault), as the connector emits them."""
+        period = "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
+        field = "day" if period == "dayRange" else "hour"
+        source = ROLLUP_STREAMS[stream]
+        hours = self.ds.late_hour_rows(source)
+        rows = hours if period == "hourRange" else self.ds.rollup_by_day(hours, source)
+        apps = {int(a) for a in config.get("app_ids") or []} or None
+        start = parse_start_ms(config["start_date"])
+        return [
+            dict(r, periodStart=r[field])
+            for r in _people(_apps(rows, apps), bool(config.get("include_anonymous_visitors")))
+            if r[field] >= start
+        ]
+
+    def history_start(self, start_ms: int) -> int:
+        today = self.ds.now_ms - self.ds.now_ms % DAY_MS
+        return max(start_ms, today - HISTORY_DAYS * DAY_MS)
+
+    def _visitor_history(self, start: int, anonymous: bool) -> list[dict[str, Any]]:
+        first = self.history_start(start)
+        out = []
+        for row in self.ds.visitor_rows:
+            vid = row["visitorId"]
+            if (not anonymous and vid.startswith(ANONYMOUS_PREFIX)) or row["metadata"]["pendo"][
+                "donotprocess"
+            ]:
+                continue
+            out.extend(
+                dict(item, visitorId=vid)
+                for item in self.ds.visitor_history.get(vid, [])
+                if item["ts"] >= first
+            )
+        return out
+
+
+def promote_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Pendo's visitor/account row plus `lastupdated` and a `metadata_<group>_<field>` column per field."""
+    out = dict(row)
+    metadata = row.get("metadata") or {}
+    out["lastupdated"] = (metadata.get("auto") or {}).get("lastupdated")
+    for group, fields in metadata.items():
+        if group.startswith("auto_") or not isinstance(fields, dict):
+            continue
+        for name, value in fields.items():
+            out[f"metadata_{group}_{name}"] = value
+    return out
+
+
+def _apps(rows: Iterable[dict[str, Any]], apps: set[int] | None) -> Iterable[dict[str, Any]]:
+    return rows if apps is None else (r for r in rows if r["appId"] in apps)
+
+
+def _people(rows: Iterable[dict[str, Any]], anonymous: bool) -> Iterable[dict[str, Any]]:
+    return rows if anonymous else (r for r in rows if not r["visitorId"].startswith(ANONYMOUS_PREFIX))
