@@ -1,0 +1,175 @@
+"""Activity streams against the emulator process: records equal ground truth, stable keys, resumable state."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration_tests.comparison import assert_records_equal, assert_unique_keys, canonical
+from integration_tests.conftest import EMULATOR_TZ, catalog_for, connector_command, run_connector
+from integration_tests.pendo_emulator import EmulatorProcess
+from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
+from integration_tests.pendo_emulator.truth import GroundTruth, record_key
+
+ACTIVITY = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"]
+ROLLUPS = ["events", "feature_events", "page_events", "track_events"]
+ONE_APP = "5629499534213120"
+
+
+@pytest.fixture(scope="module")
+def discovered(emulator, base_config) -> dict[str, Any]:
+    run = run_connector("discover", base_config)
+    assert run.returncode == 0, run.stderr
+    return run.of_type("CATALOG")[0]["catalog"]
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"app_ids": [], "include_anonymous_visitors": False},
+        {"app_ids": [ONE_APP], "include_anonymous_visitors": False},
+        {"app_ids": [], "include_anonymous_visitors": True},
+    ],
+    ids=["all-apps", "one-app", "anonymous-on"],
+)
+def test_activity_streams_equal_ground_truth(base_config, truth, discovered, period, variant):
+    config = dict(base_config, period=period, **variant)
+    run = run_connector("read", config, catalog_for(ACTIVITY, discovered=discovered))
+    assert run.returncode == 0, run.stderr[-3000:]
+    for stream in ACTIVITY:
+        records = run.records(stream)
+        assert_unique_keys(stream, records)
+        assert_records_equal(stream, records, truth.records(stream, config))
+    assert {s["stream"]["stream_descriptor"]["name"] for s in run.states()} >= set(ACTIVITY)
+
+
+def test_activity_discover_declares_incremental_cursor_and_full_primary_key(discovered):
+    streams = {s["name"]: s for s in discovered["streams"]}
+    assert streams["events"]["default_cursor_field"] == ["periodStart"]
+    assert streams["guide_events"]["default_cursor_field"] == ["browserTime"]
+    assert ["appId"] in streams["feature_events"]["source_defined_primary_key"]
+    assert ["server"] in streams["feature_events"]["source_defined_primary_key"]
+    for name in ACTIVITY:
+        assert "incremental" in streams[name]["supported_sync_modes"]
+
+
+def test_activity_primary_keys_are_unique_across_apps_where_tap_pendo_keys_collide(truth, base_config):
+    config = dict(base_config, period="DAY", include_anonymous_visitors=True)
+    rows = truth.records("feature_events", config)
+    ours = {record_key("feature_events", r) for r in rows}
+    tap = {(r["accountId"], r["server"], r.get("remoteIp"), r["visitorId"], r["day"], r["featureId"], r["userAgent"]) for r in rows}
+    assert len(ours) == len(rows)
+    assert len({r["appId"] for r in rows}) > 1
+
+
+def test_activity_second_read_with_state_emits_only_the_lookback_window(base_config, truth, discovered):
+    config = dict(base_config, period="HOUR")
+    catalog = catalog_for(ROLLUPS, discovered=discovered)
+    first = run_connector("read", config, catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_connector("read", config, catalog, state=first.final_state())
+    assert second.returncode == 0, second.stderr[-3000:]
+    newest = max(r["periodStart"] for r in first.records("events"))
+    for stream in ROLLUPS:
+        again = second.records(stream)
+        assert all(r["periodStart"] >= newest - 2 * DAY_MS for r in again), f"{stream} re-read more than the lookback"
+        union = {canonical(r) for r in first.records(stream) + again}
+        assert union == {canonical(r) for r in truth.records(stream, config)}
+
+
+def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered):
+    config = dict(base_config, period="DAY", lookback_window_days=0)
+    future = {"version": 1, "period": "DAY", "start_date": config["start_date"], "apps": {"*": {"periodStart": 4102444800000}}}
+    state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": future}}]
+    run = run_connector("read", config, catalog_for(["events"], discovered=discovered), state=state)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.records("events") == []
+
+
+def test_activity_period_change_fails_with_what_to_reset(base_config, discovered):
+    saved = {"version": 1, "period": "DAY", "start_date": base_config["start_date"], "apps": {"*": {"periodStart": 1}}}
+    state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": saved}}]
+    run = run_connector("read", dict(base_config, period="HOUR"), catalog_for(["events"], discovered=discovered), state=state)
+    assert run.returncode != 0
+    messages = " ".join(e["message"] for e in run.errors())
+    assert "period changed from DAY to HOUR" in messages and "clear the data" in messages
+
+
+def test_activity_app_added_to_app_ids_reads_its_history_from_the_all_apps_frontier(base_config, truth, discovered):
+    config = dict(base_config, period="DAY", app_ids=[])
+    catalog = catalog_for(["events"], discovered=discovered)
+    first = run_connector("read", config, catalog)
+    narrowed = dict(config, app_ids=[ONE_APP])
+    second = run_connector("read", narrowed, catalog, state=first.final_state())
+    assert second.returncode == 0, second.stderr[-3000:]
+    state = second.final_state()[0]["stream"]["stream_state"]
+    assert ONE_APP in state["apps"]
+    assert all(r["appId"] == int(ONE_APP) for r in second.records("events"))
+
+
+def test_activity_feature_events_cost_one_request_per_window_not_per_feature(base_config, discovered):
+    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ) as emulator:
+        config = dict(base_config, base_url=emulator.base_url, period="DAY")
+        run = run_connector("read", config, catalog_for(["feature_events"], discovered=discovered))
+        assert run.returncode == 0, run.stderr[-3000:]
+        requests = [r for r in emulator.stats()["requests"] if r["route"] == "aggregation"]
+        bodies_per_feature = [r for r in requests if "featureId" in r.get("query", "")]
+        assert not bodies_per_feature
+        windows = [json.loads(line)["log"]["message"] for line in run.stdout.splitlines() if "feature_events: app" in line]
+        assert len(requests) == len(windows) >= 1
+
+
+def test_activity_sync_killed_after_first_checkpoint_resumes_to_exactly_the_truth(base_config, truth, discovered):
+    config = dict(base_config, period="HOUR", concurrency=1)
+    catalog = catalog_for(["page_events"], discovered=discovered)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, payload in (("config", config), ("catalog", catalog)):
+            paths[name] = Path(tmp) / f"{name}.json"
+            paths[name].write_text(json.dumps(payload))
+        proc = subprocess.Popen(connector_command() + ["read", "--config", str(paths["config"]), "--catalog", str(paths["catalog"])], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        before: list[dict[str, Any]] = []
+        state = None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                before.append(message["record"]["data"])
+            elif message["type"] == "STATE":
+                state = message["state"]
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait()
+    assert state is not None, "no checkpoint before the end of the sync"
+    expected = truth.records("page_events", config)
+    assert len(before) < len(expected), "the sync finished before the kill: nothing was tested"
+    resumed = run_connector("read", config, catalog, state=[state])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {canonical(r) for r in before + resumed.records("page_events")} == {canonical(r) for r in expected}
+    resumed_keys = [record_key("page_events", r) for r in resumed.records("page_events")]
+    assert len(resumed_keys) == len(set(resumed_keys))
+
+
+def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered):
+    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ, late_rows=True) as emulator:
+        config = dict(base_config, base_url=emulator.base_url, period="HOUR", lookback_window_days=1)
+        oracle = GroundTruth(Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ))
+        catalog = catalog_for(["events"], discovered=discovered)
+        first = run_connector("read", config, catalog)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = run_connector("read", config, catalog, state=first.final_state())
+        assert second.returncode == 0, second.stderr[-3000:]
+        late = oracle.late_records("events", config)
+        first_seen = {canonical(r) for r in first.records("events")}
+        second_seen = {canonical(r) for r in second.records("events")}
+        oldest_reread = min(r["periodStart"] for r in second.records("events"))
+        inside = [canonical(r) for r in late if r["periodStart"] >= oldest_reread and canonical(r) not in first_seen]
+        assert inside, "no late row fell inside the lookback: nothing was tested"
+        assert set(inside) <= second_seen

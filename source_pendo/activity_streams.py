@@ -1,0 +1,83 @@
+"""Builds the activity streams (events, feature/page/track events, guide and poll events).
+
+They are declared in manifest.yaml like every other stream: retriever (the aggregation requester and
+the Pendo source to read), primary key, schema and a DatetimeBasedCursor that names the cursor field.
+What the declarative framework cannot give them is a cursor with per-app state checkpointed after
+every window (components/activity_cursor.py explains why), so SourcePendo.streams() replaces the
+framework's stream object for these with one built here from the same manifest definition.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from typing import Any, Mapping
+
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import CustomRetriever as CustomRetrieverModel
+from airbyte_cdk.sources.declarative.stream_slicers.declarative_partition_generator import (
+    DeclarativePartitionFactory,
+    StreamSlicerPartitionGenerator,
+)
+from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
+
+from .components.activity_cursor import DAY_MS, HOUR_MS, ActivityCursor
+from .config import start_ms
+
+ACTIVITY_RETRIEVER = "source_pendo.components.activity_retriever.ActivityRetriever"
+MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
+
+
+def is_activity_stream(stream_config: Mapping[str, Any]) -> bool:
+    return stream_config.get("retriever", {}).get("class_name") == ACTIVITY_RETRIEVER
+
+
+class _FileSchema:
+    """The stream's JSON schema file, loaded once."""
+
+    def __init__(self, name: str) -> None:
+        self._schema = json.loads(resources.files("source_pendo").joinpath("schemas", f"{name}.json").read_text())
+
+    def get_json_schema(self) -> Mapping[str, Any]:
+        return self._schema
+
+
+def build_activity_stream(source: Any, stream_config: Mapping[str, Any], config: Mapping[str, Any]) -> DefaultStream:
+    name = stream_config["name"]
+    cursor_field = stream_config["incremental_sync"]["cursor_field"]
+    primary_key = stream_config.get("primary_key") or []
+    is_rollup = stream_config["retriever"].get("time_field") == "bucket"
+    period = str(config.get("period") or "DAY")
+    concurrency = int(config.get("concurrency") or 4)
+    cursor = ActivityCursor(
+        stream_name=name,
+        cursor_field=cursor_field,
+        partitions=[str(a) for a in config.get("app_ids") or []] or ["*"],
+        period=period,
+        start_date=str(config["start_date"]),
+        start_ms=start_ms(config),
+        lookback_ms=int(config.get("lookback_window_days", 1)) * DAY_MS,
+        settle_ms=(25 * HOUR_MS if period == "DAY" else HOUR_MS) if is_rollup else HOUR_MS,
+        initial_window_ms=DAY_MS,
+        max_window_ms=MAX_WINDOW_MS,
+        target_rows=int(config.get("page_size") or 50_000),
+        max_windows_ahead=2 * concurrency,
+        stream_state=source._connector_state_manager.get_stream_state(name, None),
+        message_repository=source._message_repository,
+        connector_state_manager=source._connector_state_manager,
+        period_sensitive=is_rollup,
+    )
+    retriever = source._constructor.create_component(
+        CustomRetrieverModel, stream_config["retriever"], config, name=name, primary_key=primary_key, cursor=cursor
+    )
+    schema = _FileSchema(name)
+    partitions = DeclarativePartitionFactory(name, schema, retriever, source._message_repository)  # type: ignore[arg-type]
+    return DefaultStream(
+        partition_generator=StreamSlicerPartitionGenerator(partitions, cursor),
+        name=name,
+        json_schema=schema.get_json_schema,
+        primary_key=list(primary_key),
+        cursor_field=cursor.cursor_field,
+        logger=logging.getLogger(f"airbyte.{name}"),
+        cursor=cursor,
+    )

@@ -1,0 +1,64 @@
+"""The connector's entrypoint: the CDK's, except that `read` prints record batches as they are.
+
+`AirbyteEntrypoint.run` serialises every message through serpyco and orjson; the activity streams'
+`RecordBatch` messages are already RECORD lines (see components/record_batch.py), so for `read` this
+entrypoint writes them unchanged and counts their records for the state messages' `sourceStats`.
+spec, check and discover go through the CDK's code path untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.logger import PRINT_BUFFER
+from airbyte_cdk.models import AirbyteMessage
+from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
+from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
+
+from .components.record_batch import RecordBatch
+
+
+class PendoEntrypoint(AirbyteEntrypoint):
+    def run(self, parsed_args: argparse.Namespace) -> Iterable[str]:
+        if parsed_args.command != "read":
+            yield from super().run(parsed_args)
+            return
+        self.logger.setLevel(logging.DEBUG if getattr(parsed_args, "debug", False) else logging.INFO)
+        setattr(self.source, "emit_record_batches", True)
+        source_spec = self.source.spec(self.logger)
+        with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
+            os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
+            try:
+                config = self.source.configure(self.source.read_config(parsed_args.config), temp_dir)
+                yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
+                catalog = self.source.read_catalog(parsed_args.catalog)
+                state = self.source.read_state(parsed_args.state)
+                for message in self.read(source_spec, config, catalog, state):
+                    if isinstance(message, RecordBatch):
+                        yield message.lines.decode()
+                    else:
+                        yield self.airbyte_message_to_string(message)
+            finally:
+                yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
+
+    @staticmethod
+    def handle_record_counts(message: AirbyteMessage, stream_message_count: defaultdict[HashableStreamDescriptor, float]) -> AirbyteMessage:
+        if isinstance(message, RecordBatch):
+            stream_message_count[HashableStreamDescriptor(name=message.stream, namespace=None)] += float(message.count)
+            return message
+        return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
+
+
+def launch(source: Any, args: list[str]) -> None:
+    entrypoint = PendoEntrypoint(source)
+    parsed_args = entrypoint.parse_args(args)
+    with PRINT_BUFFER:
+        for message in entrypoint.run(parsed_args):
+            print(f"{message}\n", end="")
