@@ -144,6 +144,7 @@ class ActivityCursor(Cursor):
     # ------------------------------------------------------------------ state
     def _migrate(self, state: dict[str, Any], partitions: list[str], period_sensitive: bool) -> dict[str, int | None]:
         """Frontier per app to resume from, after applying the settings-change rules."""
+        self._saved_apps: dict[str, Any] = {}
         if not state:
             return {app: None for app in partitions}
         if state.get("version") != STATE_VERSION or not isinstance(state.get("apps"), dict):
