@@ -1,0 +1,464 @@
+"""The aggregation request envelope and its row-processing stages (PENDO_API.md §5.1, §5.3-§5.5).
+
+``parse_request`` validates a ``POST /api/v1/aggregation`` body into an ``AggregationRequest``: the source stage
+(name, app selection, params, ``timeSeries``) and the operator stages after it, each parsed into a small object
+the server can inspect to plan a fast path (e.g. seek with a filter's range before sorting). ``apply_stages`` runs
+the operator stages over a row stream, lazily where the stage allows it.
+
+Errors are ``PipelineError`` carrying the HTTP status, body and content type Pendo answers with (§5.7 g). Where
+the document is silent about a shape, the request is rejected (400) rather than interpreted.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from integration_tests.pendo_emulator.expressions import (
+    ANONYMOUS_PREFIX,
+    Expr,
+    ExpressionError,
+    current_time_ms,
+    evaluate_constant,
+    is_field_path,
+    parse,
+    path_getter,
+)
+
+Row = dict[str, Any]
+AppIds = Literal["default", "all"] | frozenset[int]
+
+PIPELINE_REQUIRED_BODY = '{"overall":{},"fields":{"pipeline":"Required"}}'
+"""Body of the 422 for a request without ``request.pipeline`` (§5.1)."""
+FILTER_PARSE_ERROR = "Cannot parse filter expression"
+"""Body of the 400 for an unparseable filter (§5.5)."""
+
+SOURCE_NAMES = frozenset(
+    {
+        "visitors",
+        "accounts",
+        "events",
+        "featureEvents",
+        "pageEvents",
+        "trackEvents",
+        "guideEvents",
+        "pollEvents",
+        "features",
+        "pages",
+        "guides",
+        "trackTypes",
+    }
+)
+"""The connector-relevant sources of §5.3 the emulator serves."""
+PERIODS = frozenset({"dayRange", "hourRange"})
+"""``timeSeries.period`` values (§5.4)."""
+_ALL_APPS = frozenset({'expandAppIds("*")', "expandAppIds(`*`)"})
+_APP_ID_RE = re.compile(r"-?[0-9]+")
+_ABSENT = object()
+
+
+class PipelineError(Exception):
+    """A request Pendo refuses, with the status, body and content type of its answer (§5.7 g)."""
+
+    def __init__(self, status: int, body: str, content_type: str) -> None:
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+
+
+def _bad_request(message: str) -> PipelineError:
+    return PipelineError(400, message, "text/plain")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Ordering
+
+
+_SORT_RANKS: dict[type, int] = {type(None): 0, bool: 1, int: 2, float: 2, str: 3}
+
+
+def sort_key(value: Any) -> tuple[int, Any]:
+    """Total order for ``sort``: null < booleans < numbers < strings < lists/objects (by JSON text).
+
+    §5.6 asks for deterministic ordering, numeric timestamps and code-point string order; the cross-kind order
+    is the emulator's choice (the document does not say).
+    """
+    rank = _SORT_RANKS.get(type(value))
+    if rank is None:
+        return 4, orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return rank, value
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Operator stages (§5.5)
+
+
+class Stage(ABC):
+    """One operator stage after the source; ``kind`` is its JSON operator name."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    @abstractmethod
+    def from_json(cls, argument: Any) -> Stage:
+        """Parse the stage's JSON argument, raising ``PipelineError`` (400) when it is malformed."""
+
+    @abstractmethod
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        """Transform the row stream; ``now()`` in expressions is ``now_ms``."""
+
+
+def _parse_expression(text: Any, error: str) -> Expr:
+    if not isinstance(text, str):
+        raise _bad_request(error)
+    try:
+        return parse(text)
+    except ExpressionError as err:
+        raise _bad_request(error) from err
+
+
+def _parse_path(text: Any, stage: str) -> str:
+    """A dotted field path argument (§5.5 "dotted paths allowed")."""
+    if not isinstance(text, str) or not is_field_path(text):
+        raise _bad_request(f"Invalid field {text!r} in {stage}")
+    return text
+
+
+@dataclass(frozen=True)
+class FilterStage(Stage):
+    """``{"filter": "<expr>"}``: keep the rows where the expression is truthy."""
+
+    kind: ClassVar[str] = "filter"
+    text: str
+    expr: Expr
+
+    @classmethod
+    def from_json(cls, argument: Any) -> FilterStage:
+        return cls(argument, _parse_expression(argument, FILTER_PARSE_ERROR))
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        return filter(self.expr.compile(now_ms), rows)
+
+
+@dataclass(frozen=True)
+class SortStage(Stage):
+    """``{"sort": ["f", "-g"]}``: stable multi-key sort in ``sort_key`` order, ``-`` = descending (§5.5, §5.6).
+
+    ``keys`` are the validated entries as sent, e.g. ``("metadata.auto.lastupdated", "-accountId")``.
+    """
+
+    kind: ClassVar[str] = "sort"
+    keys: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, argument: Any) -> SortStage:
+        if not isinstance(argument, list) or not argument:
+            raise _bad_request("sort needs a non-empty list of fields")
+        for key in argument:
+            _parse_path(key[1:] if isinstance(key, str) and key.startswith("-") else key, "sort")
+        return cls(tuple(argument))
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        """One stable pass per key, least significant first, gives the multi-key order with ties kept."""
+        ordered = list(rows)
+        for key in reversed(self.keys):
+            descending = key.startswith("-")
+            ordered.sort(key=_sort_key_of(key[1:] if descending else key, ordered), reverse=descending)
+        return iter(ordered)
+
+
+def _sort_key_of(field: str, rows: list[Row]) -> Callable[[Row], Any]:
+    """Key function for one field: the raw value when ``rows`` hold only numbers or only strings there (the
+    same order as ``sort_key``, and CPython sorts such keys much faster), else ``sort_key`` of the value."""
+    get = path_getter(field)
+    types = {type(value) for value in map(get, rows)}
+    if types <= {int, float} or types == {str}:
+        return get
+    return lambda row: sort_key(get(row))
+
+
+@dataclass(frozen=True)
+class LimitStage(Stage):
+    """``{"limit": N}``: the first N rows, exactly (§5.6)."""
+
+    kind: ClassVar[str] = "limit"
+    n: int
+
+    @classmethod
+    def from_json(cls, argument: Any) -> LimitStage:
+        if type(argument) is not int or argument < 0:
+            raise _bad_request("limit needs a non-negative integer")
+        return cls(argument)
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        return islice(rows, self.n)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An output field and the expression computing it (``select`` and ``eval``)."""
+
+    target: str
+    expr: Expr
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.target.split("."))
+
+
+def _parse_assignments(argument: Any, stage: str, nested: bool) -> tuple[Assignment, ...]:
+    """``{"out": "expr", ...}``; dotted targets only where the stage creates nested objects (``eval``)."""
+    if not isinstance(argument, dict) or not argument:
+        raise _bad_request(f"{stage} needs an object of field expressions")
+    assignments = []
+    for target, text in argument.items():
+        if "." in _parse_path(target, stage) and not nested:
+            raise _bad_request(f"{stage} field names cannot contain '.'")
+        assignments.append(Assignment(target, _parse_expression(text, f"Cannot parse {stage} expression")))
+    return tuple(assignments)
+
+
+@dataclass(frozen=True)
+class SelectStage(Stage):
+    """``{"select": {"out": "expr"}}``: rows with exactly these keys (§5.5 "project/rename")."""
+
+    kind: ClassVar[str] = "select"
+    fields: tuple[Assignment, ...]
+
+    @classmethod
+    def from_json(cls, argument: Any) -> SelectStage:
+        return cls(_parse_assignments(argument, "select", nested=False))
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        compiled = [(field.target, field.expr.compile(now_ms)) for field in self.fields]
+        return ({name: fn(row) for name, fn in compiled} for row in rows)
+
+
+@dataclass(frozen=True)
+class EvalStage(Stage):
+    """``{"eval": {"a.b": "expr"}}``: add or overwrite fields, keep the rest; dotted targets nest (§5.5).
+
+    Every expression sees the input row (Pendo's JSON object has no key order to evaluate them in). Input rows
+    are never mutated: the row and every object on a target path are copied.
+    """
+
+    kind: ClassVar[str] = "eval"
+    assignments: tuple[Assignment, ...]
+
+    @classmethod
+    def from_json(cls, argument: Any) -> EvalStage:
+        return cls(_parse_assignments(argument, "eval", nested=True))
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        compiled = [(field.path, field.expr.compile(now_ms)) for field in self.assignments]
+
+        def evaluate(row: Row) -> Row:
+            values = [(path, fn(row)) for path, fn in compiled]
+            result = dict(row)
+            for path, value in values:
+                _assign(result, path, value)
+            return result
+
+        return map(evaluate, rows)
+
+
+def _assign(row: Row, path: tuple[str, ...], value: Any) -> None:
+    """Set ``path`` in ``row``, copying (or creating, where absent or null) the objects along it."""
+    target = row
+    for key in path[:-1]:
+        child = target.get(key)
+        if child is not None and type(child) is not dict:
+            raise _bad_request(f"eval cannot set {'.'.join(path)}: {key} is not an object")
+        target[key] = child = dict(child or {})
+        target = child
+    target[path[-1]] = value
+
+
+@dataclass(frozen=True)
+class IdentifiedStage(Stage):
+    """``{"identified": "visitorId"}`` drops anonymous ``_PENDO_T_`` ids; ``"!visitorId"`` keeps only them (§5.5)."""
+
+    kind: ClassVar[str] = "identified"
+    field: str
+    anonymous: bool
+
+    @classmethod
+    def from_json(cls, argument: Any) -> IdentifiedStage:
+        anonymous = isinstance(argument, str) and argument.startswith("!")
+        return cls(_parse_path(argument[1:] if anonymous else argument, "identified"), anonymous)
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        get = path_getter(self.field)
+        keep = self.anonymous
+        return (row for row in rows if _is_anonymous(get(row)) is keep)
+
+
+def _is_anonymous(value: Any) -> bool:
+    return type(value) is str and value.startswith(ANONYMOUS_PREFIX)
+
+
+@dataclass(frozen=True)
+class CountStage(Stage):
+    """``{"count": null}``: the stream becomes one row ``{"count": N}`` (§5.2, §5.5)."""
+
+    kind: ClassVar[str] = "count"
+
+    @classmethod
+    def from_json(cls, argument: Any) -> CountStage:
+        if argument is not None:
+            raise _bad_request("count takes null")
+        return cls()
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        return iter([{"count": sum(1 for _ in rows)}])
+
+
+_STAGE_TYPES: dict[str, type[Stage]] = {
+    stage.kind: stage
+    for stage in (FilterStage, SortStage, LimitStage, SelectStage, EvalStage, IdentifiedStage, CountStage)
+}
+
+
+def apply_stages(rows: Iterable[Row], stages: Iterable[Stage], now_ms: int | None = None) -> Iterator[Row]:
+    """Run ``stages`` over ``rows``; lazy except for ``sort`` and ``count``, which must see every row.
+
+    Nothing runs until the first row is requested. An expression that fails on a row (e.g. ``"a" - 1``) ends the
+    stream with ``PipelineError`` 400, like any other rejected request.
+    """
+    try:
+        now = current_time_ms() if now_ms is None else now_ms
+        stream = iter(rows)
+        for stage in stages:
+            stream = stage.apply(stream, now)
+        yield from stream
+    except ExpressionError as err:
+        raise _bad_request(str(err)) from err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Envelope and source stage (§5.1, §5.3, §5.4)
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """``timeSeries`` with ``first``/``last`` resolved to epoch ms; exactly one of ``count``/``last_ms`` is set."""
+
+    period: str
+    first_ms: int
+    count: int | None
+    last_ms: int | None
+
+
+@dataclass(frozen=True)
+class AggregationRequest:
+    """A validated aggregation request; ``app_ids`` is ``"default"``, ``"all"`` or explicit app ids (§5.3)."""
+
+    source_name: str
+    app_ids: AppIds
+    params: dict[str, Any]
+    time_series: TimeSeries | None
+    stages: list[Stage]
+
+
+def parse_request(body: Any, now_ms: int | None = None) -> AggregationRequest:
+    """Validate an aggregation body; ``now_ms`` is the clock for ``now()`` in ``timeSeries`` (default: real time).
+
+    Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3).
+    """
+    pipeline = _pipeline(body)
+    if not pipeline or not isinstance(pipeline[0], dict) or list(pipeline[0]) != ["source"]:
+        raise _bad_request('The first pipeline stage must be {"source": {...}}')
+    spec = pipeline[0]["source"]
+    source_name, params = _source(spec)
+    time_series = spec.get("timeSeries", _ABSENT)
+    return AggregationRequest(
+        source_name=source_name,
+        app_ids=_app_ids(params.pop("appId", _ABSENT)),
+        params=params,
+        time_series=None if time_series is _ABSENT else _time_series(time_series, now_ms),
+        stages=[_stage(stage) for stage in pipeline[1:]],
+    )
+
+
+def _pipeline(body: Any) -> list[Any]:
+    """``request.pipeline``, or the 422 Pendo gives when it is missing (§5.1)."""
+    request = body.get("request") if isinstance(body, dict) else None
+    pipeline = request.get("pipeline") if isinstance(request, dict) else None
+    if not isinstance(pipeline, list):
+        raise PipelineError(422, PIPELINE_REQUIRED_BODY, "application/json")
+    return pipeline
+
+
+def _source(spec: Any) -> tuple[str, dict[str, Any]]:
+    """The one source name beside ``timeSeries`` and a copy of its params (``null`` and ``{}`` alike, §5.3)."""
+    names = [key for key in spec if key != "timeSeries"] if isinstance(spec, dict) else []
+    if len(names) != 1:
+        raise _bad_request("source needs exactly one source name besides timeSeries")
+    name = names[0]
+    if name not in SOURCE_NAMES:
+        raise _bad_request(f"Unknown source {name!r}")
+    params = spec[name]
+    if params is not None and not isinstance(params, dict):
+        raise _bad_request(f"{name} params must be an object or null")
+    return name, dict(params or {})
+
+
+def _app_ids(value: Any) -> AppIds:
+    """``appId``: absent → default app, ``expandAppIds("*")`` → all apps, else an id or a list of ids (§5.3)."""
+    if value is _ABSENT:
+        return "default"
+    if isinstance(value, str) and value in _ALL_APPS:
+        return "all"
+    return frozenset(_app_id(item) for item in (value if isinstance(value, list) else [value]))
+
+
+def _app_id(value: Any) -> int:
+    """App ids are integers; TAP sends them as numeric strings (§3, §5.3)."""
+    if type(value) is int:
+        return value
+    if isinstance(value, str) and _APP_ID_RE.fullmatch(value):
+        return int(value)
+    raise _bad_request(f"Invalid appId {value!r}")
+
+
+def _time_series(spec: Any, now_ms: int | None) -> TimeSeries:
+    """``{"period", "first", "count" | "last"}`` (§5.4); times may be numbers, numeric strings or expressions."""
+    if not isinstance(spec, dict) or spec.get("period") not in PERIODS:
+        raise _bad_request("timeSeries.period must be dayRange or hourRange")
+    if "first" not in spec or ("count" in spec) == ("last" in spec):
+        raise _bad_request("timeSeries needs first and exactly one of count or last")
+    count = spec.get("count")
+    if "count" in spec and type(count) is not int:
+        raise _bad_request("timeSeries.count must be an integer")
+    now = current_time_ms() if now_ms is None else now_ms
+    return TimeSeries(
+        period=spec["period"],
+        first_ms=_time(spec["first"], "first", now),
+        count=count,
+        last_ms=_time(spec["last"], "last", now) if "last" in spec else None,
+    )
+
+
+def _time(value: Any, name: str, now_ms: int) -> int:
+    try:
+        return evaluate_constant(value, now_ms)
+    except ExpressionError as err:
+        raise _bad_request(f"Cannot parse timeSeries.{name}") from err
+
+
+def _stage(stage: Any) -> Stage:
+    """An operator stage: a one-key object naming a supported operator (§5.5)."""
+    if not isinstance(stage, dict) or len(stage) != 1:
+        raise _bad_request("Each pipeline stage must be an object with exactly one operator")
+    ((name, argument),) = stage.items()
+    stage_type = _STAGE_TYPES.get(name)
+    if stage_type is None:
+        raise _bad_request(f"Unsupported pipeline operator {name!r}")
+    return stage_type.from_json(argument)
