@@ -283,19 +283,31 @@ def _assign(row: Row, path: tuple[str, ...], value: Any) -> None:
 
 @dataclass(frozen=True)
 class IdentifiedStage(Stage):
-    """``{"identified": "visitorId"}`` drops anonymous ``_PENDO_T_`` ids; ``"!visitorId"`` keeps only them (§5.5)."""
+    """``{"identified": "visitorId"}`` drops anonymous ``_PENDO_T_`` ids; ``"!visitorId"`` keeps only them (§5.5).
+
+    ``field`` is the validated argument as sent, ``!`` included.
+    """
 
     kind: ClassVar[str] = "identified"
     field: str
-    anonymous: bool
+
+    @property
+    def anonymous(self) -> bool:
+        """True for ``"!field"``: keep only anonymous ids."""
+        return self.field.startswith("!")
+
+    @property
+    def path(self) -> str:
+        return self.field[1:] if self.anonymous else self.field
 
     @classmethod
     def from_json(cls, argument: Any) -> IdentifiedStage:
         anonymous = isinstance(argument, str) and argument.startswith("!")
-        return cls(_parse_path(argument[1:] if anonymous else argument, "identified"), anonymous)
+        _parse_path(argument[1:] if anonymous else argument, "identified")
+        return cls(argument)
 
     def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
-        get = path_getter(self.field)
+        get = path_getter(self.path)
         keep = self.anonymous
         return (row for row in rows if _is_anonymous(get(row)) is keep)
 

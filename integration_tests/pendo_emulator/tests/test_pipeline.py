@@ -375,7 +375,8 @@ def test_stages_expose_their_arguments() -> None:
     assert filter_stage.expr.evaluate({"day": 5})  # type: ignore[attr-defined]
     assert sort_stage.keys == ("day", "-visitorId")  # type: ignore[attr-defined]
     assert limit_stage.n == 10  # type: ignore[attr-defined]
-    assert (identified_stage.field, identified_stage.anonymous) == ("visitorId", True)  # type: ignore[attr-defined]
+    assert identified_stage.field == "!visitorId"  # type: ignore[attr-defined]
+    assert (identified_stage.path, identified_stage.anonymous) == ("visitorId", True)  # type: ignore[attr-defined]
 
 
 # --- Stage behaviour ------------------------------------------------------------------------------------------
