@@ -127,7 +127,7 @@ def truth(emulator: EmulatorProcess) -> GroundTruth:
     return GroundTruth(Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ))
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def base_config(emulator: EmulatorProcess) -> dict[str, Any]:
     start = time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 4 * 86400))
     return {

@@ -228,7 +228,7 @@ class PendoHandler(BaseHTTPRequestHandler):
                 payload = json.loads(body) if body else None
             except ValueError:
                 payload = None
-            request = pipeline.parse_request(payload)
+            request = pipeline.parse_request(payload, self.emulator.settings.now_ms)
             result = self.emulator.engine.run(request)
         except pipeline.PipelineError as error:
             return self._send_bytes(error.status, error.body.encode(), error.content_type, entry)
