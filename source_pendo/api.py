@@ -1,0 +1,29 @@
+"""One plain GET to Pendo for the Python paths that must answer fast and never retry: `check` and the
+metadata-schema lookup behind discover. Streams go through the manifest's requesters instead."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from source_pendo.config import DEFAULTS, api_base
+
+API_KEY_HEADER = "x-pendo-integration-key"
+QUICK_TIMEOUT_SECONDS = 30
+
+
+def quick_get(
+    config: Mapping[str, Any], endpoint: str, params: Mapping[str, str] | None = None
+) -> requests.Response:
+    """GET {api_base}/{endpoint} with the integration key; timeout min(request_timeout_seconds, 30) s."""
+    timeout = min(
+        config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS
+    )
+    return requests.get(
+        f"{api_base(config)}/{endpoint}",
+        params=params,
+        headers={API_KEY_HEADER: config["api_key"]},
+        timeout=timeout,
+    )

@@ -1,0 +1,160 @@
+"""The connector's config: actionable validation, defaults and the values derived from it.
+
+Validation runs before any network call (run.py calls it for check, discover and read) and raises one
+`AirbyteTracedException(failure_type=config_error)` whose message names the field and says how to fix it.
+The bounds, enums and defaults below mirror the spec in manifest.yaml; a unit test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+REGION_HOSTS: dict[str, str] = {
+    "us": "https://app.pendo.io",
+    "us1": "https://us1.app.pendo.io",
+    "eu": "https://app.eu.pendo.io",
+    "jpn": "https://app.jpn.pendo.io",
+    "au": "https://app.au.pendo.io",
+}
+API_PATH = "/api/v1"
+PERIODS = ("DAY", "HOUR")
+
+DEFAULTS: dict[str, Any] = {
+    "region": "us",
+    "period": "DAY",
+    "app_ids": [],
+    "include_anonymous_visitors": False,
+    "lookback_window_days": 1,
+    "page_size": 50_000,
+    "concurrency": 4,
+    "request_timeout_seconds": 300,
+}
+RANGES: dict[str, tuple[int, int]] = {
+    "lookback_window_days": (0, 365),
+    "page_size": (1_000, 500_000),
+    "concurrency": (1, 16),
+    "request_timeout_seconds": (10, 3_600),
+}
+
+_APP_ID = re.compile(r"^-?[0-9]+$")
+_START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z)?$")
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def _config_error(message: str) -> AirbyteTracedException:
+    return AirbyteTracedException(
+        message=message, internal_message=message, failure_type=FailureType.config_error
+    )
+
+
+def _parse_start_date(value: str) -> datetime:
+    """`YYYY-MM-DD` (midnight UTC) or RFC 3339 UTC with a `Z` suffix."""
+    if not _START_DATE.match(value):
+        raise ValueError(value)
+    if len(value) == 10:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Raise a config_error naming the first invalid field; never include the api_key in a message."""
+    api_key = config.get("api_key")
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise _config_error(
+            "`api_key` is empty: paste a Pendo integration key (Settings > Integrations > Integration Keys; "
+            "read access is enough)."
+        )
+
+    region = config.get("region", DEFAULTS["region"])
+    if region not in REGION_HOSTS:
+        raise _config_error(
+            f"`region` '{region}' is not a Pendo region: use one of {', '.join(REGION_HOSTS)} "
+            "(the host your Pendo subscription lives on)."
+        )
+
+    base_url = (config.get("base_url") or "").strip()
+    if base_url:
+        if not _SCHEME.match(base_url):
+            raise _config_error(
+                f"`base_url` '{base_url}' needs a scheme: write https://{base_url.rstrip('/')} (without /api/v1)."
+            )
+        if not base_url.startswith(("http://", "https://")):
+            raise _config_error(f"`base_url` '{base_url}' must start with http:// or https://.")
+        if base_url.rstrip("/").endswith(API_PATH):
+            raise _config_error(
+                f"`base_url` '{base_url}' must not end with {API_PATH}: the connector adds it; "
+                f"write {base_url.rstrip('/')[: -len(API_PATH)]}."
+            )
+
+    start_date = config.get("start_date")
+    try:
+        start = _parse_start_date(start_date) if isinstance(start_date, str) else None
+    except ValueError:
+        start = None
+    if start is None:
+        raise _config_error(
+            f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
+            "2024-01-31T00:00:00Z."
+        )
+    if start > datetime.now(timezone.utc):
+        raise _config_error(
+            f"`start_date` {start_date} is in the future: Pendo has no data after now; use today or an earlier date."
+        )
+
+    period = config.get("period", DEFAULTS["period"])
+    if period not in PERIODS:
+        raise _config_error(f"`period` '{period}' is not supported: use DAY or HOUR.")
+
+    app_ids = config.get("app_ids", DEFAULTS["app_ids"])
+    if not isinstance(app_ids, list):
+        raise _config_error(
+            '`app_ids` must be a list of numeric app ids, e.g. ["-323232"], or empty for all apps.'
+        )
+    invalid = [str(app_id) for app_id in app_ids if not _APP_ID.match(str(app_id))]
+    if invalid:
+        raise _config_error(
+            f"`app_ids` must hold numeric Pendo app ids such as -323232 or 5629499534213120; "
+            f"not numeric: {', '.join(invalid)}."
+        )
+
+    lookback = config.get("lookback_window_days", DEFAULTS["lookback_window_days"])
+    if isinstance(lookback, int) and not isinstance(lookback, bool) and lookback < 0:
+        raise _config_error(
+            f"`lookback_window_days` is {lookback}: it cannot be negative; use 0 to re-read nothing."
+        )
+
+    for field, (low, high) in RANGES.items():
+        value = config.get(field, DEFAULTS[field])
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise _config_error(f"`{field}` is {value!r}: it must be a whole number from {low} to {high}.")
+
+
+def api_base(config: Mapping[str, Any]) -> str:
+    """`base_url` (proxies, tests) or the region's host, followed by /api/v1."""
+    base_url = (config.get("base_url") or "").strip()
+    host = base_url or REGION_HOSTS[config.get("region") or DEFAULTS["region"]]
+    return host.rstrip("/") + API_PATH
+
+
+def start_ms(config: Mapping[str, Any]) -> int:
+    """`start_date` as epoch milliseconds, the unit of every Pendo timestamp."""
+    return int(_parse_start_date(config["start_date"]).timestamp() * 1000)
+
+
+def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config the manifest reads: defaults filled in and `api_base` derived.
+
+    Lenient on purpose (an unknown region leaves `api_base` out): validation is `validate_config`'s job.
+    """
+    completed = {**DEFAULTS, **{key: value for key, value in config.items() if value is not None}}
+    if isinstance(completed["app_ids"], list):
+        completed["app_ids"] = [str(app_id) for app_id in completed["app_ids"]]
+    if (completed.get("base_url") or "").strip() or completed["region"] in REGION_HOSTS:
+        completed["api_base"] = api_base(completed)
+    return completed
