@@ -1,0 +1,81 @@
+"""Keyset pagination over Pendo's aggregation API: `filter id > "<last id>"`, `sort [id]`, `limit N`.
+
+Why the manifest cannot say it with `CursorPagination`:
+- The CDK gives a paginator the page size and the last record *after* the record filter. Visitors drop
+  anonymous rows client-side, so a full page would look short and the read would stop early, silently.
+- `cursor_value` is rendered by Jinja and then passed through `ast.literal_eval`: the id "42" comes back as
+  the int 42 and "1_000" as 1000, so the next filter would compare against the wrong key.
+This strategy reads the raw page instead: its row count before filtering (which the CDK's RecordSelector
+records on the response) decides whether to go on, and the id of its last row is the next key. The filter
+itself, with the id escaped, is written in the manifest's request body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
+from typing import Any
+
+import msgspec
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.declarative.extractors.record_selector import extracted_record_count
+from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
+from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination_strategy import (
+    PaginationStrategy,
+)
+from airbyte_cdk.sources.types import Config, Record, StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+
+class _Page(msgspec.Struct):
+    """The aggregation envelope with its rows left undecoded: only the last one is needed."""
+
+    results: list[msgspec.Raw] = []
+
+
+_PAGE_DECODER = msgspec.json.Decoder(_Page)
+_ROW_DECODER = msgspec.json.Decoder(dict[str, Any])
+
+
+@dataclass
+class KeysetPagination(PaginationStrategy):
+    """Next key = the last row's `id_field`; stop on a page shorter than `page_size`. Keys start at ""."""
+
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+    id_field: str
+    page_size: int | str
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        size = InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config)
+        self._page_size = int(size)
+
+    @property
+    def initial_token(self) -> str:
+        return ""
+
+    def next_page_token(
+        self,
+        response: requests.Response,
+        last_page_size: int,
+        last_record: Record | None,
+        last_page_token_value: Any | None = None,
+        page_size_override: int | None = None,
+        stream_slice: StreamSlice | None = None,
+    ) -> str | None:
+        if extracted_record_count(response, default=last_page_size) < self._page_size:
+            return None
+        rows = _PAGE_DECODER.decode(response.content).results
+        last_key = _ROW_DECODER.decode(rows[-1]).get(self.id_field) if rows else None
+        if last_key is None or str(last_key) == last_page_token_value:
+            raise AirbyteTracedException(
+                message=f"Pendo's aggregation API did not advance past {self.id_field} "
+                f"'{last_page_token_value}'; stopping instead of reading the same page again.",
+                internal_message=f"Keyset on {self.id_field}: last row key {last_key!r} after {last_page_token_value!r}",
+                failure_type=FailureType.system_error,
+            )
+        return str(last_key)
+
+    def get_page_size(self) -> int:
+        return self._page_size
