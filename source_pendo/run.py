@@ -1,0 +1,59 @@
+"""Console entry point `source-pendo`.
+
+The source is built from the `--config`, `--catalog` and `--state` it will run with (the CDK builds streams
+from what the constructor gets), after the config passed `validate_config`: a bad config gets one actionable
+message before any network call, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_pendo.config import validate_config
+from source_pendo.source import SourcePendo
+
+COMMANDS_WITH_CONFIG = ("check", "discover", "read")
+
+
+def _print_config_error(command: str, error: AirbyteTracedException) -> None:
+    """check: a FAILED connection status (exit 0, as the CDK does); discover/read: an error trace (exit 1)."""
+    if command == "check":
+        message = error.as_connection_status_message()
+    else:
+        message = error.as_sanitized_airbyte_message()
+        message.trace.error.stack_trace = None  # type: ignore[union-attr]  # nothing to debug in a bad config
+    print(AirbyteEntrypoint.airbyte_message_to_string(message), flush=True)  # type: ignore[arg-type]
+
+
+def build_source(args: list[str]) -> SourcePendo | None:
+    """The source for `args`, or None when the config was rejected (the message is already printed)."""
+    parsed = AirbyteEntrypoint.parse_args(args)
+    config: Mapping[str, Any] | None = None
+    if getattr(parsed, "config", None):
+        config = SourcePendo.read_config(parsed.config)
+        if isinstance(config.get("api_key"), str) and config["api_key"]:
+            update_secrets([config["api_key"]])
+    if parsed.command in COMMANDS_WITH_CONFIG:
+        try:
+            validate_config(config or {})
+        except AirbyteTracedException as error:
+            _print_config_error(parsed.command, error)
+            if parsed.command != "check":
+                sys.exit(1)
+            return None
+    catalog = SourcePendo.read_catalog(parsed.catalog) if getattr(parsed, "catalog", None) else None
+    state = SourcePendo.read_state(parsed.state) if getattr(parsed, "state", None) else None
+    return SourcePendo(config=config, catalog=catalog, state=state)
+
+
+def run() -> None:
+    args = sys.argv[1:]
+    source = build_source(args)
+    if source is not None:
+        launch(source, args)

@@ -1,0 +1,42 @@
+"""SourcePendo: the declarative manifest, built with the config, catalog and state it will run with."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
+from airbyte_cdk.sources.types import ConnectionDefinition
+
+from source_pendo.components.check import check_connection
+from source_pendo.config import complete_config
+
+MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
+CONNECT_TIMEOUT_SECONDS = 30
+
+
+class SourcePendo(YamlDeclarativeSource):
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        catalog: ConfiguredAirbyteCatalog | None = None,
+        state: list[AirbyteStateMessage] | None = None,
+    ) -> None:
+        completed = complete_config(config or {})  # `spec` has no config; the manifest still reads defaults
+        self._request_timeout = completed["request_timeout_seconds"]
+        super().__init__(path_to_yaml=str(MANIFEST_PATH), config=completed, catalog=catalog, state=state)
+
+    def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> ConnectionDefinition:
+        """The manifest with the base requester's timeouts taken from `request_timeout_seconds`: the manifest
+        schema types `read_timeout_in_seconds` as a number, so it cannot be interpolated from the config."""
+        manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
+        requester = manifest["definitions"]["base_requester"]
+        requester["read_timeout_in_seconds"] = self._request_timeout
+        requester["connect_timeout_in_seconds"] = min(self._request_timeout, CONNECT_TIMEOUT_SECONDS)
+        return manifest
+
+    def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
+        return check_connection(complete_config(config), logger)
