@@ -157,4 +157,8 @@ def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         completed["app_ids"] = [str(app_id) for app_id in completed["app_ids"]]
     if (completed.get("base_url") or "").strip() or completed["region"] in REGION_HOSTS:
         completed["api_base"] = api_base(completed)
+    try:
+        completed["start_ms"] = start_ms(completed)
+    except (KeyError, TypeError, ValueError):
+        pass  # reported by validate_config
     return completed

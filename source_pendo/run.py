@@ -11,11 +11,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from airbyte_cdk.entrypoint import AirbyteEntrypoint, launch
+from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_pendo.config import validate_config
+from source_pendo.entrypoint import launch
 from source_pendo.source import SourcePendo
 
 COMMANDS_WITH_CONFIG = ("check", "discover", "read")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteStateMessage, ConfiguredAirbyteCatalog
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteMessage, AirbyteStateMessage, ConfiguredAirbyteCatalog
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.types import ConnectionDefinition
 
+from source_pendo.activity_streams import build_activity_stream, is_activity_stream
 from source_pendo.components.check import check_connection
+from source_pendo.components.record_batch import RecordBatch
 from source_pendo.config import complete_config
 
 MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
@@ -19,6 +21,10 @@ CONNECT_TIMEOUT_SECONDS = 30
 
 
 class SourcePendo(YamlDeclarativeSource):
+    # Set by source_pendo.entrypoint for `read`: record batches are printed as they are. Any other caller
+    # (the CDK's entrypoint, its test helpers, PyAirbyte in-process) gets ordinary record messages.
+    emit_record_batches = False
+
     def __init__(
         self,
         config: Mapping[str, Any] | None = None,
@@ -40,3 +46,25 @@ class SourcePendo(YamlDeclarativeSource):
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         return check_connection(complete_config(config), logger)
+
+    def streams(self, config: Mapping[str, Any]) -> list[Any]:
+        """The manifest's streams, with the activity streams built around the per-app window cursor.
+
+        The activity streams are declared in manifest.yaml like the others; activity_streams.py explains why
+        their stream object is assembled here from that same declaration.
+        """
+        declared = {s["name"]: s for s in self.resolved_manifest.get("streams", [])}
+        return [
+            build_activity_stream(self, declared[stream.name], self._config)
+            if stream.name in declared and is_activity_stream(declared[stream.name])
+            else stream
+            for stream in super().streams(config)
+        ]
+
+    def read(self, logger: logging.Logger, config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog,
+             state: list[AirbyteStateMessage] | None = None) -> Iterator[AirbyteMessage]:
+        for message in super().read(logger, config, catalog, state):
+            if isinstance(message, RecordBatch) and not self.emit_record_batches:
+                yield from message.to_messages()
+            else:
+                yield message

@@ -1,0 +1,91 @@
+"""Entity streams and check, the installed connector as a process against the emulator process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from integration_tests.comparison import assert_records_equal, assert_unique_keys
+from integration_tests.conftest import catalog_for, run_connector
+
+ENTITIES = ["accounts", "visitors", "features", "pages", "guides", "track_types", "reports", "report_results", "segments", "metadata_accounts", "metadata_visitors"]
+ONE_APP = "5629499534213120"
+
+
+@pytest.fixture(scope="module")
+def discovered(emulator, base_config) -> dict[str, Any]:
+    run = run_connector("discover", base_config)
+    assert run.returncode == 0, run.stderr
+    return run.of_type("CATALOG")[0]["catalog"]
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"app_ids": [], "include_anonymous_visitors": False},
+        {"app_ids": [ONE_APP], "include_anonymous_visitors": False},
+        {"app_ids": [], "include_anonymous_visitors": True},
+    ],
+    ids=["all-apps", "one-app", "anonymous-on"],
+)
+def test_entity_streams_equal_ground_truth(base_config, truth, discovered, variant):
+    config = dict(base_config, **variant)
+    run = run_connector("read", config, catalog_for(ENTITIES, discovered=discovered))
+    assert run.returncode == 0, run.stderr[-3000:]
+    for stream in ENTITIES:
+        records = run.records(stream)
+        if stream != "report_results":
+            assert_unique_keys(stream, records)
+        assert_records_equal(stream, records, truth.records(stream, config))
+
+
+def test_entity_discover_types_custom_metadata_columns_from_the_schema_endpoint(discovered):
+    streams = {s["name"]: s for s in discovered["streams"]}
+    visitor_props = streams["visitors"]["json_schema"]["properties"]
+    assert "number" in visitor_props["metadata_custom_mrr"]["type"]
+    assert "integer" in visitor_props["metadata_custom_seats"]["type"]
+    assert "boolean" in visitor_props["metadata_custom_is_trial"]["type"]
+    assert "array" in visitor_props["metadata_custom_tags"]["type"]
+    assert "number" in streams["accounts"]["json_schema"]["properties"]["metadata_custom_arr"]["type"]
+
+
+def test_entity_second_read_with_state_skips_unchanged_catalogue_objects(base_config, discovered):
+    catalog = catalog_for(["pages", "accounts"], discovered=discovered)
+    first = run_connector("read", base_config, catalog)
+    second = run_connector("read", base_config, catalog, state=first.final_state())
+    assert second.returncode == 0, second.stderr[-3000:]
+    newest = max(r["lastUpdatedAt"] for r in first.records("pages"))
+    assert all(r["lastUpdatedAt"] >= newest for r in second.records("pages"))
+    newest_account = max(r["lastupdated"] for r in first.records("accounts"))
+    lookback = base_config["lookback_window_days"] * 86_400_000
+    assert all(r["lastupdated"] >= newest_account - lookback for r in second.records("accounts"))
+
+
+def test_check_succeeds_with_a_valid_key(base_config):
+    run = run_connector("check", base_config)
+    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "SUCCEEDED", status
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"api_key": "not-a-key"}, "Integration Keys"),
+        ({"api_key": "emulator-key.eu"}, "region"),
+        ({"app_ids": ["123"]}, "123"),
+        ({"base_url": "http://127.0.0.1:9"}, "127.0.0.1:9"),
+        ({"start_date": "2024-13-45"}, "start_date"),
+        ({"region": "mars", "base_url": None}, "region"),
+        ({"base_url": "app.pendo.io"}, "https://"),
+    ],
+    ids=["wrong-key", "wrong-region", "unknown-app", "unreachable-host", "malformed-start-date", "unknown-region", "base-url-without-scheme"],
+)
+def test_check_gives_one_actionable_message_per_bad_input(base_config, change, expected):
+    config = {k: v for k, v in dict(base_config, **change).items() if v is not None}
+    run = run_connector("check", config)
+    assert run.returncode == 0, run.stderr[-2000:]
+    status = run.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
+    assert status["status"] == "FAILED"
+    assert expected in status["message"], status["message"]
+    assert "Traceback" not in run.stdout + run.stderr
