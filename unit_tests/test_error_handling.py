@@ -1,0 +1,157 @@
+"""The shared error handler: one test per status, each with the message a user sees."""
+
+from __future__ import annotations
+
+from unittest import TestCase
+from unittest.mock import patch
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
+from builders import (
+    ALL_APPS,
+    API_KEY,
+    ConfigBuilder,
+    aggregation_request,
+    get_request,
+    json_response,
+    payload,
+    read_stream,
+    text_response,
+)
+
+from source_pendo.source import SourcePendo
+
+
+def _pages_request():
+    return get_request("page", expand="*")
+
+
+def _accounts_request():
+    return aggregation_request(
+        "accounts",
+        {"accounts": {"appId": ALL_APPS}},
+        'accountId > "" && metadata.auto.lastupdated >= 0',
+        "accountId",
+    )
+
+
+def _waits(sleep) -> list[float]:
+    """Seconds slept between attempts (the backoff library adds a sleep(0) after each CDK-handled wait)."""
+    return [call.args[0] for call in sleep.call_args_list if call.args[0]]
+
+
+def _first_error(output):
+    return output.errors[0].trace.error
+
+
+class ErrorHandlingTest(TestCase):
+    @HttpMocker()
+    def test_pages_403_fails_as_config_error_pointing_to_integration_keys(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        http_mocker.get(_pages_request(), text_response("Forbidden", 403))
+
+        output = read_stream("pages", ConfigBuilder().build(), expecting_exception=True)
+
+        error = _first_error(output)
+        assert error.failure_type == FailureType.config_error
+        assert "Settings > Integrations > Integration Keys" in error.message
+        assert API_KEY not in str(output.records_and_state_messages) + str(output.errors) + str(output.logs)
+
+    @HttpMocker()
+    def test_pages_400_fails_as_config_error_naming_the_region_settings(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        http_mocker.get(_pages_request(), text_response("Bad Request", 400))
+
+        output = read_stream("pages", ConfigBuilder().build(), expecting_exception=True)
+
+        error = _first_error(output)
+        assert error.failure_type == FailureType.config_error
+        assert error.message == (
+            "https://app.pendo.io/api/v1 answered 400, which is how Pendo answers a valid key used against another "
+            "region's host; set `region` to the subscription's region (us, us1, eu, jpn, au) or fix `base_url`."
+        )
+
+    @HttpMocker()
+    def test_pages_400_with_an_eu_key_on_the_us_host_suggests_region_eu(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        http_mocker.get(_pages_request(), text_response("Bad Request", 400))
+
+        output = read_stream(
+            "pages", ConfigBuilder().with_(api_key="abc.eu").build(), expecting_exception=True
+        )
+
+        assert _first_error(output).message.endswith(" The key ends with .eu, which suggests region eu.")
+
+    @HttpMocker()
+    def test_accounts_400_cannot_parse_filter_fails_as_system_error(self, http_mocker: HttpMocker) -> None:
+        http_mocker.get(get_request("metadata/schema/account"), json_response(payload("metadata_accounts")))
+        http_mocker.post(_accounts_request(), text_response("Cannot parse filter expression", 400))
+
+        output = read_stream("accounts", ConfigBuilder().build(), expecting_exception=True)
+
+        error = _first_error(output)
+        assert error.failure_type == FailureType.system_error
+        assert "could not parse the aggregation filter" in error.message
+
+    @HttpMocker()
+    def test_accounts_422_fails_at_once_as_system_error(self, http_mocker: HttpMocker) -> None:
+        http_mocker.get(get_request("metadata/schema/account"), json_response(payload("metadata_accounts")))
+        request = _accounts_request()
+        http_mocker.post(request, json_response({"overall": {}, "fields": {"pipeline": "Required"}}, 422))
+
+        output = read_stream("accounts", ConfigBuilder().build(), expecting_exception=True)
+
+        assert _first_error(output).failure_type == FailureType.system_error
+        http_mocker.assert_number_of_calls(request, 1)
+
+    @HttpMocker()
+    def test_pages_429_waits_for_retry_after_then_reads(self, http_mocker: HttpMocker) -> None:
+        throttled = HttpResponse("Too Many Requests", 429, {"Retry-After": "7"})
+        http_mocker.get(_pages_request(), [throttled, json_response(payload("pages"))])
+
+        with patch("time.sleep") as sleep:
+            output = read_stream("pages", ConfigBuilder().build())
+
+        assert len(output.records) == 3
+        assert _waits(sleep) == [8]  # Retry-After 7, plus the CDK's 1 s
+
+    @HttpMocker()
+    def test_pages_5xx_are_retried_with_backoff_then_read(self, http_mocker: HttpMocker) -> None:
+        http_mocker.get(
+            _pages_request(),
+            [
+                text_response("oops", 500),
+                text_response("bad gateway", 502),
+                text_response("unavailable", 503),
+                text_response("timeout", 504),
+                json_response(payload("pages")),
+            ],
+        )
+
+        with patch("time.sleep") as sleep:
+            output = read_stream("pages", ConfigBuilder().build())
+
+        assert len(output.records) == 3
+        assert _waits(sleep) == [7, 13, 25, 49]
+
+    @HttpMocker()
+    def test_pages_500_gives_up_after_six_retries(self, http_mocker: HttpMocker) -> None:
+        request = _pages_request()
+        http_mocker.get(request, [text_response("oops", 500)] * 7)
+
+        with patch("time.sleep"):
+            output = read_stream("pages", ConfigBuilder().build(), expecting_exception=True)
+
+        assert output.errors
+        http_mocker.assert_number_of_calls(request, 7)
+
+
+def test_requests_use_request_timeout_seconds_for_read_and_at_most_30_s_to_connect() -> None:
+    source = SourcePendo(ConfigBuilder().with_(request_timeout_seconds=120).build())
+    requesters = [stream["retriever"]["requester"] for stream in source.resolved_manifest["streams"]]
+    assert {(r["read_timeout_in_seconds"], r["connect_timeout_in_seconds"]) for r in requesters} == {
+        (120, 30)
+    }

@@ -1,0 +1,92 @@
+"""reports (client-side incremental), report_results (one record per row, 404 skipped) and segments."""
+
+from __future__ import annotations
+
+from unittest import TestCase
+
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.mock_http import HttpMocker
+from builders import ConfigBuilder, get_request, json_response, payload, read_stream, state, text_response
+
+_ACTIVE = "aJ0EPRi4vs3gNnYh3yIj4g3MBo0"
+_PATH_REPORT = "p4t8Xq0wRz7yKd2sVb5nLm1cJh6"
+
+
+def _mock_reports(http_mocker: HttpMocker) -> None:
+    http_mocker.get(get_request("report"), json_response(payload("reports")))
+
+
+class ReportsTest(TestCase):
+    @HttpMocker()
+    def test_reports_read_every_report(self, http_mocker: HttpMocker) -> None:
+        _mock_reports(http_mocker)
+        output = read_stream("reports", ConfigBuilder().build())
+        assert [r.record.data for r in output.records] == payload("reports")
+
+    @HttpMocker()
+    def test_reports_with_state_emit_only_reports_updated_since(self, http_mocker: HttpMocker) -> None:
+        _mock_reports(http_mocker)
+        output = read_stream(
+            "reports",
+            ConfigBuilder().build(),
+            SyncMode.incremental,
+            state("reports", {"lastUpdatedAt": "1709000000000"}),
+        )
+        assert [r.record.data["id"] for r in output.records] == [_ACTIVE]
+        assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": "1709305390000"}
+
+
+class ReportResultsTest(TestCase):
+    @HttpMocker()
+    def test_report_results_one_record_per_row_with_its_report_id(self, http_mocker: HttpMocker) -> None:
+        _mock_reports(http_mocker)
+        http_mocker.get(
+            get_request(f"report/{_ACTIVE}/results.json"), json_response(payload("report_results"))
+        )
+        http_mocker.get(get_request(f"report/{_PATH_REPORT}/results.json"), json_response([]))
+
+        output = read_stream("report_results", ConfigBuilder().build())
+
+        assert [r.record.data for r in output.records] == [
+            {**row, "reportId": _ACTIVE} for row in payload("report_results")
+        ]
+
+    @HttpMocker()
+    def test_report_results_skip_a_404_report_with_a_warning_and_read_the_others(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        _mock_reports(http_mocker)
+        http_mocker.get(
+            get_request(f"report/{_ACTIVE}/results.json"), json_response(payload("report_results"))
+        )
+        http_mocker.get(
+            get_request(f"report/{_PATH_REPORT}/results.json"), text_response("404 page not found\n", 404)
+        )
+
+        output = read_stream("report_results", ConfigBuilder().build())
+
+        assert len(output.records) == 2
+        assert not output.errors
+        warnings = [log.log.message for log in output.logs if log.log.level.value == "WARN"]
+        assert any(f"Skipping report {_PATH_REPORT}" in message for message in warnings), warnings
+
+    @HttpMocker()
+    def test_report_results_do_not_turn_a_json_404_body_into_a_record(self, http_mocker: HttpMocker) -> None:
+        _mock_reports(http_mocker)
+        http_mocker.get(get_request(f"report/{_ACTIVE}/results.json"), json_response([]))
+        http_mocker.get(
+            get_request(f"report/{_PATH_REPORT}/results.json"), json_response({"message": "not found"}, 404)
+        )
+
+        output = read_stream("report_results", ConfigBuilder().build())
+
+        assert output.records == []
+        assert not output.errors
+
+
+class SegmentsTest(TestCase):
+    @HttpMocker()
+    def test_segments_read_every_segment_unchanged(self, http_mocker: HttpMocker) -> None:
+        http_mocker.get(get_request("segment"), json_response(payload("segments")))
+        output = read_stream("segments", ConfigBuilder().build())
+        assert [r.record.data for r in output.records] == payload("segments")

@@ -1,0 +1,129 @@
+"""The console entry point: spec, and what a bad config prints for check, discover and read."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
+from airbyte_cdk.test.mock_http import HttpMocker
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+from builders import API_KEY, ConfigBuilder, get_request, text_response
+from builders import catalog as catalog_for
+
+from source_pendo.run import run
+
+SPEC_PROPERTIES = [
+    "api_key",
+    "region",
+    "base_url",
+    "start_date",
+    "period",
+    "app_ids",
+    "include_anonymous_visitors",
+    "lookback_window_days",
+    "page_size",
+    "concurrency",
+    "request_timeout_seconds",
+]
+
+
+def _run(*args: str) -> None:
+    with patch.object(sys, "argv", ["source-pendo", *args]):
+        run()
+
+
+def _messages(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def _config_file(tmp_path: Path, **fields: Any) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(ConfigBuilder().with_(**fields).build()))
+    return str(path)
+
+
+def test_spec_lists_the_options_in_order_each_with_title_and_description(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    _run("spec")
+
+    spec = next(m for m in _messages(capsys.readouterr().out) if m["type"] == "SPEC")["spec"]
+    connection = spec["connectionSpecification"]
+    properties = connection["properties"]
+    assert list(properties) == SPEC_PROPERTIES
+    assert [properties[name]["order"] for name in SPEC_PROPERTIES] == list(range(len(SPEC_PROPERTIES)))
+    assert all(properties[name]["title"] and properties[name]["description"] for name in SPEC_PROPERTIES)
+    assert connection["required"] == ["api_key", "start_date"]
+    assert properties["api_key"]["airbyte_secret"] is True
+
+
+def test_check_with_a_bad_config_prints_a_failed_status_and_exits_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    _run("check", "--config", _config_file(tmp_path, start_date="yesterday"))
+
+    output = capsys.readouterr()
+    status = [m["connectionStatus"] for m in _messages(output.out) if m["type"] == "CONNECTION_STATUS"]
+    assert status == [
+        {
+            "status": "FAILED",
+            "message": "`start_date` 'yesterday' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
+            "2024-01-31T00:00:00Z.",
+        }
+    ]
+    assert "Traceback" not in output.out + output.err
+
+
+@pytest.mark.parametrize("command", ["discover", "read"])
+def test_discover_and_read_with_a_bad_config_print_a_config_error_trace_and_exit_1(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = [command, "--config", _config_file(tmp_path, base_url="app.pendo.io")]
+    if command == "read":
+        catalog = tmp_path / "catalog.json"
+        catalog.write_text(json.dumps({"streams": []}))
+        args += ["--catalog", str(catalog)]
+
+    with pytest.raises(SystemExit) as exited:
+        _run(*args)
+
+    output = capsys.readouterr()
+    assert exited.value.code == 1
+    errors = [
+        m["trace"]["error"]
+        for m in _messages(output.out)
+        if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"
+    ]
+    assert len(errors) == 1
+    assert errors[0]["failure_type"] == "config_error"
+    assert errors[0]["message"] == (
+        "`base_url` 'app.pendo.io' needs a scheme: write https://app.pendo.io (without /api/v1)."
+    )
+    assert "Traceback" not in output.out + output.err
+    assert API_KEY not in output.out + output.err
+
+
+def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog_for("pages"))))
+
+    # In-process the failed sync surfaces as the exception the CDK's excepthook turns into exit code 1.
+    with HttpMocker() as http_mocker, pytest.raises(AirbyteTracedException):
+        http_mocker.get(get_request("page", expand="*"), text_response("Forbidden", 403))
+        _run("read", "--config", _config_file(tmp_path), "--catalog", str(catalog), "--debug")
+
+    output = capsys.readouterr()
+    errors = [
+        m["trace"]["error"]
+        for m in _messages(output.out)
+        if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"
+    ]
+    assert "Integration Keys" in errors[0]["message"]
+    assert API_KEY not in output.out + output.err
