@@ -25,20 +25,16 @@ def _failed(message: str) -> AirbyteConnectionStatus:
     return AirbyteConnectionStatus(status=Status.FAILED, message=message)
 
 
-def key_region_hint(config: Mapping[str, Any]) -> str:
-    """' The key ends with .eu, which suggests region eu.' when the key's suffix names another region."""
+def _wrong_region(config: Mapping[str, Any]) -> str:
+    """The 400 message, naming the region a region-suffixed key (`….eu`) points to when it is another one."""
+    message = (
+        f"{api_base(config)} answered 400, which is how Pendo answers a valid key used against another "
+        f"region's host; set `region` to the subscription's region ({', '.join(REGION_HOSTS)}) or fix `base_url`."
+    )
     suffix = str(config.get("api_key", "")).rsplit(".", 1)[-1].lower()
     if suffix in REGION_HOSTS and suffix != config.get("region", DEFAULTS["region"]):
-        return f" The key ends with .{suffix}, which suggests region {suffix}."
-    return ""
-
-
-def wrong_region_message(config: Mapping[str, Any], status: int = 400) -> str:
-    return (
-        f"{api_base(config)} answered {status}, which is how Pendo answers a valid key used against another "
-        "region's host; set `region` to the subscription's region (us, us1, eu, jpn, au) or fix `base_url`."
-        + key_region_hint(config)
-    )
+        message += f" The key ends with .{suffix}, which suggests region {suffix}."
+    return message
 
 
 def _app_ids(pages: Iterable[Any]) -> set[int]:
@@ -77,7 +73,7 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
             f"create or copy a key in Pendo under {KEYS_PAGE} (read access is enough)."
         )
     if response.status_code == 400:
-        return _failed(wrong_region_message(config))
+        return _failed(_wrong_region(config))
     if not response.ok:
         return _failed(
             f"{host}/page answered HTTP {response.status_code}; Pendo may be down, try again later."
