@@ -17,7 +17,7 @@ from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, record_key
 
-ACTIVITY = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"]
+ACTIVITY = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events", "visitor_history"]
 ROLLUPS = ["events", "feature_events", "page_events", "track_events"]
 ONE_APP = "5629499534213120"
 
@@ -173,3 +173,18 @@ def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, disco
         inside = [canonical(r) for r in late if r["periodStart"] >= oldest_reread and canonical(r) not in first_seen]
         assert inside, "no late row fell inside the lookback: nothing was tested"
         assert set(inside) <= second_seen
+
+
+def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(base_config, discovered):
+    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ) as emulator:
+        config = dict(base_config, base_url=emulator.base_url, start_date="2020-01-01")
+        dataset = Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ)
+        run = run_connector("read", config, catalog_for(["visitor_history"], discovered=discovered))
+        assert run.returncode == 0, run.stderr[-3000:]
+        calls = [r for r in emulator.stats()["requests"] if r["route"] == "visitor_history"]
+        assert all(r["status"] == 200 for r in calls)
+        oldest = min(int(r["query"].split("starttime=")[1].split("&")[0]) for r in calls)
+        assert oldest >= emulator.now_ms - 180 * DAY_MS
+        identified = {v.visitor_id for v in dataset.visitors if not v.anonymous}
+        active_days = {(s.visitor.visitor_id, s.hour // DAY_MS) for s in dataset.sessions if s.visitor.visitor_id in identified}
+        assert len(calls) == len(active_days), "one history call per visitor and day with activity, no more"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from importlib import resources
 from typing import Any, Mapping
 
@@ -25,11 +26,13 @@ from .components.activity_cursor import DAY_MS, HOUR_MS, ActivityCursor
 from .config import start_ms
 
 ACTIVITY_RETRIEVER = "source_pendo.components.activity_retriever.ActivityRetriever"
+HISTORY_RETRIEVER = "source_pendo.components.visitor_history.VisitorHistoryRetriever"
+HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day may be partly gone
 MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
 
 
 def is_activity_stream(stream_config: Mapping[str, Any]) -> bool:
-    return stream_config.get("retriever", {}).get("class_name") == ACTIVITY_RETRIEVER
+    return stream_config.get("retriever", {}).get("class_name") in (ACTIVITY_RETRIEVER, HISTORY_RETRIEVER)
 
 
 class _FileSchema:
@@ -47,19 +50,24 @@ def build_activity_stream(source: Any, stream_config: Mapping[str, Any], config:
     cursor_field = stream_config["incremental_sync"]["cursor_field"]
     primary_key = stream_config.get("primary_key") or []
     is_rollup = stream_config["retriever"].get("time_field") == "bucket"
-    period = str(config.get("period") or "DAY")
+    is_history = stream_config["retriever"]["class_name"] == HISTORY_RETRIEVER
+    period = "DAY" if is_history else str(config.get("period") or "DAY")
     concurrency = int(config.get("concurrency") or 4)
+    first_ms = start_ms(config)
+    if is_history:  # one 24-hour window per history call, no further back than Pendo keeps
+        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        first_ms = max(first_ms, today - HISTORY_DAYS * DAY_MS)
     cursor = ActivityCursor(
         stream_name=name,
         cursor_field=cursor_field,
-        partitions=[str(a) for a in config.get("app_ids") or []] or ["*"],
+        partitions=(["*"] if is_history else [str(a) for a in config.get("app_ids") or []] or ["*"]),
         period=period,
         start_date=str(config["start_date"]),
-        start_ms=start_ms(config),
+        start_ms=first_ms,
         lookback_ms=int(config.get("lookback_window_days", 1)) * DAY_MS,
         settle_ms=(25 * HOUR_MS if period == "DAY" else HOUR_MS) if is_rollup else HOUR_MS,
         initial_window_ms=DAY_MS,
-        max_window_ms=MAX_WINDOW_MS,
+        max_window_ms=DAY_MS if is_history else MAX_WINDOW_MS,
         target_rows=int(config.get("page_size") or 50_000),
         max_windows_ahead=2 * concurrency,
         stream_state=source._connector_state_manager.get_stream_state(name, None),
