@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from .server import DEFAULT_KEYS, EmulatorSettings, base_url, make_server
@@ -29,7 +30,7 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
     return EmulatorSettings(
         scale=args.scale,
         seed=args.seed,
-        now_ms=args.now or 0,
+        now_ms=args.now or int(time.time() * 1000) // 3_600_000 * 3_600_000,
         tz=args.tz,
         region=args.region,
         keys=keys,

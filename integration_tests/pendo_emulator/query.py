@@ -193,7 +193,8 @@ class QueryEngine:
             checks = row_checks + [_predicate(e, self.now_ms) for e in fast.residual]
             if fast.identified is not None:
                 checks.append(_identified_check(fast.identified))
-            blobs = self._fast_blobs(source, period, index, lo, hi, checks, fast.limit, lo_t, hi_t)
+            late_checks = [_predicate(e, self.now_ms) for e in fast.exact]
+            blobs = self._fast_blobs(source, period, index, lo, hi, checks, fast.limit, lo_t, hi_t, late_checks)
         served = self._mark_served(source, period, index, lo_t, hi_t)
         return QueryResult(lo_t if ts is not None else 0, blobs, served)
 
@@ -219,9 +220,10 @@ class QueryEngine:
         limit: int | None,
         lo_t: int,
         hi_t: int,
+        late_checks: list[Any],
     ) -> Iterator[bytes]:
         rows, blobs = index.rows, index.blobs
-        late = self._late_candidates(source, period, lo_t, hi_t, index)
+        late = [r for r in self._late_candidates(source, period, lo_t, hi_t, index) if all(c(r) for c in late_checks)]
         if late:
             merged = sorted(
                 [(index.keyset[i], i, None) for i in range(lo, hi)]
@@ -297,6 +299,7 @@ class FastPlan:
     bounds: list[expressions.Bound]
     lex_bounds: list[tuple[Any, Any, bool]]
     residual: list[Any]
+    exact: list[Any]
     identified: str | None
     limit: int | None
 
@@ -306,6 +309,7 @@ def _fast_plan(stages: list[Any], index: EventIndex) -> FastPlan | None:
     bounds: list[expressions.Bound] = []
     lex: list[tuple[Any, Any, bool]] = []
     residual: list[Any] = []
+    exact: list[Any] = []  # conjuncts answered by the index range (re-checked on late rows only)
     identified = None
     limit = None
     for n, stage in enumerate(stages):
@@ -323,8 +327,10 @@ def _fast_plan(stages: list[Any], index: EventIndex) -> FastPlan | None:
                 lexb = expressions.lex_lower_bound(part, (index.time_field, "visitorId"))
                 if bound is not None:
                     bounds.append(bound)
-                elif lexb is not None:
+                    exact.append(part)
+                elif lexb is not None and isinstance(lexb[1], str):
                     lex.append(lexb)
+                    exact.append(part)
                 else:
                     residual.append(part)
         elif stage.kind == "sort":
@@ -333,7 +339,7 @@ def _fast_plan(stages: list[Any], index: EventIndex) -> FastPlan | None:
                 return None
         else:
             return None
-    return FastPlan(bounds, lex, residual, identified, limit)
+    return FastPlan(bounds, lex, residual, exact, identified, limit)
 
 
 def _narrow(

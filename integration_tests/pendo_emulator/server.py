@@ -93,6 +93,7 @@ class Emulator:
 class PendoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PendoEmulator/1.0"
+    disable_nagle_algorithm = True  # headers and body go out at once: no delayed-ACK stall per request
     emulator: Emulator  # set on the subclass made by `make_server`
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the request log is in /_emulator/stats
@@ -211,6 +212,16 @@ class PendoHandler(BaseHTTPRequestHandler):
         return True
 
     def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
@@ -295,7 +306,14 @@ class PendoHandler(BaseHTTPRequestHandler):
         row = next((r for r in rows if r[id_field] == entity_id), None)
         if row is None:
             return self._send_bytes(404, b"", "text/plain; charset=utf-8", entry)
-        self._json(200, {"id": entity_id, "metadata": row["metadata"]}, entry, rule)
+        obj: dict[str, Any] = {"id": entity_id, "metadata": row["metadata"]}
+        if kind == "visitor":  # PENDO_API.md §4.9
+            auto = row["metadata"]["auto"]
+            obj["accountIds"] = list(auto.get("accountids", []))
+            if auto.get("accountid"):
+                obj["account"] = {"id": auto["accountid"]}
+            obj["metadata"] = dict(row["metadata"], auto=dict(auto, firstidentifiedvisit=auto["firstvisit"]))
+        self._json(200, obj, entry, rule)
 
     def _visitor_history(
         self,
@@ -400,8 +418,7 @@ class PendoHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", "gzip")
         self.end_headers()
         if self.command == "HEAD":
-            self.wfile.write(b"0\r\n\r\n")
-            return
+            return  # a HEAD response has no body, not even the chunked terminator
         body_fault = rule if rule is not None and rule.kind in ("stall", "reset", "truncate") else None
         if body_fault is not None:
             entry["fault"] = body_fault.kind
