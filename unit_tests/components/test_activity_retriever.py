@@ -1,0 +1,118 @@
+"""The activity retriever: keyset pages, resume after a broken body, window split when the API gives up."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+import requests
+
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.types import StreamSlice
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from source_pendo.components.activity_retriever import ActivityRetriever
+from source_pendo.components.record_batch import RecordBatch
+
+DAY = 86_400_000
+START = 1_800_000_000_000 - 1_800_000_000_000 % DAY
+PK = ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"]
+
+
+def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
+    return [
+        {"appId": 1, "day": START + d * DAY, "visitorId": f"v{v}", "accountId": "a", "server": "s", "remoteIp": "ip", "userAgent": ua, "numEvents": 1}
+        for d in range(days) for v in range(visitors) for ua in ("ua1", "ua2")
+    ]
+
+
+class FakeResponse:
+    def __init__(self, body: bytes, break_after: int | None = None) -> None:
+        self._body, self._break_after = body, break_after
+
+    def iter_content(self, chunk_size: int) -> Any:
+        for i in range(0, len(self._body), 50):
+            if self._break_after is not None and i >= self._break_after:
+                raise requests.exceptions.ChunkedEncodingError("connection reset mid-body")
+            yield self._body[i : i + 50]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeAggregationApi:
+    """Answers the retriever's bodies from a row list: window filter, keyset, sort, limit; optional faults."""
+
+    def __init__(self, rows: list[dict[str, Any]], reject_windows_longer_than: int | None = None, break_first_page_after: int | None = None) -> None:
+        self.rows = sorted(rows, key=lambda r: (r["day"], r["visitorId"]))
+        self.reject_longer = reject_windows_longer_than
+        self.break_after = break_first_page_after
+        self.bodies: list[dict[str, Any]] = []
+        self.stream_response = False
+
+    def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
+        self.bodies.append(request_body_json)
+        pipeline = request_body_json["request"]["pipeline"]
+        ts = pipeline[0]["source"]["timeSeries"]
+        start, end = ts["first"], ts["last"] + 1
+        if self.reject_longer and end - start > self.reject_longer:
+            raise AirbyteTracedException(message="Pendo timed out", failure_type=FailureType.transient_error)
+        condition = next(s["filter"] for s in pipeline if "filter" in s)
+        limit = next(s["limit"] for s in pipeline if "limit" in s)
+        keyset = None
+        if "visitorId >=" in condition:
+            bucket = int(condition.split("day > ")[1].split(" ")[0])
+            visitor = json.loads(condition.split("visitorId >= ")[1].rstrip("))"))
+            keyset = (bucket, visitor)
+        rows = [r for r in self.rows if start <= r["day"] < end and (keyset is None or (r["day"], r["visitorId"]) >= keyset)][:limit]
+        body = orjson.dumps({"startTime": start, "results": rows})
+        broken = self.break_after if len(self.bodies) == 1 else None
+        return FakeResponse(body, broken)
+
+
+def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int = START + 4 * DAY) -> list[dict[str, Any]]:
+    retriever = ActivityRetriever(requester=api, config={"period": "DAY", "page_size": page_size}, parameters={}, name="events", source="events", time_field="bucket", primary_key=PK)  # type: ignore[arg-type]
+    out = []
+    for message in retriever.read_records({}, StreamSlice(partition={"app_id": "*"}, cursor_slice={"start": str(start), "end": str(end)})):
+        if isinstance(message, RecordBatch):
+            out += [json.loads(line)["record"]["data"] for line in message.lines.split(b"\n")]
+    return out
+
+
+def _keys(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(r.get(f) for f in PK) for r in records)
+
+
+def test_activity_retriever_pages_on_bucket_and_visitor_without_loss_or_duplicates():
+    rows = make_rows()
+    api = FakeAggregationApi(rows)
+    records = read(api, page_size=5)
+    assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
+    assert len(api.bodies) > len(rows) // 5
+    assert all(r["periodStart"] == r["day"] for r in records)
+
+
+def test_activity_retriever_resumes_after_the_last_emitted_row_when_a_body_breaks():
+    rows = make_rows()
+    api = FakeAggregationApi(rows, break_first_page_after=400)
+    records = read(api, page_size=1000)
+    assert len(records) == len(rows) and len(set(_keys(records))) == len(rows)
+    resumed = api.bodies[1]["request"]["pipeline"]
+    assert any("visitorId >=" in s.get("filter", "") for s in resumed), "the retry asks from the keyset, not from the start"
+
+
+def test_activity_retriever_splits_a_window_the_api_cannot_answer_down_to_one_period():
+    rows = make_rows()
+    api = FakeAggregationApi(rows, reject_windows_longer_than=DAY)
+    records = read(api, page_size=1000)
+    assert len(records) == len(rows)
+    answered = [b for b in api.bodies if b["request"]["pipeline"][0]["source"]["timeSeries"]["last"] + 1 - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"] <= DAY]
+    assert len(answered) == 4
+
+
+def test_activity_retriever_gives_up_when_one_period_still_fails():
+    api = FakeAggregationApi(make_rows(), reject_windows_longer_than=1)
+    with pytest.raises(AirbyteTracedException):
+        read(api, page_size=1000)
