@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Docker smoke test: builds the connector image on the local stand-in for Airbyte's Python base image, starts
+# the Pendo emulator on this host, and runs the image's spec, check, discover and read against it
+# (`docker run --network host`, config and catalog mounted at /data). Fails with a message on the first
+# thing that is wrong. Run by .ci/run after ./scripts/test.sh.
+#
+#   ./scripts/docker_smoke.sh            env: BASE_IMAGE (default local/python-connector-base:3.11),
+#                                             IMAGE (default source-pendo:dev), VENV (default .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
+shared="$repo/../shared"
+BASE_IMAGE=${BASE_IMAGE:-local/python-connector-base:3.11}
+IMAGE=${IMAGE:-source-pendo:dev}
+VENV=${VENV:-.venv}
+API_KEY=emulator-key.us
+PY="$VENV/bin/python"; [[ -x $PY ]] || PY=python3
+
+fail() { echo "docker_smoke: FAIL: $*" >&2; exit 1; }
+step() { echo "docker_smoke: $*"; }
+started=$(date +%s)
+
+# dockerd and the base image (local-base-image starts dockerd if none answers, and builds the base if missing)
+if ! docker info >/dev/null 2>&1 || ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  [[ -x $shared/tools/local-base-image ]] || fail "docker is not usable and $shared/tools/local-base-image is missing"
+  "$shared/tools/local-base-image" "$BASE_IMAGE" >/dev/null || fail "could not prepare dockerd / base image $BASE_IMAGE"
+fi
+
+tmp=$(mktemp -d)
+emu_pid=
+cleanup() {
+  [[ -n $emu_pid ]] && kill "$emu_pid" 2>/dev/null && wait "$emu_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+chmod 755 "$tmp"   # the image runs as uid 1000
+
+step "building $IMAGE on $BASE_IMAGE"
+docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" . >"$tmp/build.log" 2>&1 \
+  || { tail -40 "$tmp/build.log" >&2; fail "docker build failed"; }
+size=$(docker image inspect "$IMAGE" --format '{{.Size}}')
+step "image $IMAGE: $((size / 1000000)) MB"
+[[ $(docker image inspect "$IMAGE" --format '{{.Config.User}}') == airbyte ]] || fail "image does not run as user airbyte"
+
+step "starting the emulator"
+"$PY" -m integration_tests.pendo_emulator serve --port 0 --scale tiny >"$tmp/emulator.out" 2>"$tmp/emulator.err" &
+emu_pid=$!
+base_url=
+for _ in $(seq 1 100); do
+  base_url=$("$PY" -c 'import json,sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        print(json.loads(line).get("base_url", "")); break' "$tmp/emulator.out" 2>/dev/null || true)
+  [[ -n $base_url ]] && break
+  kill -0 "$emu_pid" 2>/dev/null || { cat "$tmp/emulator.err" >&2; fail "the emulator exited"; }
+  sleep 0.2
+done
+[[ -n $base_url ]] || fail "the emulator printed no base_url"
+
+start_date=$("$PY" -c 'import datetime as d; print((d.datetime.now(d.timezone.utc) - d.timedelta(days=4)).strftime("%Y-%m-%d"))')
+cat >"$tmp/config.json" <<JSON
+{"api_key": "$API_KEY", "base_url": "$base_url", "start_date": "$start_date", "period": "DAY",
+ "app_ids": [], "include_anonymous_visitors": false, "lookback_window_days": 1, "request_timeout_seconds": 30}
+JSON
+chmod 644 "$tmp/config.json"
+
+run() {  # run <name> <args...>: stdout to $tmp/<name>.out, stderr to $tmp/<name>.err
+  local name=$1; shift
+  docker run --rm --network host -v "$tmp:/data:ro" "$IMAGE" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" \
+    || { tail -20 "$tmp/$name.out" "$tmp/$name.err" >&2; fail "'$name' exited non-zero"; }
+}
+# assert <name> <python expression over msgs (list of parsed messages)> <message if false>
+assert() {
+  "$PY" - "$tmp/$1.out" "$2" <<'PY' || fail "$1: $3"
+import json, sys
+msgs = []
+for line in open(sys.argv[1]):
+    try:
+        msgs.append(json.loads(line))
+    except ValueError:
+        pass
+sys.exit(0 if eval(sys.argv[2], {"msgs": msgs}) else 1)
+PY
+}
+
+step "spec"
+run spec spec
+assert spec '"api_key" in next(m for m in msgs if m["type"] == "SPEC")["spec"]["connectionSpecification"]["properties"]' \
+  "no SPEC message listing api_key"
+
+step "check"
+run check check --config /data/config.json
+assert check 'any(m["type"] == "CONNECTION_STATUS" and m["connectionStatus"]["status"] == "SUCCEEDED" for m in msgs)' \
+  "connection status is not SUCCEEDED: $(grep -h CONNECTION_STATUS "$tmp/check.out" | head -c 400)"
+
+step "discover"
+run discover discover --config /data/config.json
+assert discover 'len(next(m for m in msgs if m["type"] == "CATALOG")["catalog"]["streams"]) == 18' \
+  "the catalog does not list 18 streams"
+
+"$PY" - "$tmp/discover.out" "$tmp/catalog.json" <<'PY'
+import json, sys
+catalog = next(m for line in open(sys.argv[1]) if line.startswith("{") for m in [json.loads(line)] if m["type"] == "CATALOG")
+streams = []
+for s in catalog["catalog"]["streams"]:
+    if s["name"] in ("events", "accounts"):
+        streams.append({"stream": s, "sync_mode": "incremental", "destination_sync_mode": "append_dedup",
+                        "cursor_field": s.get("default_cursor_field", []),
+                        "primary_key": s.get("source_defined_primary_key", [])})
+json.dump({"streams": streams}, open(sys.argv[2], "w"))
+PY
+chmod 644 "$tmp/catalog.json"
+
+step "read (events, accounts)"
+run read read --config /data/config.json --catalog /data/catalog.json
+assert read '
+all(any(m["type"] == "RECORD" and m["record"]["stream"] == s for m in msgs) for s in ("events", "accounts"))' \
+  "no records for events and accounts"
+assert read '
+all(
+    max((i for i, m in enumerate(msgs) if m["type"] == "STATE"
+         and m["state"].get("stream", {}).get("stream_descriptor", {}).get("name") == s), default=-1)
+    > max(i for i, m in enumerate(msgs) if m["type"] == "RECORD" and m["record"]["stream"] == s)
+    for s in ("events", "accounts"))' \
+  "events or accounts has no STATE message after its last record"
+
+if grep -l -F "$API_KEY" "$tmp"/{spec,check,discover,read}.{out,err} >/dev/null 2>&1; then
+  fail "the API key appears in the connector's output: $(grep -l -F "$API_KEY" "$tmp"/{spec,check,discover,read}.{out,err} | xargs -n1 basename | tr '\n' ' ')"
+fi
+counts=$("$PY" -c 'import json,sys,collections
+c = collections.Counter(m["record"]["stream"] for m in map(json.loads, filter(lambda l: l.startswith("{"), open(sys.argv[1]))) if m["type"] == "RECORD")
+print(", ".join(f"{k}={v}" for k, v in sorted(c.items())))' "$tmp/read.out")
+step "OK: spec, check, discover (18 streams), read ($counts), key never printed; $(( $(date +%s) - started )) s"
