@@ -25,6 +25,7 @@ from integration_tests.pendo_emulator.truth import GroundTruth
 
 API_KEY = "emulator-key.us"
 HOUR_MS = 3_600_000
+ONE_APP = "5629499534213120"  # a large positive app id of the emulator's subscription
 EMULATOR_TZ = "America/New_York"  # day buckets at local midnight, with DST, like Pendo's samples (§7)
 
 
@@ -140,3 +141,11 @@ def base_config(emulator: EmulatorProcess) -> dict[str, Any]:
         "lookback_window_days": 1,
         "request_timeout_seconds": 30,
     }
+
+
+@pytest.fixture(scope="session")
+def discovered(emulator: EmulatorProcess, base_config: dict[str, Any]) -> dict[str, Any]:
+    """The catalog `discover` returns against the session's emulator (run once per session)."""
+    run = run_connector("discover", base_config)
+    assert run.returncode == 0, run.stderr
+    return run.of_type("CATALOG")[0]["catalog"]

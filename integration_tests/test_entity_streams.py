@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from integration_tests.comparison import assert_records_equal, assert_unique_keys
-from integration_tests.conftest import catalog_for, run_connector
+from integration_tests.conftest import ONE_APP, catalog_for, run_connector
 
 ENTITIES = ["accounts", "visitors", "features", "pages", "guides", "track_types", "reports", "report_results", "segments", "metadata_accounts", "metadata_visitors"]
-ONE_APP = "5629499534213120"
-
-
-@pytest.fixture(scope="module")
-def discovered(emulator, base_config) -> dict[str, Any]:
-    run = run_connector("discover", base_config)
-    assert run.returncode == 0, run.stderr
-    return run.of_type("CATALOG")[0]["catalog"]
 
 
 @pytest.mark.parametrize(

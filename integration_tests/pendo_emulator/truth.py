@@ -114,14 +114,8 @@ class GroundTruth:
         anonymous = bool(config.get("include_anonymous_visitors", False))
         start = parse_start_ms(config["start_date"])
         if stream in ROLLUP_STREAMS:
-            period = "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
-            field = "day" if period == "dayRange" else "hour"
-            rows = self.ds.rollup_rows(ROLLUP_STREAMS[stream], period)
-            return [
-                dict(r, periodStart=r[field])
-                for r in _people(_apps(rows, apps), anonymous)
-                if r[field] >= start
-            ]
+            period = _period(config)
+            return _rollup_records(self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config)
         if stream in RAW_STREAMS:
             rows = self.ds.raw_events(RAW_STREAMS[stream])
             return [dict(r) for r in _people(_apps(rows, apps), anonymous) if r["browserTime"] >= start]
@@ -162,18 +156,11 @@ class GroundTruth:
 
     def late_records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The late-arriving rows of a rollup stream (the `late_rows` fault), as the connector emits them."""
-        period = "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
-        field = "day" if period == "dayRange" else "hour"
+        period = _period(config)
         source = ROLLUP_STREAMS[stream]
         hours = self.ds.late_hour_rows(source)
         rows = hours if period == "hourRange" else self.ds.rollup_by_day(hours, source)
-        apps = {int(a) for a in config.get("app_ids") or []} or None
-        start = parse_start_ms(config["start_date"])
-        return [
-            dict(r, periodStart=r[field])
-            for r in _people(_apps(rows, apps), bool(config.get("include_anonymous_visitors")))
-            if r[field] >= start
-        ]
+        return _rollup_records(rows, period, config)
 
     def history_start(self, start_ms: int) -> int:
         today = self.ds.now_ms - self.ds.now_ms % DAY_MS
@@ -207,6 +194,19 @@ def promote_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
         for name, value in fields.items():
             out[f"metadata_{group}_{name}"] = value
     return out
+
+
+def _period(config: Mapping[str, Any]) -> str:
+    return "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
+
+
+def _rollup_records(rows: Iterable[dict[str, Any]], period: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rollup rows of the config's apps and visitors from start_date on, plus `periodStart` (the bucket)."""
+    field = "day" if period == "dayRange" else "hour"
+    apps = {int(a) for a in config.get("app_ids") or []} or None
+    start = parse_start_ms(config["start_date"])
+    people = _people(_apps(rows, apps), bool(config.get("include_anonymous_visitors", False)))
+    return [dict(r, periodStart=r[field]) for r in people if r[field] >= start]
 
 
 def _apps(rows: Iterable[dict[str, Any]], apps: set[int] | None) -> Iterable[dict[str, Any]]:
