@@ -1,0 +1,161 @@
+"""PyAirbyte runs the installed source-pendo against the emulator process and keeps its state between reads.
+
+`pyairbyte_sync.py` (its own process: importing `airbyte` changes the importing process) reads `pages` and
+`events` (DAY) twice into one DuckDB cache, offline: `AIRBYTE_OFFLINE_MODE=1` and `DO_NOT_TRACK=1`, and the
+registry pointed at a closed port, so a registry lookup would fail the read. With write strategy `auto`, both
+streams have a primary key, so PyAirbyte MERGEs each read into its table on that key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from integration_tests.comparison import assert_records_equal, canonical
+from integration_tests.conftest import assert_no_secret, connector_command
+from integration_tests.pendo_emulator.dataset import DAY_MS
+from integration_tests.pendo_emulator.truth import record_key
+
+SCRIPT = Path(__file__).with_name("pyairbyte_sync.py")
+SCHEMAS = Path(__file__).resolve().parents[1] / "source_pendo" / "schemas"
+STREAMS = ["pages", "events"]
+UNREACHABLE_REGISTRY = "http://127.0.0.1:9/oss_registry.json"  # port 9 (discard): nothing listens there
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
+    """Both reads' results: records processed, start time, and every cached row after each read."""
+    work = tmp_path_factory.mktemp("pyairbyte")
+    config = work / "config.json"
+    config.write_text(json.dumps(base_config))
+    output = work / "result.json"
+    env = dict(
+        os.environ, AIRBYTE_OFFLINE_MODE="1", DO_NOT_TRACK="1", AIRBYTE_LOCAL_REGISTRY=UNREACHABLE_REGISTRY
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--executable",
+            connector_command()[0],
+            "--config",
+            str(config),
+            "--cache-dir",
+            str(work),
+            "--streams",
+            ",".join(STREAMS),
+            "--output",
+            str(output),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    logs = "".join(p.read_text(errors="replace") for p in (work / "logs").rglob("*") if p.is_file())
+    assert_no_secret(proc.stdout + proc.stderr + logs)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return json.loads(output.read_text())
+
+
+def _records(stream: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Cached rows back as the connector's records: PyAirbyte's lower-case columns renamed to the schema's
+    names, its `_airbyte_*` columns dropped, JSON columns (every non-string property) parsed."""
+    properties = json.loads((SCHEMAS / f"{stream}.json").read_text())["properties"]
+    names = {name.lower(): name for name in properties}
+    records = []
+    for row in rows:
+        record = {}
+        for column, value in row.items():
+            if column.startswith("_airbyte_") or value is None:
+                continue
+            name = names.get(column, column)
+            if isinstance(value, str) and "string" not in properties.get(name, {}).get("type", []):
+                value = json.loads(value)
+            record[name] = value
+        records.append(record)
+    return records
+
+
+def _read_again(pyairbyte: dict[str, Any], stream: str) -> list[dict[str, Any]]:
+    """The rows the second read wrote: PyAirbyte stamps each row with the emitting record's time."""
+    second = pyairbyte["reads"][1]
+    return [r for r in second["tables"][stream] if r["_airbyte_extracted_at"] >= second["started_ms"]]
+
+
+def test_pyairbyte_first_read_caches_exactly_the_ground_truth(pyairbyte, truth, base_config):
+    first = pyairbyte["reads"][0]
+    expected = {stream: truth.records(stream, base_config) for stream in STREAMS}
+    assert first["processed_records"] == sum(len(records) for records in expected.values())
+    for stream in STREAMS:
+        assert_records_equal(stream, _records(stream, first["tables"][stream]), expected[stream])
+
+
+def test_pyairbyte_saves_the_connector_state_for_the_next_read(pyairbyte, base_config):
+    states = {
+        s["stream"]["stream_descriptor"]["name"]: s["stream"]["stream_state"]
+        for s in pyairbyte["state_after_first"]
+    }
+    assert set(states) == set(STREAMS)
+    assert states["events"]["period"] == base_config["period"]
+    assert states["events"]["apps"]["*"]["periodStart"] > 0
+    assert states["pages"]["lastUpdatedAt"]
+
+
+def test_pyairbyte_second_read_is_incremental_and_rereads_only_the_lookback(pyairbyte, truth, base_config):
+    first, second = pyairbyte["reads"]
+    again = {stream: _records(stream, _read_again(pyairbyte, stream)) for stream in STREAMS}
+    # everything the second read emitted reached the cache, and it is far less than a full read
+    assert second["processed_records"] == sum(len(records) for records in again.values())
+    assert 0 < second["processed_records"] < first["processed_records"] / 2
+    newest = max(r["periodStart"] for r in truth.records("events", base_config))
+    # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
+    assert again["events"], "the second read re-read nothing: the lookback was not applied"
+    assert all(r["periodStart"] >= newest - 2 * DAY_MS - 3_600_000 for r in again["events"])
+    newest_page = max(r["lastUpdatedAt"] for r in truth.records("pages", base_config))
+    assert all(r["lastUpdatedAt"] >= newest_page for r in again["pages"])
+
+
+def test_pyairbyte_pages_second_read_merges_on_the_primary_key(pyairbyte, truth, base_config):
+    cached = _records("pages", pyairbyte["reads"][1]["tables"]["pages"])
+    assert_records_equal("pages", cached, truth.records("pages", base_config))
+
+
+def test_pyairbyte_events_second_read_adds_no_row_pendo_did_not_send(pyairbyte, truth, base_config):
+    """Every cached row is a ground-truth row; the only extra copies are re-read rows whose primary key has a
+    null (`remoteIp`, absent when an app logs no addresses): PyAirbyte's MERGE joins on `pk = pk`, and
+    NULL = NULL is not true, so it inserts them again. The strict xfail below tracks that gap."""
+    cached = _records("events", pyairbyte["reads"][1]["tables"]["events"])
+    expected = truth.records("events", base_config)
+    assert {canonical(r) for r in cached} == {canonical(r) for r in expected}
+    extra = Counter(map(canonical, cached)) - Counter(map(canonical, expected))
+    null_keyed = Counter(
+        canonical(r)
+        for r in _records("events", _read_again(pyairbyte, "events"))
+        if None in record_key("events", r)
+    )
+    assert extra == null_keyed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "events' primary key includes remoteIp, null when an app logs no addresses; PyAirbyte's MERGE (pk = pk) "
+        "never matches a null, so the lookback re-read inserts those rows again (source-pendo key or PyAirbyte)"
+    ),
+)
+def test_pyairbyte_events_cache_equals_the_ground_truth_after_the_second_read(pyairbyte, truth, base_config):
+    cached = _records("events", pyairbyte["reads"][1]["tables"]["events"])
+    assert_records_equal("events", cached, truth.records("events", base_config))
+    assert len({record_key("events", r) for r in cached}) == len(cached)
