@@ -2,8 +2,9 @@
 
 `AirbyteEntrypoint.run` serialises every message through serpyco and orjson; the activity streams'
 `RecordBatch` messages are already RECORD lines (see components/record_batch.py), so for `read` this
-entrypoint writes them unchanged and counts their records for the state messages' `sourceStats`.
-spec, check and discover go through the CDK's code path untouched.
+entrypoint writes their bytes to stdout unchanged (no decode to str and encode back) and counts their
+records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
+untouched.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,7 +28,7 @@ from .components.record_batch import RecordBatch
 
 
 class PendoEntrypoint(AirbyteEntrypoint):
-    def run(self, parsed_args: argparse.Namespace) -> Iterable[str]:
+    def run(self, parsed_args: argparse.Namespace) -> Iterable[str | RecordBatch]:  # type: ignore[override]
         if parsed_args.command != "read":
             yield from super().run(parsed_args)
             return
@@ -42,7 +44,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
                 state = self.source.read_state(parsed_args.state)
                 for message in self.read(source_spec, config, catalog, state):
                     if isinstance(message, RecordBatch):
-                        yield message.lines.decode()
+                        yield message  # written as bytes by launch()
                     else:
                         yield self.airbyte_message_to_string(message)
             finally:
@@ -61,4 +63,17 @@ def launch(source: Any, args: list[str]) -> None:
     parsed_args = entrypoint.parse_args(args)
     with PRINT_BUFFER:
         for message in entrypoint.run(parsed_args):
-            print(f"{message}\n", end="")
+            if isinstance(message, RecordBatch):
+                write_batch(message)
+            else:
+                print(f"{message}\n", end="")
+
+
+def write_batch(batch: RecordBatch) -> None:
+    """The batch's bytes straight to stdout, after whatever the print buffer holds (order is kept)."""
+    with PRINT_BUFFER.lock:
+        PRINT_BUFFER.flush()
+        out = sys.__stdout__.buffer  # type: ignore[union-attr]
+        out.writelines(batch.parts)
+        out.write(b"\n")
+    batch.release()

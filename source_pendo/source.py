@@ -65,6 +65,7 @@ class SourcePendo(YamlDeclarativeSource):
              state: list[AirbyteStateMessage] | None = None) -> Iterator[AirbyteMessage]:
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:
+                message.release()
                 yield from message.to_messages()
             else:
                 yield message

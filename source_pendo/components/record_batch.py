@@ -6,12 +6,18 @@ each into a RECORD line (`{"type":"RECORD","record":{"stream":..,"data":<row>,"e
 byte-for-byte the message the CDK would print, without parsing and re-encoding the row.
 
 A `RecordBatch` is an `AirbyteMessage` so it travels through the concurrent framework's message
-queue in order with the state messages of its partition. Our entrypoint prints its lines as they are;
-under any other entrypoint `SourcePendo.read` expands it into ordinary record messages first.
+queue in order with the state messages of its partition. Our entrypoint writes its parts to stdout as
+they are; under any other entrypoint `SourcePendo.read` expands it into ordinary record messages first.
+
+Memory: the CDK's queue holds up to 10,000 messages, so when stdout is slower than Pendo (a busy
+destination) the batches would pile up there. `IN_FLIGHT` bounds the batches made but not yet written:
+a reader waits for the writer before it cuts another one.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 
@@ -20,16 +26,51 @@ import orjson
 from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, Type
 
 BATCH_ROWS = 2000
+MAX_BATCHES_IN_FLIGHT = 16
+GATE_WAIT_SECONDS = 120  # a batch nobody writes (a consumer that stopped reading) must not hang a reader forever
+LOGGER = logging.getLogger("airbyte")
+
+
+class BatchGate:
+    """Counts batches made and not yet written; `enter` blocks while `limit` of them are outstanding."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._limit = limit
+
+    def enter(self) -> None:
+        if not self._slots.acquire(timeout=GATE_WAIT_SECONDS):
+            LOGGER.warning(f"No record batch was written for {GATE_WAIT_SECONDS} s; continuing without waiting for the writer.")
+
+    def leave(self) -> None:
+        try:
+            self._slots.release()
+        except ValueError:  # more leaves than enters (a batch made after a timed-out enter): nothing to free
+            pass
+
+
+IN_FLIGHT = BatchGate(MAX_BATCHES_IN_FLIGHT)
 
 
 class RecordBatch(AirbyteMessage):
-    """`count` RECORD lines of `stream`, newline-separated, without a trailing newline."""
+    """`count` RECORD lines of `stream`: the bytes of `parts` concatenated, newline-separated, no trailing newline."""
 
-    def __init__(self, stream: str, lines: bytes, count: int) -> None:
+    def __init__(self, stream: str, parts: list[bytes], count: int, gate: BatchGate | None = None) -> None:
         super().__init__(type=Type.RECORD)
         self.stream = stream
-        self.lines = lines
+        self.parts = parts
         self.count = count
+        self._gate = gate
+
+    def release(self) -> None:
+        """The batch was written (or expanded): its slot in the in-flight gate is free. Idempotent."""
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.leave()
+
+    @property
+    def lines(self) -> bytes:
+        return b"".join(self.parts)
 
     def to_messages(self) -> Iterator[AirbyteMessage]:
         """The same records as ordinary messages, for consumers that do not print batches."""
@@ -42,30 +83,49 @@ class RecordBatch(AirbyteMessage):
 
 
 class RecordBatchBuilder:
-    """Collects row JSON (optionally with a leading field spliced in) and cuts batches of BATCH_ROWS."""
+    """Collects data objects (one row, or a block of rows already joined by `separator`) into batches."""
 
-    def __init__(self, stream: str, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, stream: str, batch_rows: int = BATCH_ROWS, gate: BatchGate = IN_FLIGHT) -> None:
         self._prefix = b'{"type":"RECORD","record":{"stream":' + orjson.dumps(stream) + b',"data":'
         self._stream = stream
         self._batch_rows = batch_rows
-        self._rows: list[bytes] = []
+        self._gate = gate
+        self._parts: list[bytes] = []
+        self._count = 0
+        self._suffix = self._separator = b""
         self.total = 0
+
+    @property
+    def separator(self) -> bytes:
+        """What goes between two data objects of the current batch: the end of a RECORD line, the start of the next."""
+        if not self._separator:
+            self._suffix = b',"emitted_at":%d}}' % (time.time_ns() // 1_000_000)
+            self._separator = self._suffix + b"\n" + self._prefix
+        return self._separator
 
     def add(self, row: bytes, leading_field: bytes | None = None, leading_value: int | None = None) -> RecordBatch | None:
         """Add one row; `leading_field`/`leading_value` put e.g. `"periodStart":123` first in the object."""
         if leading_field is not None:
             row = b"{%s:%d%s%s" % (leading_field, leading_value, b"," if len(row) > 2 else b"", row[1:])
-        self._rows.append(row)
-        self.total += 1
-        if len(self._rows) >= self._batch_rows:
+        return self.add_block(row, 1)
+
+    def add_block(self, block: bytes, count: int) -> RecordBatch | None:
+        """Add `count` data objects joined by `separator` (read it after the previous batch was cut)."""
+        separator = self.separator  # also fixes this batch's emitted_at
+        self._parts.append(separator if self._parts else self._prefix)
+        self._parts.append(block)
+        self._count += count
+        self.total += count
+        if self._count >= self._batch_rows:
             return self.flush()
         return None
 
     def flush(self) -> RecordBatch | None:
-        if not self._rows:
+        """The rows added since the last batch as one batch (after a slot of the in-flight gate is free)."""
+        if not self._parts:
             return None
-        suffix = b',"emitted_at":%d}}' % (time.time_ns() // 1_000_000)
-        lines = self._prefix + (suffix + b"\n" + self._prefix).join(self._rows) + suffix
-        batch = RecordBatch(self._stream, lines, len(self._rows))
-        self._rows = []
+        self._parts.append(self._suffix)
+        self._gate.enter()
+        batch = RecordBatch(self._stream, self._parts, self._count, self._gate)
+        self._parts, self._count, self._separator = [], 0, b""
         return batch

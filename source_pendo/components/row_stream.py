@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
@@ -33,27 +34,42 @@ class MalformedBody(ValueError):
 
 
 class AggregationRowReader:
-    """Feed body chunks in order; each `feed` returns the complete rows seen so far, as JSON bytes."""
+    """Feed body chunks in order; get back the complete rows received so far.
 
-    def __init__(self) -> None:
+    `feed` returns them as one JSON bytes object per row. `feed_block` returns them as one block: the rows'
+    text exactly as sent (`{..},{..}`, separators included) and each row decoded as `item_type` (a msgspec
+    Struct naming only the fields the caller needs), for callers that work on whole blocks of rows.
+    """
+
+    def __init__(self, item_type: Any = msgspec.Raw) -> None:
         self._buf = b""
         self._state = "header"  # header -> rows -> trailer -> done
         self._depth = 0  # object depth while skipping the trailer
+        self._decoder = _RAW_LIST if item_type is msgspec.Raw else msgspec.json.Decoder(list[item_type])  # type: ignore[valid-type]
 
     @property
     def done(self) -> bool:
         return self._state == "done"
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        block = self.feed_block(chunk)
+        if block is None:
+            return []
+        text, items = block
+        if self._decoder is not _RAW_LIST:
+            items = _RAW_LIST.decode(b"[" + text + b"]")
+        return [bytes(r) for r in items]
+
+    def feed_block(self, chunk: bytes) -> tuple[bytes, list[Any]] | None:
         self._buf += chunk
         if self._state == "header":
             self._parse_header()
-        rows: list[bytes] = []
+        block = None
         if self._state == "rows":
-            rows = self._parse_rows()
+            block = self._parse_rows()
         if self._state == "trailer":
             self._parse_trailer()
-        return rows
+        return block
 
     def close(self) -> None:
         """Call at end of body: raises TruncatedBody unless the envelope was closed."""
@@ -103,35 +119,38 @@ class AggregationRowReader:
                 return
             pos = value_end
 
-    def _parse_rows(self) -> list[bytes]:
+    def _parse_rows(self) -> tuple[bytes, list[Any]] | None:
         buf = self._buf.lstrip(_WS)
         if buf[:1] == b"]":
             self._buf = buf[1:]
             self._state = "trailer"
-            return []
-        rows: list[bytes] = []
+            return None
+        block = None
         search_end = len(buf)
         while True:
             cut = _last_row_end(buf, search_end)
             if cut is None:
                 break
+            text = buf[: cut + 1]
             try:
-                decoded = _RAW_LIST.decode(b"[" + buf[: cut + 1] + b"]")
+                items = self._decoder.decode(b"[" + text + b"]")  # decoding validates the whole text
+            except msgspec.ValidationError as error:
+                raise MalformedBody(f"an aggregation row does not have the expected shape: {error}") from error
             except msgspec.DecodeError:
                 search_end = cut  # the `}` was inside a string or a nested value: try an earlier one
                 continue
-            rows = [bytes(r) for r in decoded]
+            block = (text, items)
             rest = buf[cut + 1 :].lstrip(_WS)
             if rest[:1] == b",":
                 rest = rest[1:]
             elif rest[:1] == b"]":
                 self._buf = rest[1:]
                 self._state = "trailer"
-                return rows
+                return block
             buf = rest
             break
         self._buf = buf
-        return rows
+        return block
 
     def _parse_trailer(self) -> None:
         """After `]`: optional `,"key": scalar` pairs, then the closing `}`."""
@@ -216,8 +235,10 @@ def _scalar_end(buf: bytes, pos: int) -> int | None:
 
 def _last_row_end(buf: bytes, end: int) -> int | None:
     """Index of the last `}` before `end` that is followed by `,{` or `]` (a candidate row end)."""
-    last = None
-    for match in _ROW_END.finditer(buf, 0, min(len(buf), end + 64)):
-        if match.start() < end:
-            last = match.start()
-    return last
+    while True:
+        brace = buf.rfind(b"}", 0, end)
+        if brace < 0:
+            return None
+        if _ROW_END.match(buf, brace):
+            return brace
+        end = brace

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import orjson
 import pytest
-import requests
+import urllib3
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.types import StreamSlice
@@ -29,13 +30,21 @@ def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
 
 
 class FakeResponse:
-    def __init__(self, body: bytes, break_after: int | None = None) -> None:
-        self._body, self._break_after = body, break_after
+    """A streamed response: `raw.stream` hands out the body in 50-byte pieces, or breaks off after `break_after`."""
 
-    def iter_content(self, chunk_size: int) -> Any:
+    def __init__(self, body: bytes, break_after: int | None = None, gzip: bool = False, truncate_after: int | None = None) -> None:
+        self._body = zlib.compress(body, wbits=31) if gzip else body
+        self._break_after, self._truncate_after = break_after, truncate_after
+        self.headers: dict[str, str] = {"Content-Encoding": "gzip"} if gzip else {}
+        self.raw = self
+
+    def stream(self, amt: int, decode_content: bool = True) -> Any:
+        assert not decode_content, "the retriever decompresses the body itself"
         for i in range(0, len(self._body), 50):
             if self._break_after is not None and i >= self._break_after:
-                raise requests.exceptions.ChunkedEncodingError("connection reset mid-body")
+                raise urllib3.exceptions.ProtocolError("Connection broken: connection reset mid-body")
+            if self._truncate_after is not None and i >= self._truncate_after:
+                return  # the connection closed cleanly, early
             yield self._body[i : i + 50]
 
     def close(self) -> None:
@@ -45,10 +54,13 @@ class FakeResponse:
 class FakeAggregationApi:
     """Answers the retriever's bodies from a row list: window filter, keyset, sort, limit; optional faults."""
 
-    def __init__(self, rows: list[dict[str, Any]], reject_windows_longer_than: int | None = None, break_first_page_after: int | None = None) -> None:
+    def __init__(self, rows: list[dict[str, Any]], reject_windows_longer_than: int | None = None, break_first_page_after: int | None = None,
+                 gzip: bool = False, truncate_first_page_after: int | None = None, body_text: Any = None) -> None:
         self.rows = sorted(rows, key=lambda r: (r["day"], r["visitorId"]))
         self.reject_longer = reject_windows_longer_than
         self.break_after = break_first_page_after
+        self.gzip, self.truncate_after = gzip, truncate_first_page_after
+        self.body_text = body_text or (lambda body: body)  # how the body is written (escapes, spacing)
         self.bodies: list[dict[str, Any]] = []
         self.stream_response = False
 
@@ -67,9 +79,9 @@ class FakeAggregationApi:
             visitor = json.loads(condition.split("visitorId >= ")[1].rstrip("))"))
             keyset = (bucket, visitor)
         rows = [r for r in self.rows if start <= r["day"] < end and (keyset is None or (r["day"], r["visitorId"]) >= keyset)][:limit]
-        body = orjson.dumps({"startTime": start, "results": rows})
-        broken = self.break_after if len(self.bodies) == 1 else None
-        return FakeResponse(body, broken)
+        body = self.body_text(orjson.dumps({"startTime": start, "results": rows}))
+        first = len(self.bodies) == 1
+        return FakeResponse(body, self.break_after if first else None, self.gzip, self.truncate_after if first else None)
 
 
 def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int = START + 4 * DAY) -> list[dict[str, Any]]:
@@ -78,6 +90,7 @@ def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int =
     for message in retriever.read_records({}, StreamSlice(partition={"app_id": "*"}, cursor_slice={"start": str(start), "end": str(end)})):
         if isinstance(message, RecordBatch):
             out += [json.loads(line)["record"]["data"] for line in message.lines.split(b"\n")]
+            message.release()
     return out
 
 
@@ -116,3 +129,31 @@ def test_activity_retriever_gives_up_when_one_period_still_fails():
     api = FakeAggregationApi(make_rows(), reject_windows_longer_than=1)
     with pytest.raises(AirbyteTracedException):
         read(api, page_size=1000)
+
+
+def test_activity_retriever_keeps_nested_objects_as_they_are_and_adds_period_start_at_the_top():
+    rows = [dict(r, properties={"day": 1, "steps": [{"a": 1}, {"b": "},{"}]}) for r in make_rows(days=2, visitors=3)]
+    records = read(FakeAggregationApi(rows), page_size=1000)
+    assert sorted(records, key=lambda r: (r["day"], r["visitorId"], r["userAgent"])) == sorted(
+        (dict(r, periodStart=r["day"]) for r in rows), key=lambda r: (r["day"], r["visitorId"], r["userAgent"]))
+
+
+def test_activity_retriever_reads_rows_written_with_spaces_between_them():
+    rows = make_rows(days=2, visitors=3)
+    records = read(FakeAggregationApi(rows, body_text=lambda body: body.replace(b"},{", b"},\n  {")), page_size=1000)
+    assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
+
+
+def test_activity_retriever_drops_anonymous_visitors_even_when_their_ids_are_escaped():
+    rows = make_rows(days=2, visitors=3) + [dict(r, visitorId="_PENDO_T_" + r["visitorId"]) for r in make_rows(days=2, visitors=2)]
+    escaped = FakeAggregationApi(rows, body_text=lambda body: body.replace(b'"_PENDO_T_', b'"\\u005fPENDO_T_'))
+    records = read(escaped, page_size=1000)
+    assert len(records) == 2 * 3 * 2 and not any(r["visitorId"].startswith("_PENDO_T_") for r in records)
+
+
+def test_activity_retriever_reads_gzip_bodies_and_resumes_after_one_that_stops_short():
+    rows = make_rows()
+    api = FakeAggregationApi(rows, gzip=True, truncate_first_page_after=150)
+    records = read(api, page_size=1000)
+    assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
+    assert len(api.bodies) == 2, "the short gzip body is detected and read again from the last emitted row"
