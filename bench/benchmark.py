@@ -26,6 +26,7 @@ catalogs go to bench/out/ (gitignored).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -101,19 +102,24 @@ class LineCounter:
     def __init__(self, prefixes: list[bytes], error_prefix: bytes | None = None) -> None:
         self.patterns = [b"\n" + p for p in prefixes]
         self.error_pattern = b"\n" + error_prefix if error_prefix else None
-        self.keep = max(len(p) for p in self.patterns + ([self.error_pattern] if self.error_pattern else [])) - 1
+        self.keep = (
+            max(len(p) for p in self.patterns + ([self.error_pattern] if self.error_pattern else [])) - 1
+        )
         self.carry = b"\n"
         self.count = 0
         self.errors: list[str] = []
 
     def feed(self, chunk: bytes) -> None:
         text = self.carry + chunk
-        for pattern in self.patterns:
-            self.count += text.count(pattern)
-        if self.error_pattern and len(self.errors) < 3 and self.error_pattern in text:
-            at = text.index(self.error_pattern) + 1
-            end = text.find(b"\n", at)
-            self.errors.append(text[at : end if end > 0 else at + 2000][:2000].decode("utf-8", "replace"))
+        for pattern in self.patterns:  # skip what the carried bytes alone could match: no line counted twice
+            self.count += text.count(pattern, max(0, len(self.carry) - len(pattern) + 1))
+        if self.error_pattern and len(self.errors) < 3:
+            at = text.find(self.error_pattern, max(0, len(self.carry) - len(self.error_pattern) + 1))
+            if at >= 0:
+                end = text.find(b"\n", at + 1)
+                self.errors.append(
+                    text[at + 1 : end if end > 0 else at + 2001][:2000].decode("utf-8", "replace")
+                )
         self.carry = text[-self.keep :]
 
 
@@ -156,8 +162,13 @@ def run_process(
     with open(stderr_path, "wb") as stderr:
         started = time.monotonic()
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, cwd=REPO,
-            start_new_session=True, bufsize=0,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            stdin=subprocess.DEVNULL,
+            cwd=REPO,
+            start_new_session=True,
+            bufsize=0,
         )
 
         def watch() -> None:
@@ -204,10 +215,8 @@ def _stop_group(pid: int) -> None:
 
     def kill_later() -> None:
         time.sleep(5)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     threading.Thread(target=kill_later, daemon=True).start()
 
@@ -215,7 +224,9 @@ def _stop_group(pid: int) -> None:
 # ---------------------------------------------------------------------------------------------- emulator
 def aggregation(base_url: str, body: dict[str, Any], timeout: float = 600) -> bytes:
     request = urllib.request.Request(
-        base_url + "/api/v1/aggregation", data=json.dumps(body).encode(), method="POST",
+        base_url + "/api/v1/aggregation",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"x-pendo-integration-key": API_KEY, "content-type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -225,9 +236,23 @@ def aggregation(base_url: str, body: dict[str, Any], timeout: float = 600) -> by
 def warm_up(base_url: str, source: str, period: str, now_ms: int) -> float:
     """Build the emulator's index for (source, period) with one untimed one-row request; returns seconds."""
     started = time.monotonic()
-    time_range = {"period": "hourRange" if period == "HOUR" else "dayRange", "first": now_ms - DAY_MS, "count": 1}
-    aggregation(base_url, {"response": {"mimeType": "application/json"}, "request": {"pipeline": [
-        {"source": {source: {"appId": 'expandAppIds("*")'}, "timeSeries": time_range}}, {"limit": 1}]}})
+    time_range = {
+        "period": "hourRange" if period == "HOUR" else "dayRange",
+        "first": now_ms - DAY_MS,
+        "count": 1,
+    }
+    aggregation(
+        base_url,
+        {
+            "response": {"mimeType": "application/json"},
+            "request": {
+                "pipeline": [
+                    {"source": {source: {"appId": 'expandAppIds("*")'}, "timeSeries": time_range}},
+                    {"limit": 1},
+                ]
+            },
+        },
+    )
     return time.monotonic() - started
 
 
@@ -253,13 +278,19 @@ def base_python() -> str:
 
 
 def pip_install(python: Path, *packages: str, no_deps: bool = False) -> None:
-    subprocess.run([str(python), "-m", "pip", "install", "-q", *(["--no-deps"] if no_deps else []), *packages],
-                   check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", *(["--no-deps"] if no_deps else []), *packages],
+        check=True,
+    )
 
 
 def ensure_tap_venv() -> Path:
     python = TAP_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import tap_pendo, humps; from importlib.metadata import version; print(version('tap-pendo'))"]
+    probe = [
+        str(python),
+        "-c",
+        "import tap_pendo, humps; from importlib.metadata import version; print(version('tap-pendo'))",
+    ]
     if python.exists() and subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "1.2.0":
         return python
     print(f"creating {TAP_VENV} with {TAP_PENDO} and {PYHUMPS} ...", flush=True)
@@ -273,7 +304,10 @@ def ensure_tap_venv() -> Path:
 def plot_python() -> Path | None:
     for venv in (PLOT_VENV, TAP_VENV):
         python = venv / "bin" / "python"
-        if python.exists() and subprocess.run([str(python), "-c", "import matplotlib"], capture_output=True).returncode == 0:
+        if (
+            python.exists()
+            and subprocess.run([str(python), "-c", "import matplotlib"], capture_output=True).returncode == 0
+        ):
             return python
     try:
         print(f"creating {PLOT_VENV} with matplotlib ...", flush=True)
@@ -294,35 +328,65 @@ def version_of(python: Path | str, package: str) -> str:
 # ---------------------------------------------------------------------------------------------- catalogs
 def airbyte_catalog(command: list[str], config_path: Path, stream: str) -> dict[str, Any]:
     """A configured catalog for `stream` from the extractor's own `discover` (incremental, append)."""
-    out = subprocess.run([*command, "discover", "--config", str(config_path)], capture_output=True, cwd=REPO,
-                         timeout=300, check=True).stdout
-    catalog = next(json.loads(line)["catalog"] for line in out.splitlines() if line.startswith(b'{"type":"CATALOG"'))
+    out = subprocess.run(
+        [*command, "discover", "--config", str(config_path)],
+        capture_output=True,
+        cwd=REPO,
+        timeout=300,
+        check=True,
+    ).stdout
+    catalog = next(
+        json.loads(line)["catalog"] for line in out.splitlines() if line.startswith(b'{"type":"CATALOG"')
+    )
     entry = next(s for s in catalog["streams"] if s["name"] == stream)
-    return {"streams": [{
-        "stream": entry,
-        "sync_mode": "incremental",
-        "destination_sync_mode": "append",
-        "cursor_field": entry.get("default_cursor_field", []),
-        **({"primary_key": entry["source_defined_primary_key"]} if entry.get("source_defined_primary_key") else {}),
-    }]}
+    return {
+        "streams": [
+            {
+                "stream": entry,
+                "sync_mode": "incremental",
+                "destination_sync_mode": "append",
+                "cursor_field": entry.get("default_cursor_field", []),
+                **(
+                    {"primary_key": entry["source_defined_primary_key"]}
+                    if entry.get("source_defined_primary_key")
+                    else {}
+                ),
+            }
+        ]
+    }
 
 
-def tap_catalog(python: Path, base_url: str, config_path: Path, streams: list[str]) -> tuple[dict[str, Any], str]:
+def tap_catalog(
+    python: Path, base_url: str, config_path: Path, streams: list[str]
+) -> tuple[dict[str, Any], str]:
     """tap-pendo's catalog with `streams` selected (every field): from `--discover`, or built from tap-pendo's
     own per-stream schema and metadata when discover fails. Returns (catalog, note)."""
     wrapper = [str(python), str(BENCH / "tap_pendo_wrapper.py"), "--base-url", base_url]
-    done = subprocess.run([*wrapper, "--config", str(config_path), "--discover"], capture_output=True, text=True,
-                          cwd=REPO, timeout=300)
+    done = subprocess.run(
+        [*wrapper, "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     note = ""
     if done.returncode == 0:
         catalog = json.loads(done.stdout)
     else:
         critical = [line for line in done.stderr.splitlines() if line.startswith("CRITICAL")]
-        note = (f"tap-pendo `--discover` failed against the emulator ({critical[-1] if critical else done.stderr[-300:]}); "
-                "its catalog entries for these streams were built with tap-pendo's own `load_schema()`/`load_metadata()` "
-                "(bench/tap_pendo_wrapper.py --catalog-of)")
-        out = subprocess.run([*wrapper, "--catalog-of", ",".join(STREAMS_ALL_TAP), "--config", str(config_path)],
-                             capture_output=True, text=True, cwd=REPO, timeout=300, check=True).stdout
+        note = (
+            f"tap-pendo `--discover` failed against the emulator ({critical[-1] if critical else done.stderr[-300:]}); "
+            "its catalog entries for these streams were built with tap-pendo's own `load_schema()`/`load_metadata()` "
+            "(bench/tap_pendo_wrapper.py --catalog-of)"
+        )
+        out = subprocess.run(
+            [*wrapper, "--catalog-of", ",".join(STREAMS_ALL_TAP), "--config", str(config_path)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            check=True,
+        ).stdout
         catalog = json.loads(out)
     selected = []
     for entry in catalog["streams"]:
@@ -338,16 +402,31 @@ STREAMS_ALL_TAP = sorted({s for s in STREAMS} | {p for _, p in STREAMS.values() 
 
 # ---------------------------------------------------------------------------------------------- main
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", choices=["tiny", "small", "large"], default=None, help="dataset (default large)")
-    parser.add_argument("--streams", default="events,feature_events", help=f"comma-separated, of {', '.join(STREAMS)}")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale", choices=["tiny", "small", "large"], default=None, help="dataset (default large)"
+    )
+    parser.add_argument(
+        "--streams", default="events,feature_events", help=f"comma-separated, of {', '.join(STREAMS)}"
+    )
     parser.add_argument("--period", choices=["HOUR", "DAY"], default="HOUR")
-    parser.add_argument("--out", default=None,
-                        help="where benchmark.md/.json/.png go (default bench/results; --quick: bench/out/quick)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="where benchmark.md/.json/.png go (default bench/results; --quick: bench/out/quick)",
+    )
     parser.add_argument("--extractors", default="ours,plain,tap", help="comma-separated, of ours, plain, tap")
-    parser.add_argument("--tap-timeout", type=float, default=None,
-                        help="stop a tap-pendo run after this many seconds and report it as partial (default 1200; --quick 120)")
-    parser.add_argument("--timeout", type=float, default=3600, help="stop ours/plain runs after this many seconds")
+    parser.add_argument(
+        "--tap-timeout",
+        type=float,
+        default=None,
+        help="stop a tap-pendo run after this many seconds and report it as partial (default 1200; --quick 120)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="stop ours/plain runs after this many seconds"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="tiny dataset: checks that the script works")
     parser.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
@@ -370,11 +449,6 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     work = WORK / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     work.mkdir(parents=True, exist_ok=True)
-    bin_dir = Path(sys.executable).parent
-    source_pendo = bin_dir / "source-pendo"
-    if not source_pendo.exists():
-        source_pendo = REPO / ".venv" / "bin" / "source-pendo"
-    plain = [sys.executable, str(BENCH / "plain_source.py")]
 
     from integration_tests.pendo_emulator import EmulatorProcess
     from integration_tests.pendo_emulator.dataset import SCALES
@@ -382,94 +456,82 @@ def main() -> int:
     started = time.monotonic()
     meta: dict[str, Any] = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(__file__, REPO), *sys.argv[1:]]),
-        "scale": scale, "scale_params": asdict(SCALES[scale]), "seed": args.seed, "period": args.period,
-        "streams": streams, "extractors": extractors, "tap_timeout_s": tap_timeout,
-        "machine": machine(), "uptime_before": uptime(), "git": git_head(),
-        "versions": {"ours": version_of(sys.executable, "airbyte-cdk")}, "notes": [], "warm_up_s": {},
+        "command": shlex.join(
+            [os.path.relpath(sys.executable, REPO), os.path.relpath(__file__, REPO), *sys.argv[1:]]
+        ),
+        "scale": scale,
+        "scale_params": asdict(SCALES[scale]),
+        "seed": args.seed,
+        "period": args.period,
+        "streams": streams,
+        "extractors": extractors,
+        "tap_timeout_s": tap_timeout,
+        "machine": machine(),
+        "uptime_before": uptime(),
+        "git": git_head(),
+        "versions": {"ours": version_of(sys.executable, "airbyte-cdk")},
+        "notes": [],
+        "warm_up_s": {},
     }
     tap_python = None
     if "tap" in extractors:
         tap_python = ensure_tap_venv()
-        meta["versions"]["tap"] = version_of(tap_python, "tap-pendo") + ", " + version_of(tap_python, "pyhumps").split(" on ")[0]
+        meta["versions"]["tap"] = (
+            version_of(tap_python, "tap-pendo") + ", " + version_of(tap_python, "pyhumps").split(" on ")[0]
+        )
 
     runs: list[Run] = []
-    print(f"emulator: scale {scale}, seed {args.seed} ...", flush=True)
-    with EmulatorProcess(scale=scale, seed=args.seed, tz="UTC") as emulator:
-        now_ms = emulator.now_ms
-        start_ms = (now_ms // DAY_MS - SCALES[scale].days) * DAY_MS  # the dataset's first bucket (dataset.start_ms)
-        start_date = datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d")
-        meta.update(base_url=emulator.base_url, now_ms=now_ms, start_date=start_date)
-        for stream in streams:
-            source = STREAMS[stream][0]
-            seconds = warm_up(emulator.base_url, source, args.period, now_ms)
+    # One emulator per stream: at `large` an emulator holding the events and featureEvents indexes at once
+    # needs ~15 GB, more than this machine had free. All of them share one clock (the hour the run started).
+    now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
+    # the dataset's first bucket (Dataset.start_ms)
+    start_ms = (now_ms // DAY_MS - SCALES[scale].days) * DAY_MS
+    start_date = datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+    meta.update(now_ms=now_ms, start_date=start_date, emulator_peak_rss_gb={})
+    for stream in streams:
+        source = STREAMS[stream][0]
+        print(f"emulator: scale {scale}, seed {args.seed}, for {stream} ...", flush=True)
+        with EmulatorProcess(scale=scale, seed=args.seed, now_ms=now_ms, tz="UTC") as emulator:
+            try:
+                seconds = warm_up(emulator.base_url, source, args.period, now_ms)
+            except OSError as error:
+                assert emulator.process is not None
+                code = emulator.process.wait(timeout=30) if emulator.process.poll() is not None else None
+                reason = (
+                    f"the emulator died while building its {source} index (exit code {code}; -9 is usually the "
+                    f"OOM killer)"
+                    if code is not None
+                    else f"warm-up request failed: {error!r}"
+                )
+                print(f"{stream}: {reason}", flush=True)
+                runs += [Run(e, stream, status="failed", note=reason) for e in extractors]
+                continue
             meta["warm_up_s"][source] = round(seconds, 1)
             print(f"warm-up {source} {args.period}: {seconds:.1f} s (untimed)", flush=True)
-
-        configs = {
-            "ours": {"api_key": API_KEY, "base_url": emulator.base_url, "start_date": start_date, "period": args.period,
-                     "app_ids": [], "include_anonymous_visitors": True},
-            "plain": {"api_key": API_KEY, "base_url": emulator.base_url, "start_date": start_date, "period": args.period,
-                      "concurrency": 4},
-            "tap": {"x_pendo_integration_key": API_KEY, "start_date": f"{start_date}T00:00:00Z",
-                    "period": "hourRange" if args.period == "HOUR" else "dayRange", "include_anonymous_visitors": "true",
-                    "request_timeout": 300},
-        }
-        meta["configs"] = {k: {kk: ("<emulator key>" if "key" in kk else vv) for kk, vv in v.items()} for k, v in configs.items()}
-        config_paths = {}
-        for name, config in configs.items():
-            config_paths[name] = work / f"{name}_config.json"
-            config_paths[name].write_text(json.dumps(config))
-
-        for stream in streams:
+            configs = extractor_configs(emulator.base_url, start_date, args.period)
+            meta["configs"] = {
+                k: {kk: ("<emulator key>" if "key" in kk else vv) for kk, vv in v.items()}
+                for k, v in extractor_configs("<emulator>", start_date, args.period).items()
+            }
+            config_paths = {}
+            for name, config in configs.items():
+                config_paths[name] = work / f"{name}_{stream}_config.json"
+                config_paths[name].write_text(json.dumps(config))
             for extractor in extractors:
-                run = Run(extractor, stream)
-                try:
-                    if extractor == "ours":
-                        catalog = airbyte_catalog([str(source_pendo)], config_paths["ours"], stream)
-                        command = [str(source_pendo), "read"]
-                    elif extractor == "plain":
-                        catalog = airbyte_catalog(plain, config_paths["plain"], stream)
-                        command = [*plain, "read"]
-                    else:
-                        assert tap_python is not None
-                        parent = STREAMS[stream][1]
-                        catalog, note = tap_catalog(tap_python, emulator.base_url, config_paths["tap"],
-                                                    [stream] + ([parent] if parent else []))
-                        if note and note not in meta["notes"]:
-                            meta["notes"].append(note)
-                        command = [str(tap_python), str(BENCH / "tap_pendo_wrapper.py"), "--base-url", emulator.base_url]
-                except Exception as error:  # noqa: BLE001 - reported in the table, not hidden
-                    run.status, run.note = "failed", f"catalog: {error}"
-                    runs.append(run)
-                    print(f"{extractor:5} {stream}: catalog failed: {error}", flush=True)
-                    continue
-                catalog_path = work / f"{extractor}_{stream}_catalog.json"
-                catalog_path.write_text(json.dumps(catalog))
-                command += ["--config", str(config_paths[extractor]), "--catalog", str(catalog_path)]
-                prefixes = ([AIRBYTE_RECORD] if extractor != "tap"
-                            else [b'{"type": "RECORD", "stream": "%s"' % stream.encode()])
-                timeout = tap_timeout if extractor == "tap" else args.timeout
-                run.command = [os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in command]
-                run.load_before = os.getloadavg()
-                before, _ = stats_snapshot(emulator)
-                print(f"{extractor:5} {stream}: running ...", flush=True)
-                measured = run_process(command, prefixes, work / f"{extractor}_{stream}.stderr", timeout, extractor != "tap")
-                run.requests, run.requests_failed, run.rows_served, run.request_counts = request_diff(emulator, before)
-                for key in ("records", "wall_s", "peak_rss_mb", "tree_rss_mb", "tree_processes", "cpu_s", "exit_code", "errors"):
-                    setattr(run, key, measured[key])
-                run.records_per_s = run.records / run.wall_s if run.wall_s else 0.0
-                if measured["timed_out"]:
-                    run.status, run.note = "partial", f"stopped by the timeout after {timeout:.0f} s"
-                elif run.exit_code != 0 or run.errors:
-                    run.status = "failed"
-                    run.note = f"exit code {run.exit_code}" + (f"; {len(run.errors)} error trace(s)" if run.errors else "")
-                    tail = (work / f"{extractor}_{stream}.stderr").read_text(errors="replace").strip().splitlines()[-3:]
-                    run.errors += tail
-                runs.append(run)
-                print(f"{extractor:5} {stream}: {run.status}, {run.records:,} records in {run.wall_s:.1f} s "
-                      f"({run.records_per_s:,.0f}/s), peak RSS {run.peak_rss_mb:.0f} MB, {run.requests} requests"
-                      f"{f' ({run.requests_failed} failed)' if run.requests_failed else ''}", flush=True)
+                runs.append(
+                    bench_one(
+                        extractor,
+                        stream,
+                        emulator,
+                        config_paths,
+                        work,
+                        meta,
+                        tap_python,
+                        tap_timeout if extractor == "tap" else args.timeout,
+                    )
+                )
+            assert emulator.process is not None
+            meta["emulator_peak_rss_gb"][source] = round(peak_rss_kb(emulator.process.pid) / 2**20, 1)
     meta["uptime_after"] = uptime()
     meta["total_s"] = round(time.monotonic() - started, 1)
     meta["logs"] = os.path.relpath(work, REPO)
@@ -479,18 +541,144 @@ def main() -> int:
     (out / "benchmark.md").write_text(markdown(meta, runs))
     python = plot_python()
     if python is not None:
-        subprocess.run([str(python), __file__, "--plot-only", str(out / "benchmark.json"), str(out / "benchmark.png")],
-                       check=False)
+        subprocess.run(
+            [str(python), __file__, "--plot-only", str(out / "benchmark.json"), str(out / "benchmark.png")],
+            check=False,
+        )
     print(f"wrote {out / 'benchmark.md'} in {meta['total_s']:.0f} s", flush=True)
     return 0 if all(r.status in ("ok", "partial") for r in runs) else 1
 
 
+def extractor_configs(base_url: str, start_date: str, period: str) -> dict[str, dict[str, Any]]:
+    return {
+        "ours": {
+            "api_key": API_KEY,
+            "base_url": base_url,
+            "start_date": start_date,
+            "period": period,
+            "app_ids": [],
+            "include_anonymous_visitors": True,
+        },
+        "plain": {
+            "api_key": API_KEY,
+            "base_url": base_url,
+            "start_date": start_date,
+            "period": period,
+            "concurrency": 4,
+        },
+        "tap": {
+            "x_pendo_integration_key": API_KEY,
+            "start_date": f"{start_date}T00:00:00Z",
+            "period": "hourRange" if period == "HOUR" else "dayRange",
+            "include_anonymous_visitors": "true",
+            "request_timeout": 300,
+        },
+    }
+
+
+def peak_rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+def bench_one(
+    extractor: str,
+    stream: str,
+    emulator: Any,
+    config_paths: dict[str, Path],
+    work: Path,
+    meta: dict[str, Any],
+    tap_python: Path | None,
+    timeout: float,
+) -> Run:
+    """One extractor, one stream: catalog (untimed), then the measured read."""
+    run = Run(extractor, stream)
+    source_pendo = Path(sys.executable).parent / "source-pendo"
+    if not source_pendo.exists():
+        source_pendo = REPO / ".venv" / "bin" / "source-pendo"
+    plain = [sys.executable, str(BENCH / "plain_source.py")]
+    try:
+        if extractor == "ours":
+            catalog = airbyte_catalog([str(source_pendo)], config_paths["ours"], stream)
+            command = [str(source_pendo), "read"]
+        elif extractor == "plain":
+            catalog = airbyte_catalog(plain, config_paths["plain"], stream)
+            command = [*plain, "read"]
+        else:
+            assert tap_python is not None
+            parent = STREAMS[stream][1]
+            catalog, note = tap_catalog(
+                tap_python, emulator.base_url, config_paths["tap"], [stream] + ([parent] if parent else [])
+            )
+            if note and note not in meta["notes"]:
+                meta["notes"].append(note)
+            command = [str(tap_python), str(BENCH / "tap_pendo_wrapper.py"), "--base-url", emulator.base_url]
+    except Exception as error:  # reported in the table, not hidden
+        run.status, run.note = "failed", f"catalog: {error}"
+        print(f"{extractor:5} {stream}: catalog failed: {error}", flush=True)
+        return run
+    catalog_path = work / f"{extractor}_{stream}_catalog.json"
+    catalog_path.write_text(json.dumps(catalog))
+    command += ["--config", str(config_paths[extractor]), "--catalog", str(catalog_path)]
+    prefixes = (
+        [AIRBYTE_RECORD] if extractor != "tap" else [b'{"type": "RECORD", "stream": "%s"' % stream.encode()]
+    )
+    run.command = [os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in command]
+    run.load_before = os.getloadavg()
+    before, _ = stats_snapshot(emulator)
+    print(f"{extractor:5} {stream}: running ...", flush=True)
+    stderr_path = work / f"{extractor}_{stream}.stderr"
+    measured = run_process(command, prefixes, stderr_path, timeout, extractor != "tap")
+    try:
+        run.requests, run.requests_failed, run.rows_served, run.request_counts = request_diff(
+            emulator, before
+        )
+    except OSError as error:
+        run.note = f"emulator stats unavailable ({error!r}); "
+    for key in (
+        "records",
+        "wall_s",
+        "peak_rss_mb",
+        "tree_rss_mb",
+        "tree_processes",
+        "cpu_s",
+        "exit_code",
+        "errors",
+    ):
+        setattr(run, key, measured[key])
+    run.records_per_s = run.records / run.wall_s if run.wall_s else 0.0
+    if measured["timed_out"]:
+        run.status, run.note = "partial", run.note + f"stopped by the timeout after {timeout:.0f} s"
+    elif run.exit_code != 0 or run.errors:
+        run.status = "failed"
+        run.note += f"exit code {run.exit_code}" + (
+            f"; {len(run.errors)} error trace(s)" if run.errors else ""
+        )
+        run.errors += stderr_path.read_text(errors="replace").strip().splitlines()[-3:]
+    print(
+        f"{extractor:5} {stream}: {run.status}, {run.records:,} records in {run.wall_s:.1f} s "
+        f"({run.records_per_s:,.0f}/s), peak RSS {run.peak_rss_mb:.0f} MB, {run.requests} requests"
+        f"{f' ({run.requests_failed} failed)' if run.requests_failed else ''}",
+        flush=True,
+    )
+    return run
+
+
 # ---------------------------------------------------------------------------------------------- report
 def machine() -> dict[str, Any]:
-    info: dict[str, Any] = {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    info: dict[str, Any] = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
     try:
         cpu = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name"))
+        info["cpu"] = next(
+            line.split(":", 1)[1].strip() for line in cpu.splitlines() if line.startswith("model name")
+        )
         mem = Path("/proc/meminfo").read_text().split()
         info["memory_gb"] = round(int(mem[mem.index("MemTotal:") + 1]) / 2**20, 1)
     except (OSError, StopIteration, ValueError):
@@ -502,12 +690,16 @@ def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     except OSError:
-        return "load average: %.2f, %.2f, %.2f" % os.getloadavg()
+        return "load average: {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
 
 
 def git_head() -> str:
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "source_pendo"], capture_output=True, text=True, cwd=REPO).stdout
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "source_pendo"], capture_output=True, text=True, cwd=REPO
+    ).stdout
     return head + (" (source_pendo/ has uncommitted changes)" if dirty.strip() else "")
 
 
@@ -521,11 +713,17 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
         f"- Command: `{meta['command']}`",
         f"- Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), {m.get('memory_gb', '?')} GB RAM, Python {m['python']}, {m['platform']}",
         f"- Load: before `{meta['uptime_before']}`; after `{meta['uptime_after']}`",
-        f"- Versions: ours/plain {meta['versions']['ours']}" + (f"; tap {meta['versions']['tap']}" if "tap" in meta["versions"] else ""),
+        f"- Versions: ours/plain {meta['versions']['ours']}"
+        + (f"; tap {meta['versions']['tap']}" if "tap" in meta["versions"] else ""),
         f"- Dataset: emulator scale `{meta['scale']}` (seed {meta['seed']}, {meta['scale_params']['apps']} apps, "
         f"{meta['scale_params']['identified_visitors']} identified + {meta['scale_params']['anonymous_visitors']} anonymous visitors, "
         f"{meta['scale_params']['days']} days), period {meta['period']}, start_date {meta['start_date']}, all apps, anonymous visitors included",
-        f"- Emulator index build before timing (untimed warm-up): " + ", ".join(f"{k} {v} s" for k, v in meta["warm_up_s"].items()),
+        "- Emulator: one process per stream (same clock), its index built by an untimed request before the runs: "
+        + ", ".join(f"{k} {v} s" for k, v in meta["warm_up_s"].items())
+        + "; its peak RSS: "
+        + ", ".join(f"{k} {v} GB" for k, v in meta.get("emulator_peak_rss_gb", {}).items()),
+        "- 1-minute load average when each run started (others were using the machine too): "
+        + ", ".join(f"{r.extractor}/{r.stream} {r.load_before[0]:.1f}" for r in runs if r.command),
         "",
         "| extractor | stream | records | wall s | records/s | peak RSS MB | requests | status | CPU s | tree RSS MB | rows served |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
@@ -564,14 +762,17 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
     for stream in meta["streams"]:
         ours, plain, tap = by.get(("ours", stream)), by.get(("plain", stream)), by.get(("tap", stream))
         if ours and plain and ours.status == plain.status == "ok" and ours.records != plain.records:
-            notes.append(f"{stream}: ours and plain counted different records ({ours.records:,} vs {plain.records:,}).")
+            notes.append(
+                f"{stream}: ours and plain counted different records ({ours.records:,} vs {plain.records:,})."
+            )
         if ours and tap and tap.status == "ok" and ours.status == "ok" and tap.records != ours.records:
             notes.append(f"{stream}: tap-pendo emitted {tap.records:,} records, ours {ours.records:,}.")
             if STREAMS[stream][1]:
                 notes.append(
                     f"{stream}: tap-pendo asks `{STREAMS[stream][0]}` once per {STREAMS[stream][1]} object with only the object id "
                     "and no `appId`; Pendo answers such a request for the default app only (PENDO_API.md §5.3, the emulator "
-                    "does the same), so the objects of the other apps yield no rows.")
+                    "does the same), so the objects of the other apps yield no rows."
+                )
         for r in (ours, plain, tap):
             if r and r.errors:
                 notes.append(f"{r.extractor} {stream} errors: " + " | ".join(e[:300] for e in r.errors))
@@ -594,8 +795,10 @@ def plot(json_path: Path, png_path: Path) -> None:
     colours = {"ours": "#2b8cbe", "plain": "#fdae6b", "tap": "#969696"}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     width = 0.8 / max(1, len(extractors))
-    for ax, key, title in ((axes[0], "records_per_s", "records/s (higher is better)"),
-                           (axes[1], "peak_rss_mb", "peak RSS MB (lower is better)")):
+    for ax, key, title in (
+        (axes[0], "records_per_s", "records/s (higher is better)"),
+        (axes[1], "peak_rss_mb", "peak RSS MB (lower is better)"),
+    ):
         for i, extractor in enumerate(extractors):
             xs, ys, partial = [], [], []
             for j, stream in enumerate(streams):
@@ -604,20 +807,30 @@ def plot(json_path: Path, png_path: Path) -> None:
                     xs.append(j + (i - (len(extractors) - 1) / 2) * width)
                     ys.append(run[key])
                     partial.append(run["status"] == "partial")
-            bars = ax.bar(xs, ys, width, label=EXTRACTORS.get(extractor, extractor), color=colours.get(extractor))
-            for bar, y, is_partial in zip(bars, ys, partial):
+            bars = ax.bar(
+                xs, ys, width, label=EXTRACTORS.get(extractor, extractor), color=colours.get(extractor)
+            )
+            for bar, y, is_partial in zip(bars, ys, partial, strict=True):
                 if is_partial:
                     bar.set_hatch("//")
-                ax.annotate(f"{y:,.0f}" + ("\n(partial)" if is_partial else ""), (bar.get_x() + bar.get_width() / 2, y),
-                            ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    f"{y:,.0f}" + ("\n(partial)" if is_partial else ""),
+                    (bar.get_x() + bar.get_width() / 2, y),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
         ax.set_xticks(range(len(streams)), streams)
         ax.set_title(title)
         ax.margins(y=0.15)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     meta = data["meta"]
-    fig.suptitle(f"Pendo emulator `{meta['scale']}`, {meta['period']}, {meta['machine'].get('cores')} cores "
-                 f"({meta['started_at'][:10]})", fontsize=10)
+    fig.suptitle(
+        f"Pendo emulator `{meta['scale']}`, {meta['period']}, {meta['machine'].get('cores')} cores "
+        f"({meta['started_at'][:10]})",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(png_path, dpi=120)
 

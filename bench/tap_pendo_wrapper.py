@@ -28,7 +28,8 @@ def catalog_of(stream_names: list[str], config_path: str) -> dict[str, object]:
 
     with open(config_path) as f:
         config = json.load(f)
-    config.setdefault("app_ids", 'expandAppIds("*")')  # what tap_pendo.filter_app_ids sets when none are given
+    # what tap_pendo.filter_app_ids sets when none are given
+    config.setdefault("app_ids", 'expandAppIds("*")')
     entries = []
     for name in stream_names:
         stream = STREAMS[name](config)
@@ -46,7 +47,9 @@ def catalog_of(stream_names: list[str], config_path: str) -> dict[str, object]:
 def main() -> None:
     args = sys.argv[1:]
     if len(args) < 2 or args[0] != "--base-url":
-        sys.exit("usage: tap_pendo_wrapper.py --base-url URL [tap-pendo arguments | --catalog-of S1,S2 --config C]")
+        sys.exit(
+            "usage: tap_pendo_wrapper.py --base-url URL [tap-pendo arguments | --catalog-of S1,S2 --config C]"
+        )
     base_url, tap_args = args[1].rstrip("/"), args[2:]
 
     import tap_pendo
