@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+if TYPE_CHECKING:
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.config import validate_config
-from source_pendo.entrypoint import launch
-from source_pendo.source import SourcePendo
+    from source_pendo.source import SourcePendo
 
 COMMANDS_WITH_CONFIG = ("check", "discover", "read")
 
 
 def _print_config_error(command: str, error: AirbyteTracedException) -> None:
     """check: a FAILED connection status (exit 0, as the CDK does); discover/read: an error trace (exit 1)."""
+    from airbyte_cdk.entrypoint import AirbyteEntrypoint
+
     if command == "check":
         message = error.as_connection_status_message()
     else:
@@ -34,6 +33,13 @@ def _print_config_error(command: str, error: AirbyteTracedException) -> None:
 
 def build_source(args: list[str]) -> SourcePendo | None:
     """The source for `args`, or None when the config was rejected (the message is already printed)."""
+    from airbyte_cdk.entrypoint import AirbyteEntrypoint
+    from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
+    from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+    from source_pendo.config import validate_config
+    from source_pendo.source import SourcePendo
+
     parsed = AirbyteEntrypoint.parse_args(args)
     config: Mapping[str, Any] | None = None
     if getattr(parsed, "config", None):
@@ -55,6 +61,13 @@ def build_source(args: list[str]) -> SourcePendo | None:
 
 def run() -> None:
     args = sys.argv[1:]
+    if args == ["spec"]:  # static: answered from the manifest without importing the CDK (see spec.py)
+        from source_pendo.spec import print_spec
+
+        print_spec()
+        return
+    from source_pendo.entrypoint import launch
+
     source = build_source(args)
     if source is not None:
         launch(source, args)

@@ -127,3 +127,24 @@ def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
     ]
     assert "Integration Keys" in errors[0]["message"]
     assert API_KEY not in output.out + output.err
+
+
+def test_spec_answered_from_the_manifest_equals_the_cdk_spec_message(capsys: pytest.CaptureFixture) -> None:
+    from airbyte_cdk.entrypoint import AirbyteEntrypoint
+
+    from source_pendo.source import SourcePendo
+
+    _run("spec")
+    fast = next(m for m in _messages(capsys.readouterr().out) if m["type"] == "SPEC")
+    entrypoint = AirbyteEntrypoint(SourcePendo())
+    cdk = [json.loads(line) for line in entrypoint.run(entrypoint.parse_args(["spec"]))]
+    assert fast == next(m for m in cdk if m["type"] == "SPEC")
+
+
+def test_spec_does_not_import_the_cdk() -> None:
+    import subprocess
+
+    probe = "import sys; sys.argv = ['source-pendo', 'spec']; from source_pendo.run import run; run(); print('CDK imported' if 'airbyte_cdk' in sys.modules else 'CDK not imported')"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "CDK not imported"
+    assert json.loads(out.splitlines()[0])["type"] == "SPEC"

@@ -1,0 +1,30 @@
+"""`spec` without importing the CDK: the manifest's spec section as the SPEC message the CDK would print.
+
+Why: importing airbyte-cdk takes seconds (serpyco-rs builds its serialisers from the protocol models'
+source code, pydantic builds the declarative schema), and the platform runs `spec` often: every time a
+user opens the source's settings. unit_tests/test_spec.py proves this message equals the CDK's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
+# ConnectorSpecification fields, and the manifest's names for them (declarative Spec component)
+_SPEC_FIELDS = (("documentation_url", "documentationUrl"), ("connection_specification", "connectionSpecification"), ("advanced_auth", "advanced_auth"))
+
+
+def spec_message() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)["spec"]  # noqa: S506 - a safe loader
+    message = {name: spec[key] for key, name in _SPEC_FIELDS if spec.get(key) is not None}
+    message.update(supportsNormalization=False, supportsDBT=False)  # ConnectorSpecification's defaults, as the CDK prints them
+    return {"type": "SPEC", "spec": message}
+
+
+def print_spec() -> None:
+    print(json.dumps(spec_message(), separators=(",", ":")), flush=True)
