@@ -1,9 +1,15 @@
 """Fault injection, switchable per run (CLI `--faults`) and at run time (`POST /_emulator/faults`).
 
-A rule matches requests by route (and aggregation source), skips the first `after` matches, then
-fires on the next `times` matches (or with `probability`, seeded, so a run is repeatable). Kinds:
+A rule matches requests by route (and aggregation source; optionally `path_contains`, a substring of the
+request path such as one report's id, and `covers_ms`, an instant an aggregation's timeSeries range
+[first, last] must contain, to fail every request for one time window), skips the first `after`
+matches, then fires on the next `times` matches (`null` = forever) or with `probability` (seeded, so
+a run is repeatable). Kinds:
 
-* `status`    answer `status` (429, 500, 502, 503, 400, 403, 404...) with an optional `Retry-After`.
+* `status`    answer `status` (429, 500, 502, 503, 400, 403, 404...) with an optional `Retry-After`
+              (seconds; RFC 9110 allows it on 429 and 503, PENDO_API.md §6 leaves open whether Pendo sends it)
+              and an optional `body` text, where `{key}` stands for the request's integration key (a
+              server or proxy that echoes the credential in an error: the client must not print it).
 * `slow`      wait `delay_s` before the headers (longer than the client's read timeout = a timeout).
 * `stall`     send headers and `after_bytes` of the body, then wait `delay_s` (read timeout mid-body).
 * `reset`     send headers and `after_bytes` of the body, then drop the connection (RST).
@@ -38,6 +44,9 @@ class FaultRule:
     delay_s: float = 0.0
     after_bytes: int = 0
     seed: int = 0
+    path_contains: str | None = None
+    covers_ms: int | None = None
+    body: str | None = None
     matched: int = 0
     fired: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -56,6 +65,9 @@ class FaultRule:
             "delay_s",
             "after_bytes",
             "seed",
+            "path_contains",
+            "covers_ms",
+            "body",
         }
         if unknown or spec.get("kind") not in KINDS:
             raise ValueError(
@@ -67,8 +79,14 @@ class FaultRule:
             rule.times = None
         return rule
 
-    def matches(self, route: str, source: str | None) -> bool:
-        return (self.route in ("*", route)) and (self.source is None or self.source == source)
+    def matches(self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None) -> bool:
+        if self.covers_ms is not None and (window is None or not window[0] <= self.covers_ms <= window[1]):
+            return False
+        return (
+            (self.route in ("*", route))
+            and (self.source is None or self.source == source)
+            and (self.path_contains is None or self.path_contains in path)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -86,10 +104,12 @@ class FaultPlan:
         with self._lock:
             self.rules = parsed
 
-    def pick(self, route: str, source: str | None) -> FaultRule | None:
+    def pick(
+        self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None
+    ) -> FaultRule | None:
         with self._lock:
             for rule in self.rules:
-                if not rule.matches(route, source):
+                if not rule.matches(route, source, path, window):
                     continue
                 rule.matched += 1
                 if rule.matched <= rule.after:

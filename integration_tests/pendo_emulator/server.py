@@ -113,6 +113,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         self._dispatch("OPTIONS")
 
     def _dispatch(self, method: str) -> None:
+        self._logged = False
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query, keep_blank_values=True)
         body = self._read_body()
@@ -120,6 +121,7 @@ class PendoHandler(BaseHTTPRequestHandler):
             return self._control(method, url.path, body)
         region, api_path = self._split_region(url.path)
         entry: dict[str, Any] = {
+            "t": time.time(),  # arrival, epoch seconds: lets a test see how long a client waited to retry
             "method": method,
             "path": url.path,
             "query": url.query,
@@ -132,11 +134,13 @@ class PendoHandler(BaseHTTPRequestHandler):
                 return self._text(404, "404 page not found\n", entry)
             route, handler = self._route(method, api_path)
             entry["route"] = route
-            source = None
+            source, window = None, None
             if route == "aggregation" and method == "POST":
-                source = _peek_source(body)
+                source, window = _peek_source(body), _peek_window(body)
                 entry["source"] = source
-            rule = self.emulator.faults.pick(route, source) if route != "unknown" else None
+                if window is not None:
+                    entry["window"] = list(window)
+            rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
             auth_error = self._check_auth(region)
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
@@ -145,7 +149,8 @@ class PendoHandler(BaseHTTPRequestHandler):
                     return
             handler(api_path, query, body, entry, rule)
         finally:
-            self.emulator.log(entry)
+            if not self._logged:
+                self.emulator.log(entry)
 
     def _route(self, method: str, path: str) -> tuple[str, Any]:
         parts = [p for p in path.split("/") if p]
@@ -208,6 +213,8 @@ class PendoHandler(BaseHTTPRequestHandler):
             403: "Forbidden",
             404: "404 page not found\n",
         }.get(status, "Internal Server Error")
+        if rule.body is not None:
+            reason = rule.body.replace("{key}", self.headers.get("x-pendo-integration-key") or "")
         self._text(status, reason, entry, headers)
         return True
 
@@ -411,6 +418,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         """Chunked (and gzip when accepted) body; mid-body faults (stall, reset, truncate) act here."""
         entry["status"] = status
         use_gzip = "gzip" in (self.headers.get("Accept-Encoding") or "")
+        entry["gzip"] = use_gzip
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Transfer-Encoding", "chunked")
@@ -420,17 +428,16 @@ class PendoHandler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             return  # a HEAD response has no body, not even the chunked terminator
         body_fault = rule if rule is not None and rule.kind in ("stall", "reset", "truncate") else None
-        if body_fault is not None:
-            entry["fault"] = body_fault.kind
         compressor = zlib.compressobj(1, zlib.DEFLATED, 31) if use_gzip else None
         sent = 0  # uncompressed bytes of the body produced so far
         for piece in _rechunk(pieces):
             if body_fault is not None and sent + len(piece) >= body_fault.after_bytes:
                 piece = piece[: max(0, body_fault.after_bytes - sent)]
+                entry["fault"] = body_fault.kind  # logged only when the body really was cut short
                 self._write_chunk(
                     compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH) if compressor else piece
                 )
-                return self._finish_fault(body_fault, compressor)
+                return self._finish_fault(body_fault, compressor, entry)
             sent += len(piece)
             data = compressor.compress(piece) if compressor else piece
             if data:
@@ -439,9 +446,11 @@ class PendoHandler(BaseHTTPRequestHandler):
             self._write_chunk(compressor.flush())
         self.wfile.write(b"0\r\n\r\n")
 
-    def _finish_fault(self, rule: FaultRule, compressor: Any) -> None:
+    def _finish_fault(self, rule: FaultRule, compressor: Any, entry: dict[str, Any]) -> None:
         if rule.kind == "stall":
             self.wfile.flush()
+            self.emulator.log(entry)  # now, not after the stall: the client has long moved on by then
+            self._logged = True
             time.sleep(rule.delay_s)
         if rule.kind in ("reset", "stall"):
             self.wfile.flush()
@@ -486,6 +495,15 @@ def _peek_source(body: bytes) -> str | None:
     try:
         stage = json.loads(body)["request"]["pipeline"][0]["source"]
         return next(k for k in stage if k != "timeSeries")
+    except Exception:
+        return None
+
+
+def _peek_window(body: bytes) -> tuple[int, int] | None:
+    """An aggregation's timeSeries [first, last] in epoch ms, when both are given as numbers."""
+    try:
+        series = json.loads(body)["request"]["pipeline"][0]["source"]["timeSeries"]
+        return int(series["first"]), int(series["last"])
     except Exception:
         return None
 

@@ -1540,6 +1540,18 @@ def test_fault_stall_sends_after_bytes_then_stops(faults: Served) -> None:
     assert b"".join(chunks) == expected[:300]
 
 
+def test_fault_stall_is_in_the_request_log_while_it_stalls(faults: Served) -> None:
+    faults.set_faults([{"kind": "stall", "after_bytes": 50, "delay_s": 3.0, "route": "aggregation"}])
+    with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
+        faults.session.post(
+            faults.base_url + "/api/v1/aggregation",
+            json=aggregation_body([events_window(faults, "events")]),
+            headers={"x-pendo-integration-key": KEY_US},
+            timeout=(5, 0.3),
+        ).json()
+    assert faults.stats()["requests"][-1].get("fault") == "stall"  # logged before the 3 s are up
+
+
 def test_fault_stall_is_a_read_error_for_the_client(faults: Served) -> None:
     faults.set_faults([{"kind": "stall", "after_bytes": 50, "delay_s": 0.6, "route": "aggregation"}])
     with pytest.raises((requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)):
@@ -1605,6 +1617,52 @@ def test_fault_matches_route_and_source(faults: Served) -> None:
     faults.set_faults([{"kind": "status", "status": 503, "route": "page", "times": 10}])
     assert faults.get("/api/v1/feature").status_code == 200
     assert faults.get("/api/v1/page").status_code == 503
+
+
+def test_fault_path_contains_fails_only_that_object(faults: Served) -> None:
+    reports = [r["id"] for r in faults.get("/api/v1/report").json()]
+    exportable = [r for r in reports if faults.get(f"/api/v1/report/{r}/results.json").status_code == 200]
+    gone, kept = exportable[0], exportable[1]
+    faults.set_faults([{"kind": "status", "status": 404, "route": "report_results", "path_contains": gone, "times": None}])
+    assert [faults.get(f"/api/v1/report/{gone}/results.json").status_code for _ in range(2)] == [404, 404]
+    assert faults.get(f"/api/v1/report/{kept}/results.json").status_code == 200
+
+
+def test_fault_covers_ms_fails_every_window_containing_the_instant(faults: Served) -> None:
+    start = faults.dataset.start_ms - faults.dataset.start_ms % DAY_MS
+    instant = start + 2 * DAY_MS + 5 * HOUR_MS
+    faults.set_faults([{"kind": "status", "status": 503, "route": "aggregation", "covers_ms": instant, "times": None}])
+
+    def status(first: int, last: int) -> int:
+        return faults.aggregate_raw([source("events", {"appId": ALL_APPS}, hour_range(first, last=last))]).status_code
+
+    assert status(start, start + 4 * DAY_MS - 1) == 503  # contains it
+    assert status(instant, instant + HOUR_MS - 1) == 503  # its own hour, again and again
+    assert status(instant, instant + HOUR_MS - 1) == 503
+    assert status(start, instant - 1) == 200  # the windows either side do not
+    assert status(instant + HOUR_MS, start + 4 * DAY_MS - 1) == 200
+    assert faults.get("/api/v1/page").status_code == 200  # no timeSeries: never covers
+
+
+def test_fault_status_with_retry_after_on_503(faults: Served) -> None:
+    faults.set_faults([{"kind": "status", "status": 503, "retry_after": 1, "route": "page"}])
+    response = faults.get("/api/v1/page")
+    assert (response.status_code, response.headers["Retry-After"]) == (503, "1")
+
+
+def test_fault_body_cut_is_logged_only_when_the_body_was_cut(faults: Served) -> None:
+    whole = faults.get("/api/v1/segment").content
+    faults.set_faults([{"kind": "truncate", "route": "segment", "after_bytes": len(whole) + 10, "times": 2}])
+    assert faults.get("/api/v1/segment").content == whole  # past the end: nothing to cut
+    faults.set_faults([{"kind": "truncate", "route": "segment", "after_bytes": 10}])
+    assert faults.get("/api/v1/segment").content == whole[:10]
+    assert [r.get("fault") for r in faults.stats()["requests"][-2:]] == [None, "truncate"]
+
+
+def test_fault_status_body_can_echo_the_integration_key(faults: Served) -> None:
+    faults.set_faults([{"kind": "status", "status": 403, "route": "page", "body": "no access for key {key}"}])
+    response = faults.get("/api/v1/page")
+    assert (response.status_code, response.text) == (403, f"no access for key {KEY_US}")
 
 
 def test_fault_rules_reset_to_none(faults: Served) -> None:
@@ -1695,6 +1753,16 @@ def test_stats_count_requests_per_route_and_source(fresh: Served) -> None:
         ("metadata_schema", 200),
     ]
     assert stats["requests"][0]["rows"] == len(fresh.rows([events_window(fresh, "events")]))
+
+
+def test_stats_log_arrival_time_window_and_gzip(fresh: Served) -> None:
+    first = fresh.dataset.start_ms
+    fresh.aggregate_raw([source("events", {"appId": ALL_APPS}, hour_range(first, last=first + DAY_MS - 1))])
+    fresh.aggregate_raw([events_window(fresh, "events")], headers={"Accept-Encoding": "identity"})
+    windowed, plain = fresh.stats()["requests"]
+    assert windowed["window"] == [first, first + DAY_MS - 1]
+    assert windowed["gzip"] is True and plain["gzip"] is False  # requests asks for gzip by default
+    assert abs(windowed["t"] - time.time()) < 60 and windowed["t"] <= plain["t"]
 
 
 def test_stats_reset_clears_the_log(fresh: Served) -> None:
