@@ -12,13 +12,12 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from integration_tests.comparison import assert_records_equal, canonical
+from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import assert_no_secret, connector_command
 from integration_tests.pendo_emulator.dataset import DAY_MS
 from integration_tests.pendo_emulator.truth import record_key
@@ -132,30 +131,9 @@ def test_pyairbyte_pages_second_read_merges_on_the_primary_key(pyairbyte, truth,
     assert_records_equal("pages", cached, truth.records("pages", base_config))
 
 
-def test_pyairbyte_events_second_read_adds_no_row_pendo_did_not_send(pyairbyte, truth, base_config):
-    """Every cached row is a ground-truth row; the only extra copies are re-read rows whose primary key has a
-    null (`remoteIp`, absent when an app logs no addresses): PyAirbyte's MERGE joins on `pk = pk`, and
-    NULL = NULL is not true, so it inserts them again. The strict xfail below tracks that gap."""
-    cached = _records("events", pyairbyte["reads"][1]["tables"]["events"])
-    expected = truth.records("events", base_config)
-    assert {canonical(r) for r in cached} == {canonical(r) for r in expected}
-    extra = Counter(map(canonical, cached)) - Counter(map(canonical, expected))
-    null_keyed = Counter(
-        canonical(r)
-        for r in _records("events", _read_again(pyairbyte, "events"))
-        if None in record_key("events", r)
-    )
-    assert extra == null_keyed
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "events' primary key includes remoteIp, null when an app logs no addresses; PyAirbyte's MERGE (pk = pk) "
-        "never matches a null, so the lookback re-read inserts those rows again (source-pendo key or PyAirbyte)"
-    ),
-)
 def test_pyairbyte_events_cache_equals_the_ground_truth_after_the_second_read(pyairbyte, truth, base_config):
+    """The lookback re-read merges onto the first read's rows, including rows of an app that logs no
+    addresses: their `remoteIp` key field is "" (never null; SQL NULL = NULL is not true)."""
     cached = _records("events", pyairbyte["reads"][1]["tables"]["events"])
     assert_records_equal("events", cached, truth.records("events", base_config))
     assert len({record_key("events", r) for r in cached}) == len(cached)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from integration_tests.pendo_emulator import EmulatorProcess  # noqa: E402
+from integration_tests.pendo_emulator import EmulatorProcess
 
 CONNECTOR = [str(Path(sys.executable).parent / "source-pendo")]
 

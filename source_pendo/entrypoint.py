@@ -33,7 +33,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
             yield from super().run(parsed_args)
             return
         self.logger.setLevel(logging.DEBUG if getattr(parsed_args, "debug", False) else logging.INFO)
-        setattr(self.source, "emit_record_batches", True)
+        self.source.emit_record_batches = True
         source_spec = self.source.spec(self.logger)
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
             os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir

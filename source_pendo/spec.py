@@ -20,7 +20,7 @@ _SPEC_FIELDS = (("documentation_url", "documentationUrl"), ("connection_specific
 
 def spec_message() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)["spec"]  # noqa: S506 - a safe loader
+    spec = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)["spec"]
     message = {name: spec[key] for key, name in _SPEC_FIELDS if spec.get(key) is not None}
     message.update(supportsNormalization=False, supportsDBT=False)  # ConnectorSpecification's defaults, as the CDK prints them
     return {"type": "SPEC", "spec": message}

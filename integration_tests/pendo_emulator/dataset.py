@@ -24,7 +24,7 @@ import base64
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo

@@ -5,6 +5,9 @@ This is the connector's output contract, written once, next to the data it is co
   period (`day` or `hour`) plus `periodStart` (the bucket start, the stream's cursor), for buckets
   starting at or after `start_date`;
 * guide_events / poll_events: Pendo's raw rows with `browserTime` >= `start_date`;
+* in both, a text field of the primary key (visitorId, accountId, server, remoteIp, userAgent, object
+  ids, type) that Pendo leaves out or sends null is "": key fields are never null, so destinations that
+  merge on key equality (SQL NULL = NULL is not true) do not keep re-read rows twice;
 * visitor_history: Pendo's items plus `visitorId`, for the last 179 whole UTC days (Pendo keeps 180) and
   not before `start_date`;
 * accounts / visitors: Pendo's row plus `lastupdated` (metadata.auto.lastupdated, the cursor) and one
@@ -31,6 +34,7 @@ ROLLUP_STREAMS = {
     "page_events": "pageEvents",
     "track_events": "trackEvents",
 }
+NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime"}
 RAW_STREAMS = {"guide_events": "guideEvents", "poll_events": "pollEvents"}
 CATALOGUE_STREAMS = {
     "features": "features",
@@ -115,10 +119,10 @@ class GroundTruth:
         start = parse_start_ms(config["start_date"])
         if stream in ROLLUP_STREAMS:
             period = _period(config)
-            return _rollup_records(self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config)
+            return _rollup_records(stream, self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config)
         if stream in RAW_STREAMS:
             rows = self.ds.raw_events(RAW_STREAMS[stream])
-            return [dict(r) for r in _people(_apps(rows, apps), anonymous) if r["browserTime"] >= start]
+            return [_text_keys_filled(stream, dict(r)) for r in _people(_apps(rows, apps), anonymous) if r["browserTime"] >= start]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous)
         if stream == "visitors":
@@ -160,7 +164,7 @@ class GroundTruth:
         source = ROLLUP_STREAMS[stream]
         hours = self.ds.late_hour_rows(source)
         rows = hours if period == "hourRange" else self.ds.rollup_by_day(hours, source)
-        return _rollup_records(rows, period, config)
+        return _rollup_records(stream, rows, period, config)
 
     def history_start(self, start_ms: int) -> int:
         today = self.ds.now_ms - self.ds.now_ms % DAY_MS
@@ -200,13 +204,20 @@ def _period(config: Mapping[str, Any]) -> str:
     return "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
 
 
-def _rollup_records(rows: Iterable[dict[str, Any]], period: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _rollup_records(stream: str, rows: Iterable[dict[str, Any]], period: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rollup rows of the config's apps and visitors from start_date on, plus `periodStart` (the bucket)."""
     field = "day" if period == "dayRange" else "hour"
     apps = {int(a) for a in config.get("app_ids") or []} or None
     start = parse_start_ms(config["start_date"])
     people = _people(_apps(rows, apps), bool(config.get("include_anonymous_visitors", False)))
-    return [dict(r, periodStart=r[field]) for r in people if r[field] >= start]
+    return [_text_keys_filled(stream, dict(r, periodStart=r[field])) for r in people if r[field] >= start]
+
+
+def _text_keys_filled(stream: str, record: dict[str, Any]) -> dict[str, Any]:
+    for name in PRIMARY_KEYS[stream]:
+        if name not in NUMERIC_KEY_FIELDS and record.get(name) is None:
+            record[name] = ""
+    return record
 
 
 def _apps(rows: Iterable[dict[str, Any]], apps: set[int] | None) -> Iterable[dict[str, Any]]:

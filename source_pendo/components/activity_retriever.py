@@ -27,7 +27,6 @@ import msgspec
 import orjson
 import requests
 import urllib3
-
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, StreamDescriptor
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
@@ -46,6 +45,7 @@ DAY_MS = 24 * HOUR_MS
 MAX_BODY_RESUMES = 8
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
+NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime", "day", "hour", "ts"}
 PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}
 
 
@@ -102,11 +102,15 @@ class ActivityRetriever(Retriever):
         self._time_bytes = orjson.dumps("periodStart") if self._is_rollup else None
         self._time_key = orjson.dumps(self._time) + b":"
         self._time_of = operator.attrgetter(self._time)
-        # What the record path decodes of every row: its time and visitor. The rest stays bytes.
-        self._head_type = msgspec.defstruct("RowHead", [(self._time, Any, None), ("visitorId", Any, None)])
         self._page_size = int(self.config.get("page_size") or 50_000)
         self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
         self._pk_fields = [f for f in (self.primary_key or []) if f != "periodStart"]
+        # Text key fields are never null in a record: an absent or null one is written "" (see _text_keys).
+        self._text_keys = [f for f in self._pk_fields if f not in NUMERIC_KEY_FIELDS]
+        self._text_key_getters = [(f, operator.attrgetter(f), orjson.dumps(f) + b":") for f in self._text_keys if f != "visitorId"]
+        # What the record path decodes of every row: time, visitor, text key fields. The rest stays bytes.
+        head_fields = [self._time, "visitorId"] + [f for f, _, _ in self._text_key_getters]
+        self._head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields])
         self._min_window = DAY_MS if self._period == "DAY" else HOUR_MS
 
     # ------------------------------------------------------------------ Retriever
@@ -202,7 +206,8 @@ class ActivityRetriever(Retriever):
         page.rows += count
         times = list(map(self._time_of, heads))
         visitors = list(map(_VISITOR_OF, heads))
-        block = self._block_as_records(text, times, visitors, count, page, start, end, builder.separator)
+        absent = self._absent_text_keys(text, heads, visitors, count)
+        block = None if absent is None else self._block_as_records(text, times, visitors, count, page, start, end, builder.separator, absent)
         if block is not None:
             page.note(text, (times[-1], visitors[-1]), count)
             batch = builder.add_block(block, count)
@@ -224,14 +229,36 @@ class ActivityRetriever(Retriever):
                 continue
             last_group = group
             emitted += 1
-            batch = builder.add(bytes(raw), self._time_bytes, t) if self._is_rollup else builder.add(bytes(raw))
+            row = bytes(raw)
+            if any(getattr(key, f) is None for f in self._text_keys):
+                row = _with_empty_keys(row, self._text_keys)
+            batch = builder.add(row, self._time_bytes, t) if self._is_rollup else builder.add(row)
             if batch is not None:
                 yield batch
         if last_group is not None:
             page.note(text, last_group, emitted)
 
+    def _absent_text_keys(self, text: bytes, heads: list[Any], visitors: list[Any], count: int) -> bytes | None:
+        """`"f":"",` for each text key field absent from every row of the block (e.g. `remoteIp` when the
+        subscription does not log addresses); None when some rows have the field and others do not, or
+        have it null (row by row).
+
+        Why "": a key field must not be null. Destinations that merge on key equality (SQL `NULL = NULL` is
+        not true; PyAirbyte's DuckDB cache) would keep a re-read row twice.
+        """
+        if None in visitors:
+            return None
+        absent = b""
+        for name, getter, marker in self._text_key_getters:
+            values = list(map(getter, heads))
+            if None in values:
+                if values.count(None) != count or marker in text:
+                    return None
+                absent += marker + b'"",'
+        return absent
+
     def _block_as_records(self, text: bytes, times: list[Any], visitors: list[Any], count: int, page: _PageState,
-                          start: int, end: int, separator: bytes) -> bytes | None:
+                          start: int, end: int, separator: bytes, absent: bytes = b"") -> bytes | None:
         """The block's rows as data objects joined by `separator`, when every row is emitted as it is (plus
         `periodStart` after the bucket field); None when some row needs the row-by-row path.
 
@@ -255,10 +282,13 @@ class ActivityRetriever(Retriever):
                 return None
         flat = text.count(b"}") == count and text.count(b"},{") == count - 1  # flat rows, compact separators
         if flat and self._is_rollup and len(buckets) == 1:  # the common case: one bucket, `periodStart` first
-            leading = b'{"periodStart":%d,' % times[0]
+            leading = b'{"periodStart":%d,' % times[0] + absent
             return leading + text[1:].replace(b"},{", b"}" + separator + leading)
         if flat:
-            block = text.replace(b"},{", b"}" + separator + b"{")
+            leading = b"{" + absent
+            block = leading + text[1:].replace(b"},{", b"}" + separator + leading)
+        elif absent:
+            return None
         else:
             block = separator.join(_RAW_ROWS.decode(b"[" + text + b"]"))
         if not self._is_rollup:
@@ -322,6 +352,15 @@ class _PageState:
         for text in self._tail_blocks:
             pks |= self._group_pks(text, self.last_group)
         return self.last_group, pks
+
+
+def _with_empty_keys(row: bytes, fields: list[str]) -> bytes:
+    """The row with each of `fields` that is absent or null set to "" (row-by-row path only)."""
+    obj = orjson.loads(row)
+    for name in fields:
+        if obj.get(name) is None:
+            obj[name] = ""
+    return orjson.dumps(obj)
 
 
 def body_chunks(response: requests.Response) -> Iterator[bytes]:

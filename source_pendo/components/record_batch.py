@@ -22,7 +22,6 @@ import time
 from collections.abc import Iterator
 
 import orjson
-
 from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, Type
 
 BATCH_ROWS = 2000

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 import pytest
 import urllib3
-
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -157,3 +156,14 @@ def test_activity_retriever_reads_gzip_bodies_and_resumes_after_one_that_stops_s
     records = read(api, page_size=1000)
     assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
     assert len(api.bodies) == 2, "the short gzip body is detected and read again from the last emitted row"
+
+
+def test_activity_retriever_writes_absent_or_null_text_key_fields_as_empty_strings():
+    no_address = [{k: v for k, v in r.items() if k != "remoteIp"} for r in make_rows(days=2, visitors=3)]  # a whole block without it
+    mixed = [dict(r, day=r["day"] + 2 * DAY, accountId=None if i % 3 else r["accountId"]) for i, r in enumerate(make_rows(days=2, visitors=3))]
+    records = read(FakeAggregationApi(no_address + mixed), page_size=1000)
+    assert len(records) == len(no_address) + len(mixed)
+    assert all(r["remoteIp"] == "" for r in records if r["day"] < START + 2 * DAY)
+    assert all(r["remoteIp"] == "ip" for r in records if r["day"] >= START + 2 * DAY)
+    assert sorted(r["accountId"] for r in records if r["day"] >= START + 2 * DAY) == sorted("" if i % 3 else "a" for i in range(len(mixed)))
+    assert all(None not in (r["visitorId"], r["accountId"], r["server"], r["userAgent"]) for r in records)

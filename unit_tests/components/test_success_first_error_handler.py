@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 
 import requests
-
 from airbyte_cdk.models import FailureType
-from airbyte_cdk.sources.declarative.models.declarative_component_schema import HttpRequester as HttpRequesterModel
+from airbyte_cdk.sources.declarative.models.declarative_component_schema import (
+    HttpRequester as HttpRequesterModel,
+)
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ResponseAction
 
 from source_pendo.source import SourcePendo

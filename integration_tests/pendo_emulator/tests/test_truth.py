@@ -36,7 +36,16 @@ def served_rollup(
     pipeline = [source(name, params, ts), {"filter": f"{field} >= {start_ms}"}]
     if not anonymous:
         pipeline.append({"identified": "visitorId"})
-    return [dict(r, periodStart=r[field]) for r in served.rows(pipeline)]
+    stream = {"events": "events", "featureEvents": "feature_events", "pageEvents": "page_events", "trackEvents": "track_events"}[name]
+    return [key_fields_filled(stream, dict(r, periodStart=r[field])) for r in served.rows(pipeline)]
+
+
+def key_fields_filled(stream: str, row: dict[str, Any]) -> dict[str, Any]:
+    """The row as a record: its key's text fields (all but appId, periodStart, browserTime) "" when absent."""
+    for name in PRIMARY_KEYS[stream]:
+        if name not in ("appId", "periodStart", "browserTime"):
+            row.setdefault(name, "")
+    return row
 
 
 def test_truth_events_day_all_apps_equals_server_all_time_day_range(
@@ -104,7 +113,18 @@ def test_truth_guide_events_equal_server_raw_rows(served: Served, truth: GroundT
             {"identified": "visitorId"},
         ]
     )
-    assert expected and canonical(expected) == canonical(rows)
+    assert expected and canonical(expected) == canonical([key_fields_filled("guide_events", r) for r in rows])
+
+
+@pytest.mark.parametrize("stream", ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"])
+def test_truth_activity_key_fields_are_never_null(truth: GroundTruth, stream: str) -> None:
+    records = truth.records(stream, dict(ALL_TIME, include_anonymous_visitors=True))
+    assert records and all(r.get(f) is not None for r in records for f in PRIMARY_KEYS[stream])
+
+
+def test_truth_events_of_an_app_without_addresses_have_an_empty_remote_ip(truth: GroundTruth) -> None:
+    records = truth.records("events", ALL_TIME)
+    assert any(r["remoteIp"] == "" for r in records) and any(r["remoteIp"] for r in records)
 
 
 def test_truth_visitors_have_lastupdated_and_promoted_metadata_columns(
