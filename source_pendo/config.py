@@ -45,6 +45,7 @@ RANGES: dict[str, tuple[int, int]] = {
 _APP_ID = re.compile(r"^-?[0-9]+$")
 _START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z)?$")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: a UUID with a region suffix
 
 
 def _config_error(message: str) -> AirbyteTracedException:
@@ -69,6 +70,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise _config_error(
             "`api_key` is empty: paste a Pendo integration key (Settings > Integrations > Integration Keys; "
             "read access is enough)."
+        )
+    if not _KEY_CHARACTERS.fullmatch(api_key):
+        # Never echo the key. requests would refuse it as a header value with an error that quotes it.
+        raise _config_error(
+            "`api_key` contains a space, a line break or a character an integration key never has (often a "
+            "newline pasted with it): paste the key alone, as Pendo shows it under Settings > Integrations > "
+            "Integration Keys."
         )
 
     region = config.get("region", DEFAULTS["region"])
