@@ -185,3 +185,14 @@ def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_pas
         identified = {v.visitor_id for v in dataset.visitors if not v.anonymous}
         active_days = {(s.visitor.visitor_id, s.hour // DAY_MS) for s in dataset.sessions if s.visitor.visitor_id in identified}
         assert len(calls) == len(active_days), "one history call per visitor and day with activity, no more"
+
+
+def test_activity_logs_say_app_window_and_records_so_far(base_config, discovered):
+    run = run_connector("read", dict(base_config, app_ids=[ONE_APP]), catalog_for(["events"], discovered=discovered))
+    assert run.returncode == 0, run.stderr[-3000:]
+    plan = [m for m in run.logs() if m.startswith(f"events: app {ONE_APP}: reading ")]
+    assert len(plan) == 1 and " windows " in plan[0]
+    windows = [m for m in run.logs() if m.startswith(f"events: app {ONE_APP}, ") and m.endswith("records so far")]
+    assert windows, "one log line per window"
+    so_far = [int(m.rsplit("; ", 1)[1].split()[0]) for m in windows]
+    assert so_far == sorted(so_far) and so_far[-1] == len(run.records("events"))

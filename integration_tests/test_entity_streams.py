@@ -79,3 +79,14 @@ def test_check_gives_one_actionable_message_per_bad_input(base_config, change, e
     assert status["status"] == "FAILED"
     assert expected in status["message"], status["message"]
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_entity_first_read_announces_the_size_of_accounts_and_visitors(base_config, truth, discovered):
+    run = run_connector("read", base_config, catalog_for(["accounts", "visitors"], discovered=discovered))
+    assert run.returncode == 0, run.stderr
+    estimates = {m["trace"]["estimate"]["name"]: m["trace"]["estimate"] for m in run.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}
+    assert estimates["visitors"]["row_estimate"] == len(truth.records("visitors", base_config)) == len(run.records("visitors"))
+    assert estimates["accounts"]["row_estimate"] == len(truth.records("accounts", base_config)) == len(run.records("accounts"))
+    assert all(e["type"] == "STREAM" for e in estimates.values())
+    again = run_connector("read", base_config, catalog_for(["visitors"], discovered=discovered), state=run.final_state())
+    assert not [m for m in again.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"], "an incremental re-read has no size known up front"

@@ -27,3 +27,14 @@ def quick_get(
         headers={API_KEY_HEADER: config["api_key"]},
         timeout=timeout,
     )
+
+
+def quick_aggregation(config: Mapping[str, Any], pipeline: list[Any], name: str) -> requests.Response:
+    """POST {api_base}/aggregation with `pipeline`; same key header and timeout as `quick_get`."""
+    timeout = min(
+        config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS
+    )
+    body = {"response": {"mimeType": "application/json"}, "request": {"name": name, "pipeline": pipeline}}
+    return requests.post(
+        f"{api_base(config)}/aggregation", json=body, headers={API_KEY_HEADER: config["api_key"]}, timeout=timeout
+    )

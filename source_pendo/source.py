@@ -20,6 +20,7 @@ from source_pendo.activity_streams import build_activity_stream, is_activity_str
 from source_pendo.components.check import check_connection
 from source_pendo.components.record_batch import RecordBatch
 from source_pendo.config import complete_config
+from source_pendo.estimates import entity_estimates
 
 MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
 CONNECT_TIMEOUT_SECONDS = 30
@@ -68,6 +69,7 @@ class SourcePendo(YamlDeclarativeSource):
 
     def read(self, logger: logging.Logger, config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog,
              state: list[AirbyteStateMessage] | None = None) -> Iterator[AirbyteMessage]:
+        yield from entity_estimates(self._config, catalog, state, logger)
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:
                 message.release()

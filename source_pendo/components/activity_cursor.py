@@ -95,6 +95,10 @@ class AppProgress:
         self.frontier = new_frontier
 
 
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ms / 1000))
+
+
 class ActivityCursor(Cursor):
     """Generates (app, window) partitions and keeps the per-app frontier state described above."""
 
@@ -211,6 +215,11 @@ class ActivityCursor(Cursor):
                 begin -= begin % HOUR_MS
                 progress.begin = begin
                 self._planners[app] = WindowPlanner(begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows)
+                span = max(0, now - begin)
+                LOGGER.info(
+                    f"{self._stream_name}: app {app}: reading {_iso(begin)} to {_iso(now)} ({span / DAY_MS:.1f} days) in "
+                    f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
+                )
         active = list(self._partitions)
         while active:
             for app in list(active):

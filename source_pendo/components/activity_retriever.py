@@ -93,6 +93,7 @@ class ActivityRetriever(Retriever):
     cursor: Any = None
     _running_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _running_sent: bool = field(default=False, init=False, repr=False)
+    _records_so_far: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.requester.stream_response = True  # headers first, body read incrementally below
@@ -129,7 +130,10 @@ class ActivityRetriever(Retriever):
             batch = builder.flush()
             if batch is not None:
                 yield batch
-            LOGGER.info(f"{self.name}: app {app}, {_iso(start)} to {_iso(end)}: {builder.total} records in {pages} request(s)")
+            with self._running_lock:
+                self._records_so_far += builder.total
+                so_far = self._records_so_far
+            LOGGER.info(f"{self.name}: app {app}, {_iso(start)} to {_iso(end)}: {builder.total} records in {pages} request(s); {so_far} records so far")
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
         finally:
