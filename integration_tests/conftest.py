@@ -1,18 +1,22 @@
 """Integration fixtures: the Pendo emulator as a real process, and the installed connector run as one.
 
-Every connector run's stdout and stderr are scanned for the integration key: a leak fails the test.
+Every connector run's stdout and stderr are scanned for the integration key (the emulator's, and whatever
+key the run's config carries): a leak fails the test. Start the connector only through the runners below
+(`run_connector`, `run_connector_killed_at`, `run_connector_to_file`), which all scan.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +50,10 @@ class ConnectorRun:
     stdout: str
     stderr: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    state_in: list[dict[str, Any]] | None = None  # the --state the run started from
+
+    def iter_messages(self) -> Iterator[dict[str, Any]]:
+        return iter(self.messages)
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == type_]
@@ -70,28 +78,114 @@ class ConnectorRun:
         return [m["log"]["message"] for m in self.of_type("LOG")]
 
 
-def run_connector(command: str, config: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
-                  state: list[dict[str, Any]] | None = None, timeout: float = 600, env: dict[str, str] | None = None) -> ConnectorRun:
-    with tempfile.TemporaryDirectory() as tmp:
-        args = connector_command() + [command]
-        for name, payload in (("config", config), ("catalog", catalog), ("state", state)):
-            if payload is not None:
-                path = Path(tmp) / f"{name}.json"
-                path.write_text(json.dumps(payload))
-                args += [f"--{name}", str(path)]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
-    run = ConnectorRun(proc.returncode, proc.stdout, proc.stderr)
-    for line in proc.stdout.splitlines():
-        try:
+def _arguments(tmp: str, command: str, config: dict[str, Any] | None, catalog: dict[str, Any] | None,
+               state: list[dict[str, Any]] | None, extra: list[str] | None = None) -> list[str]:
+    args = [*connector_command(), command]
+    for name, payload in (("config", config), ("catalog", catalog), ("state", state)):
+        if payload is not None:
+            path = Path(tmp) / f"{name}.json"
+            path.write_text(json.dumps(payload))
+            args += [f"--{name}", str(path)]
+    return args + (extra or [])
+
+
+def _parsed(run: ConnectorRun) -> ConnectorRun:
+    for line in run.stdout.splitlines():
+        with contextlib.suppress(ValueError):
             run.messages.append(json.loads(line))
-        except ValueError:
-            pass
-    assert_no_secret(run.stdout + run.stderr)
     return run
 
 
-def assert_no_secret(output: str, secret: str = API_KEY) -> None:
-    assert secret not in output, "the integration key appeared in the connector's output"
+def run_connector(command: str, config: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
+                  state: list[dict[str, Any]] | None = None, timeout: float = 600, env: dict[str, str] | None = None,
+                  extra_args: list[str] | None = None) -> ConnectorRun:
+    with tempfile.TemporaryDirectory() as tmp:
+        args = _arguments(tmp, command, config, catalog, state, extra_args)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+    run = _parsed(ConnectorRun(proc.returncode, proc.stdout, proc.stderr, state_in=state))
+    assert_no_secret(run.stdout + run.stderr, *secrets_of(config))
+    return run
+
+
+def run_connector_killed_at(stop: Callable[[dict[str, Any]], bool], config: dict[str, Any], catalog: dict[str, Any],
+                            state: list[dict[str, Any]] | None = None, timeout: float = 600) -> ConnectorRun:
+    """`read`, killed with SIGKILL as soon as it prints a message for which `stop` is true (a crash, an OOM kill).
+
+    The run holds everything the process printed before it died, as the platform would have received it.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        args = _arguments(tmp, "read", config, catalog, state)
+        with open(Path(tmp) / "stderr", "w+") as stderr:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
+            assert proc.stdout is not None
+            deadline = time.monotonic() + timeout
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if stop(message) or time.monotonic() > deadline:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            lines += proc.stdout.readlines()  # what it printed before the signal landed
+            proc.wait()
+            stderr.seek(0)
+            run = _parsed(ConnectorRun(proc.returncode, "".join(lines), stderr.read(), state_in=state))
+    assert_no_secret(run.stdout + run.stderr, *secrets_of(config))
+    return run
+
+
+@dataclass
+class StreamedRun:
+    """A run whose stdout went to a file (the load test: too many records to hold as dicts)."""
+
+    returncode: int
+    stdout_path: Path
+    stderr: str
+    state_in: list[dict[str, Any]] | None = None
+
+    def iter_messages(self) -> Iterator[dict[str, Any]]:
+        with open(self.stdout_path, "rb") as stdout:
+            for line in stdout:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+
+def run_connector_to_file(stdout_path: Path, config: dict[str, Any], catalog: dict[str, Any],
+                          state: list[dict[str, Any]] | None = None, timeout: float = 1800) -> StreamedRun:
+    """`read` with stdout written to `stdout_path`; scanned for the key in 8 MiB steps, never held whole."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = _arguments(tmp, "read", config, catalog, state)
+        with open(stdout_path, "wb") as stdout:
+            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
+    secrets = secrets_of(config)
+    overlap = max(len(s) for s in secrets)
+    with open(stdout_path, "rb") as stdout:
+        tail = b""
+        while chunk := stdout.read(8 << 20):
+            assert_no_secret((tail + chunk).decode(errors="replace"), *secrets)
+            tail = chunk[-overlap:]
+    stderr = proc.stderr.decode(errors="replace")
+    assert_no_secret(stderr, *secrets)
+    return StreamedRun(proc.returncode, stdout_path, stderr, state_in=state)
+
+
+def secrets_of(config: dict[str, Any] | None) -> list[str]:
+    """The keys a run must never print: the emulator's, and the one in its config (as typed, and trimmed)."""
+    key = (config or {}).get("api_key")
+    forms = {API_KEY}
+    if isinstance(key, str):
+        forms |= {form for form in (key, key.strip()) if len(form.strip()) >= 6}
+    return sorted(forms)
+
+
+def assert_no_secret(output: str, *secrets: str) -> None:
+    for secret in secrets or (API_KEY,):
+        assert secret not in output, "the integration key appeared in the connector's output"
 
 
 def catalog_for(streams: list[str], sync_mode: str = "incremental", discovered: dict[str, Any] | None = None) -> dict[str, Any]:
