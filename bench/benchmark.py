@@ -55,6 +55,11 @@ TAP_PENDO = "tap-pendo==1.2.0"
 PYHUMPS = "pyhumps==1.6.1"
 API_KEY = "emulator-key.us"  # the emulator's default US key (server.DEFAULT_KEYS)
 DAY_MS = 86_400_000
+# Rough peak RSS (GB) of an emulator process that built one HOUR index at `large` (estimates: one emulator
+# was OOM-killed at 14.7 GB building featureEvents after events); the extractors need up to ~3 GB more.
+# Checked before each stream's emulator starts, so that the OOM killer never has to choose.
+EMULATOR_GB: dict[str, dict[str, float]] = {"large": {"events": 9.0, "featureEvents": 13.0}}
+EXTRACTORS_GB = 3.0
 
 # stream -> (aggregation source, tap-pendo parent stream that must be selected with it)
 STREAMS = {
@@ -428,6 +433,10 @@ def main() -> int:
         "--timeout", type=float, default=3600, help="stop ours/plain runs after this many seconds"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--emulator-url",
+        help="use this already running emulator (same scale and seed) instead of starting one per stream",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny dataset: checks that the script works")
     parser.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -488,48 +497,43 @@ def main() -> int:
     start_ms = (now_ms // DAY_MS - SCALES[scale].days) * DAY_MS
     start_date = datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d")
     meta.update(now_ms=now_ms, start_date=start_date, emulator_peak_rss_gb={})
+    if args.emulator_url:
+        external = ExternalEmulator(args.emulator_url)
+        info = external.info()
+        if info["scale"] != scale or info["seed"] != args.seed:
+            parser.error(
+                f"{args.emulator_url} serves scale {info['scale']} seed {info['seed']}, not {scale} {args.seed}"
+            )
+        now_ms = external.now_ms
+        start_ms = (now_ms // DAY_MS - SCALES[scale].days) * DAY_MS
+        start_date = datetime.fromtimestamp(start_ms / 1000, timezone.utc).strftime("%Y-%m-%d")
+        meta.update(now_ms=now_ms, start_date=start_date, external_emulator=args.emulator_url)
+        meta["notes"].append(
+            f"Emulator: the already running {args.emulator_url} (--emulator-url); request counts include any "
+            "other client's requests made during a run."
+        )
     for stream in streams:
         source = STREAMS[stream][0]
+        if args.emulator_url:
+            runs += bench_stream(
+                stream, external, extractors, args, meta, work, start_date, tap_python, tap_timeout
+            )
+            continue
+        need = EMULATOR_GB[scale][source] + EXTRACTORS_GB if source in EMULATOR_GB.get(scale, {}) else 0.0
+        available = mem_available_gb()
+        if available < need:
+            reason = (
+                f"not run: {available:.1f} GB of memory available, an emulator with the {source} index plus the "
+                f"extractors needs ~{need:.0f} GB (the OOM killer would pick the largest process, maybe not ours)"
+            )
+            print(f"{stream}: {reason}", flush=True)
+            runs += [Run(e, stream, status="skipped", note=reason) for e in extractors]
+            continue
         print(f"emulator: scale {scale}, seed {args.seed}, for {stream} ...", flush=True)
         with EmulatorProcess(scale=scale, seed=args.seed, now_ms=now_ms, tz="UTC") as emulator:
-            try:
-                seconds = warm_up(emulator.base_url, source, args.period, now_ms)
-            except OSError as error:
-                assert emulator.process is not None
-                code = emulator.process.wait(timeout=30) if emulator.process.poll() is not None else None
-                reason = (
-                    f"the emulator died while building its {source} index (exit code {code}; -9 is usually the "
-                    f"OOM killer)"
-                    if code is not None
-                    else f"warm-up request failed: {error!r}"
-                )
-                print(f"{stream}: {reason}", flush=True)
-                runs += [Run(e, stream, status="failed", note=reason) for e in extractors]
-                continue
-            meta["warm_up_s"][source] = round(seconds, 1)
-            print(f"warm-up {source} {args.period}: {seconds:.1f} s (untimed)", flush=True)
-            configs = extractor_configs(emulator.base_url, start_date, args.period)
-            meta["configs"] = {
-                k: {kk: ("<emulator key>" if "key" in kk else vv) for kk, vv in v.items()}
-                for k, v in extractor_configs("<emulator>", start_date, args.period).items()
-            }
-            config_paths = {}
-            for name, config in configs.items():
-                config_paths[name] = work / f"{name}_{stream}_config.json"
-                config_paths[name].write_text(json.dumps(config))
-            for extractor in extractors:
-                runs.append(
-                    bench_one(
-                        extractor,
-                        stream,
-                        emulator,
-                        config_paths,
-                        work,
-                        meta,
-                        tap_python,
-                        tap_timeout if extractor == "tap" else args.timeout,
-                    )
-                )
+            runs += bench_stream(
+                stream, emulator, extractors, args, meta, work, start_date, tap_python, tap_timeout
+            )
             assert emulator.process is not None
             meta["emulator_peak_rss_gb"][source] = round(peak_rss_kb(emulator.process.pid) / 2**20, 1)
     meta["uptime_after"] = uptime()
@@ -547,6 +551,82 @@ def main() -> int:
         )
     print(f"wrote {out / 'benchmark.md'} in {meta['total_s']:.0f} s", flush=True)
     return 0 if all(r.status in ("ok", "partial") for r in runs) else 1
+
+
+def bench_stream(
+    stream: str,
+    emulator: Any,
+    extractors: list[str],
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    work: Path,
+    start_date: str,
+    tap_python: Path | None,
+    tap_timeout: float,
+) -> list[Run]:
+    """Warm the emulator up for `stream` (untimed), then run every extractor on it."""
+    source = STREAMS[stream][0]
+    try:
+        seconds = warm_up(emulator.base_url, source, args.period, emulator.now_ms)
+    except OSError as error:
+        process = getattr(emulator, "process", None)
+        code = process.wait(timeout=30) if process is not None and process.poll() is not None else None
+        reason = (
+            f"the emulator died while building its {source} index (exit code {code}; -9 is usually the OOM killer)"
+            if code is not None
+            else f"warm-up request failed: {error!r}"
+        )
+        print(f"{stream}: {reason}", flush=True)
+        return [Run(e, stream, status="failed", note=reason) for e in extractors]
+    meta["warm_up_s"][source] = round(seconds, 1)
+    print(f"warm-up {source} {args.period}: {seconds:.1f} s (untimed)", flush=True)
+    meta["configs"] = {
+        k: {kk: ("<emulator key>" if "key" in kk else vv) for kk, vv in v.items()}
+        for k, v in extractor_configs("<emulator>", start_date, args.period).items()
+    }
+    config_paths = {}
+    for name, config in extractor_configs(emulator.base_url, start_date, args.period).items():
+        config_paths[name] = work / f"{name}_{stream}_config.json"
+        config_paths[name].write_text(json.dumps(config))
+    return [
+        bench_one(
+            extractor,
+            stream,
+            emulator,
+            config_paths,
+            work,
+            meta,
+            tap_python,
+            tap_timeout if extractor == "tap" else args.timeout,
+        )
+        for extractor in extractors
+    ]
+
+
+class ExternalEmulator:
+    """An emulator started elsewhere (--emulator-url): the part of EmulatorProcess the benchmark uses."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.now_ms = int(self.info()["now_ms"])
+
+    def _get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base_url + path, timeout=120) as response:
+            return json.loads(response.read())
+
+    def info(self) -> dict[str, Any]:
+        return self._get("/_emulator/info")
+
+    def stats(self) -> dict[str, Any]:
+        return self._get("/_emulator/stats")
+
+
+def mem_available_gb() -> float:
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split()
+        return int(meminfo[meminfo.index("MemAvailable:") + 1]) / 2**20
+    except (OSError, ValueError):
+        return float("inf")
 
 
 def extractor_configs(base_url: str, start_date: str, period: str) -> dict[str, dict[str, Any]]:
@@ -718,10 +798,19 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
         f"- Dataset: emulator scale `{meta['scale']}` (seed {meta['seed']}, {meta['scale_params']['apps']} apps, "
         f"{meta['scale_params']['identified_visitors']} identified + {meta['scale_params']['anonymous_visitors']} anonymous visitors, "
         f"{meta['scale_params']['days']} days), period {meta['period']}, start_date {meta['start_date']}, all apps, anonymous visitors included",
-        "- Emulator: one process per stream (same clock), its index built by an untimed request before the runs: "
+        (
+            f"- Emulator: {meta['external_emulator']} (already running)"
+            if meta.get("external_emulator")
+            else "- Emulator: one process per stream (same clock)"
+        )
+        + ", each index built by an untimed request before the runs: "
         + ", ".join(f"{k} {v} s" for k, v in meta["warm_up_s"].items())
-        + "; its peak RSS: "
-        + ", ".join(f"{k} {v} GB" for k, v in meta.get("emulator_peak_rss_gb", {}).items()),
+        + (
+            "; emulator peak RSS: "
+            + ", ".join(f"{k} {v} GB" for k, v in meta["emulator_peak_rss_gb"].items())
+            if meta.get("emulator_peak_rss_gb")
+            else ""
+        ),
         "- 1-minute load average when each run started (others were using the machine too): "
         + ", ".join(f"{r.extractor}/{r.stream} {r.load_before[0]:.1f}" for r in runs if r.command),
         "",
@@ -790,6 +879,9 @@ def plot(json_path: Path, png_path: Path) -> None:
 
     data = json.loads(json_path.read_text())
     runs = [r for r in data["runs"] if r["status"] in ("ok", "partial")]
+    if not runs:
+        print("nothing to plot: no run finished")
+        return
     streams = list(dict.fromkeys(r["stream"] for r in runs))
     extractors = list(dict.fromkeys(r["extractor"] for r in runs))
     colours = {"ours": "#2b8cbe", "plain": "#fdae6b", "tap": "#969696"}
