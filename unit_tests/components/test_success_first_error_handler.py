@@ -56,3 +56,12 @@ def test_aggregation_429_is_retried_with_retry_after_first():
     response.headers["Retry-After"] = "3"
     assert handler.backoff_strategies[0].backoff_time(response, 1) == 3
     assert handler.max_retries == 6
+
+
+def test_a_whole_json_body_that_stops_short_is_retried_a_complete_one_succeeds():
+    handler = _error_handler()
+    for body, action in ((b'[{"id": "a"}, {"id": "b"}]', ResponseAction.SUCCESS), (b'[{"id": "a"}, {"id"', ResponseAction.RETRY)):
+        response = _response(200, body)
+        response.headers["Content-Type"] = "application/json"
+        assert response.content == body  # read whole, as the CDK client does for a request it does not stream
+        assert handler.interpret_response(response).response_action == action
