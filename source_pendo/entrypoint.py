@@ -4,7 +4,7 @@
 `RecordBatch` messages are already RECORD lines (see components/record_batch.py), so for `read` this
 entrypoint writes their bytes to stdout unchanged (no decode to str and encode back) and counts their
 records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
-untouched.
+untouched. Every message but a record is printed with the secrets masked (see `airbyte_message_to_string`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
-from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import AirbyteMessage
+from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
+from airbyte_cdk.models import AirbyteMessage, Type
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from .components.record_batch import RecordBatch
@@ -32,7 +33,10 @@ class PendoEntrypoint(AirbyteEntrypoint):
         if parsed_args.command != "read":
             yield from super().run(parsed_args)
             return
-        self.logger.setLevel(logging.DEBUG if getattr(parsed_args, "debug", False) else logging.INFO)
+        debug = getattr(parsed_args, "debug", False) or is_platform_debug_log_enabled()
+        self.logger.setLevel(logging.DEBUG if debug else logging.INFO)
+        if debug:  # as the CDK's run(): its HTTP client logs under "airbyte" (requests, headers masked)
+            logging.getLogger("airbyte").setLevel(logging.DEBUG)
         self.source.emit_record_batches = True
         source_spec = self.source.spec(self.logger)
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
@@ -49,6 +53,13 @@ class PendoEntrypoint(AirbyteEntrypoint):
                         yield self.airbyte_message_to_string(message)
             finally:
                 yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
+
+    @staticmethod
+    def airbyte_message_to_string(airbyte_message: AirbyteMessage) -> str:
+        """The CDK's, with the secrets masked in everything but records: the CDK prints a stream's error trace
+        as it is, and its internal message quotes the response body, where a server may echo the key."""
+        text = AirbyteEntrypoint.airbyte_message_to_string(airbyte_message)
+        return text if airbyte_message.type == Type.RECORD else filter_secrets(text)
 
     @staticmethod
     def handle_record_counts(message: AirbyteMessage, stream_message_count: defaultdict[HashableStreamDescriptor, float]) -> AirbyteMessage:
