@@ -55,10 +55,10 @@ TAP_PENDO = "tap-pendo==1.2.0"
 PYHUMPS = "pyhumps==1.6.1"
 API_KEY = "emulator-key.us"  # the emulator's default US key (server.DEFAULT_KEYS)
 DAY_MS = 86_400_000
-# Rough peak RSS (GB) of an emulator process that built one HOUR index at `large` (estimates: one emulator
-# was OOM-killed at 14.7 GB building featureEvents after events); the extractors need up to ~3 GB more.
+# Peak RSS (GB) of an emulator process that built one HOUR index at `large`: events measured (9.6), featureEvents
+# scaled from it by row count (2.8M / 1.87M); the extractors need up to ~3 GB more.
 # Checked before each stream's emulator starts, so that the OOM killer never has to choose.
-EMULATOR_GB: dict[str, dict[str, float]] = {"large": {"events": 9.0, "featureEvents": 13.0}}
+EMULATOR_GB: dict[str, dict[str, float]] = {"large": {"events": 9.6, "featureEvents": 14.5}}
 EXTRACTORS_GB = 3.0
 
 # stream -> (aggregation source, tap-pendo parent stream that must be selected with it)
@@ -839,7 +839,8 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
         "`include_anonymous_visitors: true`, incremental from start_date.",
         "- **plain**: `bench/plain_manifest.yaml` run by `bench/plain_source.py` on the same airbyte-cdk: one POST /aggregation per "
         "one-day window with the same pipeline (timeSeries, window filter, sort [bucket, visitorId]) but no keyset paging (limit "
-        "2,000,000 per day), DpathExtractor on `results`, AddFields periodStart, the CDK's default record path, concurrency 4.",
+        "2,000,000 per day), DpathExtractor on `results`, the CDK's default record path (no AddFields: records keep "
+        "`hour`/`day` as their cursor, no periodStart), concurrency 4.",
         "- **tap**: tap-pendo 1.2.0 from PyPI in `bench/.venv-tap-pendo` (pyhumps 1.6.1 instead of its pinned 1.3.1, which does not "
         "import on Python 3.11), run through `bench/tap_pendo_wrapper.py` (host patched to the emulator), period "
         f"{'hourRange' if meta['period'] == 'HOUR' else 'dayRange'}, default record_limit 100,000, stream selected with all fields "
