@@ -10,6 +10,12 @@ the (t, visitorId) group at a page boundary are asked for again by the next page
 already emitted are skipped by primary key, so a page boundary can fall anywhere without loss or
 duplicates. The anonymous-visitor toggle is the `identified` stage server side and is checked again
 client side; rows outside the window are dropped, so a lenient server cannot produce duplicates.
+
+Record path (measured in bench/): the body is inflated here (`body_chunks`), cut into blocks of whole rows
+by the streaming reader, and each block becomes RECORD lines with a few byte operations over the whole
+block (`_block_as_records`); only each row's time, visitor and text key fields are decoded. A block that
+needs a decision per row (anonymous visitors, the keyset group, rows outside the window, nested objects,
+a key field absent from some rows only) takes the row-by-row path, which gives the same records.
 """
 
 from __future__ import annotations
