@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from integration_tests.pendo_emulator import EmulatorProcess
@@ -150,8 +151,8 @@ class StreamedRun:
         with open(self.stdout_path, "rb") as stdout:
             for line in stdout:
                 try:
-                    yield json.loads(line)
-                except ValueError:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
                     continue
 
 

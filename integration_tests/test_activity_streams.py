@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import tempfile
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from integration_tests.comparison import assert_records_equal, assert_unique_keys, canonical
-from integration_tests.conftest import EMULATOR_TZ, ONE_APP, catalog_for, connector_command, run_connector
+from integration_tests.conftest import EMULATOR_TZ, ONE_APP, catalog_for, run_connector
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, record_key
@@ -121,37 +116,6 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(bas
         assert not bodies_per_feature
         windows = [json.loads(line)["log"]["message"] for line in run.stdout.splitlines() if "feature_events: app" in line]
         assert len(requests) == len(windows) >= 1
-
-
-def test_activity_sync_killed_after_first_checkpoint_resumes_to_exactly_the_truth(base_config, truth, discovered):
-    config = dict(base_config, period="HOUR", concurrency=1)
-    catalog = catalog_for(["page_events"], discovered=discovered)
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = {}
-        for name, payload in (("config", config), ("catalog", catalog)):
-            paths[name] = Path(tmp) / f"{name}.json"
-            paths[name].write_text(json.dumps(payload))
-        proc = subprocess.Popen(connector_command() + ["read", "--config", str(paths["config"]), "--catalog", str(paths["catalog"])], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        before: list[dict[str, Any]] = []
-        state = None
-        for line in proc.stdout:
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                before.append(message["record"]["data"])
-            elif message["type"] == "STATE":
-                state = message["state"]
-                proc.send_signal(signal.SIGKILL)
-                break
-        proc.wait()
-    assert state is not None, "no checkpoint before the end of the sync"
-    expected = truth.records("page_events", config)
-    assert len(before) < len(expected), "the sync finished before the kill: nothing was tested"
-    resumed = run_connector("read", config, catalog, state=[state])
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert {canonical(r) for r in before + resumed.records("page_events")} == {canonical(r) for r in expected}
-    resumed_keys = [record_key("page_events", r) for r in resumed.records("page_events")]
-    assert len(resumed_keys) == len(set(resumed_keys))
 
 
 def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered):
