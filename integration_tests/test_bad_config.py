@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +41,14 @@ def test_bad_config_gets_one_actionable_config_error_at_check_and_read_before_an
     config, message = bad_config(case, base_config, quiet_emulator)
     quiet_emulator.reset()
 
-    checked = run_connector("check", config)
+    with ThreadPoolExecutor(2) as pool:  # two processes at once: the suite's time is mostly process start-up
+        checking = pool.submit(run_connector, "check", config)
+        reading = pool.submit(run_connector, "read", config, catalog_for(["events", "pages"]))
+        checked, read = checking.result(), reading.result()
     [status] = [m["connectionStatus"] for m in checked.of_type("CONNECTION_STATUS")]
     assert status["status"] == "FAILED" and status["message"].startswith(message), status
     assert checked.returncode == 0  # the protocol's way: check reports FAILED, it does not crash
 
-    read = run_connector("read", config, catalog_for(["events", "pages"]))
     assert read.returncode == 1 and not read.records() and not read.states()
     [error] = read.errors()
     assert error["failure_type"] == "config_error" and error["message"].startswith(message), error
