@@ -55,10 +55,10 @@ TAP_PENDO = "tap-pendo==1.2.0"
 PYHUMPS = "pyhumps==1.6.1"
 API_KEY = "emulator-key.us"  # the emulator's default US key (server.DEFAULT_KEYS)
 DAY_MS = 86_400_000
-# Peak RSS (GB) of an emulator process that built one HOUR index at `large`: events measured (9.6), featureEvents
-# scaled from it by row count (2.8M / 1.87M); the extractors need up to ~3 GB more.
+# Peak RSS (GiB) of an emulator process that built one HOUR index at `large`: events measured (9.2), featureEvents
+# scaled from it by row count (2.8M / 1.87M); the extractors need up to ~3 GiB more.
 # Checked before each stream's emulator starts, so that the OOM killer never has to choose.
-EMULATOR_GB: dict[str, dict[str, float]] = {"large": {"events": 9.6, "featureEvents": 14.5}}
+EMULATOR_GB: dict[str, dict[str, float]] = {"large": {"events": 9.2, "featureEvents": 14.0}}
 EXTRACTORS_GB = 3.0
 
 # stream -> (aggregation source, tap-pendo parent stream that must be selected with it)
@@ -439,9 +439,19 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="tiny dataset: checks that the script works")
     parser.add_argument("--plot-only", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--report-only", metavar="JSON", help="rewrite benchmark.md and .png next to JSON from its figures"
+    )
     args = parser.parse_args()
     if args.plot_only:
         plot(Path(args.plot_only[0]), Path(args.plot_only[1]))
+        return 0
+    if args.report_only:
+        path = Path(args.report_only).resolve()
+        data = json.loads(path.read_text())
+        runs = [Run(**{**r, "load_before": tuple(r["load_before"])}) for r in data["runs"]]
+        path.with_suffix(".md").write_text(markdown(data["meta"], runs))
+        write_plot(path, path.with_suffix(".png"))
         return 0
 
     scale = args.scale or ("tiny" if args.quick else "large")
@@ -543,12 +553,7 @@ def main() -> int:
     result = {"meta": meta, "runs": [asdict(r) for r in runs]}
     (out / "benchmark.json").write_text(json.dumps(result, indent=1))
     (out / "benchmark.md").write_text(markdown(meta, runs))
-    python = plot_python()
-    if python is not None:
-        subprocess.run(
-            [str(python), __file__, "--plot-only", str(out / "benchmark.json"), str(out / "benchmark.png")],
-            check=False,
-        )
+    write_plot(out / "benchmark.json", out / "benchmark.png")
     print(f"wrote {out / 'benchmark.md'} in {meta['total_s']:.0f} s", flush=True)
     return 0 if all(r.status in ("ok", "partial") for r in runs) else 1
 
@@ -627,6 +632,13 @@ def mem_available_gb() -> float:
         return int(meminfo[meminfo.index("MemAvailable:") + 1]) / 2**20
     except (OSError, ValueError):
         return float("inf")
+
+
+def write_plot(json_path: Path, png_path: Path) -> None:
+    """The chart, drawn by this script run in a venv that has matplotlib (never the connector's)."""
+    python = plot_python()
+    if python is not None:
+        subprocess.run([str(python), __file__, "--plot-only", str(json_path), str(png_path)], check=False)
 
 
 def extractor_configs(base_url: str, start_date: str, period: str) -> dict[str, dict[str, Any]]:
@@ -792,7 +804,9 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
         "",
         f"- Command: `{meta['command']}`",
         f"- Machine: {m.get('cores')} cores ({m.get('cpu', '?')}), {m.get('memory_gb', '?')} GB RAM, Python {m['python']}, {m['platform']}",
-        f"- Load: before `{meta['uptime_before']}`; after `{meta['uptime_after']}`",
+        f"- Load: before `{meta['uptime_before']}`; after `{meta['uptime_after']}`. The machine is shared (other "
+        "engineers' tests and emulators ran during the benchmark): compare extractors within one run, and treat "
+        "absolute figures as provisional.",
         f"- Versions: ours/plain {meta['versions']['ours']}"
         + (f"; tap {meta['versions']['tap']}" if "tap" in meta["versions"] else ""),
         f"- Dataset: emulator scale `{meta['scale']}` (seed {meta['seed']}, {meta['scale_params']['apps']} apps, "
