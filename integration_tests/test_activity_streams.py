@@ -114,7 +114,7 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(bas
         requests = [r for r in emulator.stats()["requests"] if r["route"] == "aggregation"]
         bodies_per_feature = [r for r in requests if "featureId" in r.get("query", "")]
         assert not bodies_per_feature
-        windows = [json.loads(line)["log"]["message"] for line in run.stdout.splitlines() if "feature_events: app" in line]
+        windows = [json.loads(line)["log"]["message"] for line in run.stdout.splitlines() if "feature_events: app" in line and " request(s)" in line]
         assert len(requests) == len(windows) >= 1
 
 
