@@ -9,18 +9,18 @@ from typing import Any
 from integration_tests.pendo_emulator.truth import PRIMARY_KEYS, record_key
 
 
-def _without_nulls(value: Any) -> Any:
+def without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
+        return [without_nulls(v) for v in value]
     return value
 
 
 def canonical(record: dict[str, Any]) -> str:
     """A record's identity for comparison. A null field and an absent one are the same record: the CDK's
     message serialiser omits nulls (serpyco `omit_none`), and destinations load both as NULL."""
-    return json.dumps(_without_nulls(record), sort_keys=True, separators=(",", ":"))
+    return json.dumps(without_nulls(record), sort_keys=True, separators=(",", ":"))
 
 
 def assert_records_equal(stream: str, actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:

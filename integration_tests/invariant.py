@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from integration_tests.comparison import without_nulls
 from integration_tests.pendo_emulator.truth import record_key
 
 HOUR_MS = 3_600_000
@@ -56,17 +57,9 @@ class Sync(Protocol):
     def iter_messages(self) -> Iterable[dict[str, Any]]: ...
 
 
-def _without_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v) for v in value]
-    return value
-
-
 def fingerprint(record: Mapping[str, Any]) -> bytes:
     """16 bytes identifying a record's content, null fields and key order aside."""
-    return hashlib.blake2b(orjson.dumps(_without_nulls(record), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    return hashlib.blake2b(orjson.dumps(without_nulls(record), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
 
 
 @dataclass

@@ -16,10 +16,10 @@ from dataclasses import InitVar, dataclass
 from typing import Any
 
 import requests
-from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
-from airbyte_cdk.sources.streams.http.error_handlers.backoff_strategy import BackoffStrategy
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config
+
+from .delegating_error_handler import DelegatingErrorHandler
 
 logger = logging.getLogger("airbyte")
 
@@ -27,24 +27,11 @@ _REPORT_ID = re.compile(r"/report/([^/]+)/results\.json")
 
 
 @dataclass
-class SkipUnexportableReports(ErrorHandler):
+class SkipUnexportableReports(DelegatingErrorHandler):
     """`error_handler` (the manifest's shared one) for everything but a 404, which is IGNOREd with a WARNING."""
 
     config: Config
     parameters: InitVar[Mapping[str, Any]]
-    error_handler: ErrorHandler
-
-    @property
-    def max_retries(self) -> int | None:
-        return self.error_handler.max_retries
-
-    @property
-    def max_time(self) -> int | None:
-        return self.error_handler.max_time
-
-    @property
-    def backoff_strategies(self) -> list[BackoffStrategy] | None:
-        return getattr(self.error_handler, "backoff_strategies", None)
 
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None

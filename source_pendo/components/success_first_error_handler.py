@@ -26,12 +26,13 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.error_handlers.default_error_handler import (
     DefaultErrorHandler,
 )
-from airbyte_cdk.sources.streams.http.error_handlers import ErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     SUCCESS_RESOLUTION,
     ErrorResolution,
     ResponseAction,
 )
+
+from .delegating_error_handler import DelegatingErrorHandler
 
 TRUNCATED_BODY = ErrorResolution(
     response_action=ResponseAction.RETRY,
@@ -41,21 +42,9 @@ TRUNCATED_BODY = ErrorResolution(
 
 
 @dataclass
-class SuccessFirstErrorHandler(ErrorHandler):
+class SuccessFirstErrorHandler(DelegatingErrorHandler):
     error_handler: DefaultErrorHandler
     parameters: InitVar[Mapping[str, Any]]
-
-    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        # HttpRequester hands these to its HttpClient when the handler has them (Retry-After, then backoff).
-        self.backoff_strategies = self.error_handler.backoff_strategies
-
-    @property
-    def max_retries(self) -> int | None:
-        return self.error_handler.max_retries
-
-    @property
-    def max_time(self) -> int | None:
-        return self.error_handler.max_time
 
     def interpret_response(self, response_or_exception: requests.Response | Exception | None = None) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response) and 200 <= response_or_exception.status_code < 300:
