@@ -18,23 +18,21 @@ def quick_get(
     config: Mapping[str, Any], endpoint: str, params: Mapping[str, str] | None = None
 ) -> requests.Response:
     """GET {api_base}/{endpoint} with the integration key; timeout min(request_timeout_seconds, 30) s."""
-    timeout = min(
-        config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS
-    )
     return requests.get(
         f"{api_base(config)}/{endpoint}",
         params=params,
         headers={API_KEY_HEADER: config["api_key"]},
-        timeout=timeout,
+        timeout=_quick_timeout(config),
     )
 
 
 def quick_aggregation(config: Mapping[str, Any], pipeline: list[Any], name: str) -> requests.Response:
     """POST {api_base}/aggregation with `pipeline`; same key header and timeout as `quick_get`."""
-    timeout = min(
-        config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS
-    )
     body = {"response": {"mimeType": "application/json"}, "request": {"name": name, "pipeline": pipeline}}
     return requests.post(
-        f"{api_base(config)}/aggregation", json=body, headers={API_KEY_HEADER: config["api_key"]}, timeout=timeout
+        f"{api_base(config)}/aggregation", json=body, headers={API_KEY_HEADER: config["api_key"]}, timeout=_quick_timeout(config)
     )
+
+
+def _quick_timeout(config: Mapping[str, Any]) -> float:
+    return min(config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS)

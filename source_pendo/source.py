@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from airbyte_cdk.models import (
@@ -21,8 +20,8 @@ from source_pendo.components.check import check_connection
 from source_pendo.components.record_batch import RecordBatch
 from source_pendo.config import complete_config
 from source_pendo.estimates import entity_estimates
+from source_pendo.spec import MANIFEST_PATH
 
-MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
 CONNECT_TIMEOUT_SECONDS = 30
 
 

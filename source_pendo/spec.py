@@ -2,7 +2,7 @@
 
 Why: importing airbyte-cdk takes seconds (serpyco-rs builds its serialisers from the protocol models'
 source code, pydantic builds the declarative schema), and the platform runs `spec` often: every time a
-user opens the source's settings. unit_tests/test_spec.py proves this message equals the CDK's.
+user opens the source's settings. unit_tests/test_run.py proves this message equals the CDK's.
 """
 
 from __future__ import annotations

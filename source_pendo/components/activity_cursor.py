@@ -95,7 +95,8 @@ class AppProgress:
         self.frontier = new_frontier
 
 
-def _iso(ms: int) -> str:
+def iso_minute(ms: int) -> str:
+    """Epoch ms as `2026-11-23T11:00Z`, for log lines."""
     return time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(ms / 1000))
 
 
@@ -217,7 +218,7 @@ class ActivityCursor(Cursor):
                 self._planners[app] = WindowPlanner(begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows)
                 span = max(0, now - begin)
                 LOGGER.info(
-                    f"{self._stream_name}: app {app}: reading {_iso(begin)} to {_iso(now)} ({span / DAY_MS:.1f} days) in "
+                    f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
                     f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
                 )
         active = list(self._partitions)

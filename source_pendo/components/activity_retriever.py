@@ -26,7 +26,6 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
@@ -41,13 +40,12 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .activity_cursor import DAY_MS, HOUR_MS, iso_minute
 from .record_batch import RecordBatchBuilder
 from .row_stream import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
 ANONYMOUS_PREFIX = "_PENDO_T_"
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 MAX_BODY_RESUMES = 8
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
@@ -139,7 +137,7 @@ class ActivityRetriever(Retriever):
             with self._running_lock:
                 self._records_so_far += builder.total
                 so_far = self._records_so_far
-            LOGGER.info(f"{self.name}: app {app}, {_iso(start)} to {_iso(end)}: {builder.total} records in {pages} request(s); {so_far} records so far")
+            LOGGER.info(f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {so_far} records so far")
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
         finally:
@@ -161,7 +159,7 @@ class ActivityRetriever(Retriever):
                 if error.failure_type == FailureType.config_error or keyset is not None or end - start <= self._min_window:
                     raise
                 middle = _split_point(start, end, self._min_window)
-                LOGGER.warning(f"{self.name}: app {app}, {_iso(start)} to {_iso(end)} failed ({error.message}); splitting at {_iso(middle)}")
+                LOGGER.warning(f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)} failed ({error.message}); splitting at {iso_minute(middle)}")
                 first = yield from self._read_window(app, start, middle, builder)
                 second = yield from self._read_window(app, middle, end, builder)
                 return pages + first + second
@@ -175,7 +173,7 @@ class ActivityRetriever(Retriever):
                 resumes += 1
                 if resumes > MAX_BODY_RESUMES:
                     raise AirbyteTracedException(
-                        message=f"Pendo kept breaking off responses for {self.name} (app {app}, {_iso(start)} to {_iso(end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
+                        message=f"Pendo kept breaking off responses for {self.name} (app {app}, {iso_minute(start)} to {iso_minute(end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
                         internal_message=str(broke.__cause__ or broke),
                         failure_type=FailureType.transient_error,
                     ) from broke
@@ -227,7 +225,7 @@ class ActivityRetriever(Retriever):
         # Row by row: rows outside the window, anonymous rows, the keyset group, rows that are not flat.
         whole = b"[" + text + b"]"
         last_group, emitted = None, 0
-        for raw, key in zip(_RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole)):
+        for raw, key in zip(_RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole), strict=True):
             t = getattr(key, self._time)
             if type(t) is not int or t < start or t >= end:
                 continue
@@ -259,7 +257,7 @@ class ActivityRetriever(Retriever):
         if None in visitors:
             return None
         absent = b""
-        for name, getter, marker in self._text_key_getters:
+        for _, getter, marker in self._text_key_getters:
             values = list(map(getter, heads))
             if None in values:
                 if values.count(None) != count or marker in text:
@@ -288,11 +286,11 @@ class ActivityRetriever(Retriever):
                 return None
         if page.keyset is not None and page.keyset[0] in buckets:
             bucket, visitor = page.keyset
-            if any(t == bucket and v == visitor for t, v in zip(times, visitors)):
+            if any(t == bucket and v == visitor for t, v in zip(times, visitors, strict=True)):
                 return None
         flat = text.count(b"}") == count and text.count(b"},{") == count - 1  # flat rows, compact separators
         if flat and self._is_rollup and len(buckets) == 1:  # the common case: one bucket, `periodStart` first
-            leading = b'{"periodStart":%d,' % times[0] + absent
+            leading = b"{%s:%d," % (self._time_bytes, times[0]) + absent
             return leading + text[1:].replace(b"},{", b"}" + separator + leading)
         if flat:
             leading = b"{" + absent
@@ -412,5 +410,3 @@ def _split_point(start: int, end: int, unit: int) -> int:
     return middle if start < middle < end else start + unit
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

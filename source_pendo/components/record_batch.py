@@ -35,7 +35,6 @@ class BatchGate:
 
     def __init__(self, limit: int) -> None:
         self._slots = threading.BoundedSemaphore(limit)
-        self._limit = limit
 
     def enter(self) -> None:
         if not self._slots.acquire(timeout=GATE_WAIT_SECONDS):

@@ -15,7 +15,6 @@ before the closing `]}` raises `TruncatedBody`: callers never emit a half-parsed
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -44,7 +43,6 @@ class AggregationRowReader:
     def __init__(self, item_type: Any = msgspec.Raw) -> None:
         self._buf = b""
         self._state = "header"  # header -> rows -> trailer -> done
-        self._depth = 0  # object depth while skipping the trailer
         self._decoder = _RAW_LIST if item_type is msgspec.Raw else msgspec.json.Decoder(list[item_type])  # type: ignore[valid-type]
 
     @property
@@ -181,16 +179,6 @@ class AggregationRowReader:
                 self._buf = buf[pos - 1 :]
                 return
             pos = value_end
-
-
-def iter_rows(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
-    """Rows per chunk for a whole body; raises TruncatedBody if it ends early."""
-    reader = AggregationRowReader()
-    for chunk in chunks:
-        rows = reader.feed(chunk)
-        if rows:
-            yield rows
-    reader.close()
 
 
 def _skip_ws(buf: bytes, pos: int) -> int:

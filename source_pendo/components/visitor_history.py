@@ -21,7 +21,8 @@ from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
-from .activity_retriever import ANONYMOUS_PREFIX, _iso, _literal
+from .activity_cursor import iso_minute
+from .activity_retriever import ANONYMOUS_PREFIX, _literal
 
 LOGGER = logging.getLogger("airbyte")
 
@@ -56,7 +57,7 @@ class VisitorHistoryRetriever(Retriever):
                     if isinstance(ts, int) and start <= ts < end:
                         count += 1
                         yield dict(item, visitorId=visitor)
-            LOGGER.info(f"{self.name}: {_iso(start)} to {_iso(end)}: {count} records from {len(visitors)} active visitor(s)")
+            LOGGER.info(f"{self.name}: {iso_minute(start)} to {iso_minute(end)}: {count} records from {len(visitors)} active visitor(s)")
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, count)
         finally:
