@@ -25,6 +25,7 @@ from airbyte_cdk.sources.declarative.stream_slicers.declarative_partition_genera
 )
 from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 
+from .clock import now_ms
 from .components.activity_cursor import DAY_MS, HOUR_MS, ActivityCursor
 from .config import start_ms
 
@@ -58,7 +59,7 @@ def build_activity_stream(source: Any, stream_config: Mapping[str, Any], config:
     concurrency = int(config.get("concurrency") or 4)
     first_ms = start_ms(config)
     if is_history:  # one 24-hour window per history call, no further back than Pendo keeps
-        today = int(time.time() * 1000) // DAY_MS * DAY_MS
+        today = now_ms() // DAY_MS * DAY_MS
         first_ms = max(first_ms, today - HISTORY_DAYS * DAY_MS)
     cursor = ActivityCursor(
         stream_name=name,

@@ -15,6 +15,8 @@ from typing import Any
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .clock import now_ms
+
 REGION_HOSTS: dict[str, str] = {
     "us": "https://app.pendo.io",
     "us1": "https://us1.app.pendo.io",
@@ -110,7 +112,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
             "2024-01-31T00:00:00Z."
         )
-    if start > datetime.now(timezone.utc):
+    if start.timestamp() * 1000 > now_ms():
         raise _config_error(
             f"`start_date` {start_date} is in the future: Pendo has no data after now; use today or an earlier date."
         )

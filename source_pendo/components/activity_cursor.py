@@ -36,6 +36,8 @@ from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partitio
 from airbyte_cdk.sources.types import Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from ..clock import now_ms
+
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 STATE_VERSION = 1
@@ -122,7 +124,7 @@ class ActivityCursor(Cursor):
         message_repository: MessageRepository,
         connector_state_manager: ConnectorStateManager,
         period_sensitive: bool,
-        clock: Callable[[], int] = lambda: int(time.time() * 1000),
+        clock: Callable[[], int] = now_ms,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)

@@ -23,7 +23,7 @@ from integration_tests.pendo_emulator.pipeline import (
 
 NOW = 1_709_305_390_000
 DAY_MS = 86_400_000
-TAP_REQUESTS = Path("/work/shared/reference/tap-pendo-requests.json")
+TAP_REQUESTS = Path(__file__).parent / "reference" / "tap-pendo-requests.json"
 
 
 def body(*stages: Any, source: Any = None) -> dict[str, Any]:

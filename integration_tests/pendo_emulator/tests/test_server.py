@@ -49,7 +49,7 @@ APP_3 = 6253630842798080  # the third app: "log remote addresses" is off (§5.3)
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{27}$")
 ANON_RE = re.compile(r"^_PENDO_T_[A-Za-z0-9_-]{11}$")
 NOT_FOUND = "404 page not found\n"
-TAP_REQUESTS = Path("/work/shared/reference/tap-pendo-requests.json")
+TAP_REQUESTS = Path(__file__).parent / "reference" / "tap-pendo-requests.json"
 NEW_YORK = ZoneInfo(TZ)
 OBJECT_FIELD = {
     "events": None,
