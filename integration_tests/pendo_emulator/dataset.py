@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -132,7 +133,7 @@ class Dataset:
     seed: int
     now_ms: int
     tz_name: str = "UTC"
-    readings: frozenset[str] = frozenset()  # names as given; expanded in __post_init__ (readings.py)
+    readings: Iterable[str] = frozenset()  # names as given (`pessimistic` too); a frozenset after __init__
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:

@@ -456,7 +456,7 @@ def _check_value_forms(app_id: Any, time_series: Any, readings: frozenset[str]) 
 
 def is_simple_filter(text: str) -> bool:
     """R-11 (``strict_filters``): ``&&`` of ``field <op> literal`` comparisons, no ``||``, ``!``, parentheses
-    or function calls (a unary minus is not a literal either)."""
+    or function calls."""
     try:
         tokens = _tokenize(text)
         expr = parse(text)
