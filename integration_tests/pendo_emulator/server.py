@@ -586,9 +586,10 @@ def _envelope(
     results_first = spaced is not None and spaced.random() < 0.5
     yield b'{"results"%s' % colon if results_first else b'{%s%s"results"%s' % (start, comma, colon)
     n = 0
+    orders: dict[tuple[str, ...], list[list[str]]] = {}
     for blob in blobs:
         if spaced is not None:
-            blob = spaced_dumps(orjson.loads(blob), spaced)
+            blob = spaced_dumps(orjson.loads(blob), spaced, orders)
         yield (b"[" if n == 0 else comma) + blob
         n += 1
     counter["rows"] = n
@@ -596,18 +597,31 @@ def _envelope(
     yield tail + (comma + start + b"}" if results_first else b"}")
 
 
-def spaced_dumps(obj: Any, rng: random.Random) -> bytes:
-    """JSON with `", "` and `": "` separators and every object's keys in an order drawn from `rng` (R-12)."""
-    return json.dumps(_shuffled(obj, rng), separators=(", ", ": "), ensure_ascii=False).encode()
+_SPACED_ENCODER = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False)
+_KEY_ORDERS = 8  # orders drawn per distinct key set; each object takes one of them at random
 
 
-def _shuffled(obj: Any, rng: random.Random) -> Any:
+def spaced_dumps(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None) -> bytes:
+    """JSON with `", "` and `": "` separators and every object's keys in an order drawn from `rng` (R-12).
+
+    `orders` caches, per key set, `_KEY_ORDERS` shuffled orders to choose from (pass one dict per response
+    to keep a large result fast)."""
+    return _SPACED_ENCODER.encode(_shuffled(obj, rng, {} if orders is None else orders)).encode()
+
+
+def _shuffled(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]]) -> Any:
     if type(obj) is dict:
-        keys = list(obj)
-        rng.shuffle(keys)
-        return {k: _shuffled(obj[k], rng) for k in keys}
+        keys = tuple(obj)
+        choices = orders.get(keys)
+        if choices is None:
+            choices = orders[keys] = [rng.sample(keys, len(keys)) for _ in range(_KEY_ORDERS)]
+        out = {}
+        for k in choices[int(rng.random() * _KEY_ORDERS)]:
+            v = obj[k]
+            out[k] = _shuffled(v, rng, orders) if type(v) in (dict, list) else v
+        return out
     if type(obj) is list:
-        return [_shuffled(v, rng) for v in obj]
+        return [_shuffled(v, rng, orders) if type(v) in (dict, list) else v for v in obj]
     return obj
 
 
