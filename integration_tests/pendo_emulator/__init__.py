@@ -3,6 +3,14 @@
 Use it as a process (`EmulatorProcess`, or `python -m integration_tests.pendo_emulator serve`) or
 in-process (`server.make_server`). `truth.GroundTruth` says which records each connector stream must
 yield for a config, computed from the same seeded dataset the server answers from.
+
+Readings (readings.py): `EmulatorProcess(readings=["pessimistic"])` or `--reading NAME` makes the server
+answer as another reading of Pendo's API that PENDO_API.md §11 lists (R-1 … R-14): per_period_pipeline,
+visitors_by_app, missing_lastupdated, receive_time_buckets, null_results, bad_request_400,
+history_unavailable, no_tracktype_rest, report_errors, strict_value_forms, strict_filters, spaced_json,
+rate_limit_403, read_only_key; `pessimistic` is all of them. The records that exist do not change, so the
+ground truth is the same, except where `missing_lastupdated` removes a value: build it from
+`EmulatorProcess.dataset()` (the process's scale, seed, clock, time zone and readings).
 """
 
 from __future__ import annotations
@@ -12,8 +20,12 @@ import os
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from .dataset import SCALES, Dataset
+from .readings import expand
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,8 +43,12 @@ class EmulatorProcess:
         region: str = "us",
         faults: list[dict[str, Any]] | None = None,
         late_rows: bool = False,
+        readings: Iterable[str] = (),
         extra_args: list[str] | None = None,
     ) -> None:
+        self.scale, self.seed, self.tz = scale, seed, tz
+        self.readings = tuple(readings)
+        expand(self.readings)  # unknown names fail here, not in the child process
         self.args = [
             sys.executable,
             "-m",
@@ -55,6 +71,8 @@ class EmulatorProcess:
             self.args += ["--faults", json.dumps(faults)]
         if late_rows:
             self.args.append("--late-rows")
+        for name in self.readings:
+            self.args += ["--reading", name]
         self.args += extra_args or []
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
@@ -92,6 +110,10 @@ class EmulatorProcess:
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
+
+    def dataset(self) -> Dataset:
+        """The dataset the running server answers from (for `truth.GroundTruth`), readings included."""
+        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, expand(self.readings))
 
     def stats(self) -> dict[str, Any]:
         return self._control("/_emulator/stats")

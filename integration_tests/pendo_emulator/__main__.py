@@ -2,6 +2,8 @@
 
 `serve` prints one JSON line `{"base_url": ..., "now_ms": ..., "pid": ...}` once it is listening, then
 serves until killed. `truth` prints the records each stream must yield for a connector config.
+`--reading NAME` (repeatable; `pessimistic` = all of PENDO_API.md §11's readings) switches the answers to
+another reading of Pendo's API (readings.py); give `truth` the same readings as `serve`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import readings
 from .server import DEFAULT_KEYS, EmulatorSettings, base_url, make_server
 
 
@@ -36,14 +39,20 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
         keys=keys,
         faults=list(_json_arg(args.faults)) if args.faults else [],  # type: ignore[call-overload]
         late_rows=args.late_rows,
+        readings=tuple(args.reading or ()),
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pendo_emulator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="pendo_emulator",
+        description=__doc__,
+        epilog=readings.help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "truth"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, epilog=readings.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--scale", default="tiny", choices=["tiny", "small", "large"])
         p.add_argument("--seed", type=int, default=7)
         p.add_argument(
@@ -56,6 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--key", action="append", help="extra integration key as KEY:REGION")
         p.add_argument("--faults", help="fault rules as JSON or @file (see faults.py)")
         p.add_argument("--late-rows", action="store_true", help="rows appear for buckets already served once")
+        p.add_argument(
+            "--reading",
+            action="append",
+            choices=readings.ALL_NAMES,
+            metavar="NAME",
+            help="switch on a reading of PENDO_API.md §11 (repeatable; 'pessimistic' = all; listed below)",
+        )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
             p.add_argument("--port", type=int, default=0)

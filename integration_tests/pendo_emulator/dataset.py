@@ -12,6 +12,11 @@ Facts it follows (PENDO_API.md):
 * §7: `day` is local midnight in the subscription time zone; a day row is the sum of its hour rows.
 * §5.3 "Optional fields depend on subscription settings": the third app does not log remote
   addresses, so its rows have no `remoteIp` (connectors must tolerate a missing key field).
+* §11 R-4: a guide/poll event's `receivedTime` (the server's receive time) is mostly seconds after
+  `browserTime` (the visitor's clock), but for some events hours, and for a few more than a day, off it
+  in either direction; the server selects by it under the `receive_time_buckets` reading.
+* §11 R-3: with the `missing_lastupdated` reading some visitors and accounts have no
+  `metadata.auto.lastupdated` (the only reading that changes the data; readings.py).
 
 Activity is generated hourly per app as "sessions" (an active visitor in an hour); every source
 derives its rows from the sessions with its own seeded stream, lazily, so a benchmark that only reads
@@ -23,11 +28,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from . import readings as readings_module
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -125,7 +133,11 @@ class Dataset:
     seed: int
     now_ms: int
     tz_name: str = "UTC"
+    readings: Iterable[str] = frozenset()  # names as given (`pessimistic` too); a frozenset after __init__
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.readings = readings_module.expand(self.readings)
 
     # ------------------------------------------------------------------ time
     @cached_property
@@ -376,6 +388,11 @@ class Dataset:
             )
         return out
 
+    @cached_property
+    def visitor_apps(self) -> dict[str, frozenset[int]]:
+        """visitorId -> the apps the visitor belongs to (the `visitors_by_app` reading scopes by these)."""
+        return {v.visitor_id: frozenset(v.apps) for v in self.visitors}
+
     @staticmethod
     def _visitor_custom(rng: random.Random, i: int) -> dict[str, Any]:
         custom: dict[str, Any] = {
@@ -544,7 +561,7 @@ class Dataset:
                 step = guide["steps"][min(n, len(guide["steps"]) - 1)]
                 t += 1 + rng.randint(0, 20_000)
                 out.append(self._raw_event(s, guide, step, event_type, t, rng))
-        return out
+        return self._skew_receive_times(out, "guideEvents")
 
     @cached_property
     def poll_events(self) -> list[dict[str, Any]]:
@@ -576,7 +593,22 @@ class Dataset:
                     }
                 )
                 out.append(text)
-        return out
+        return self._skew_receive_times(out, "pollEvents")
+
+    def _skew_receive_times(self, events: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+        """Move `receivedTime` off `browserTime` for some events (R-4): 30% by 1-8 hours, 10% by 24-30
+        hours, either way; never past the current hour (nothing is received in the future). Its own seeded
+        stream, so no other value of the dataset moves."""
+        rng = random.Random(f"{self.seed}:receiveSkew:{source}")
+        latest = self.now_ms - self.now_ms % HOUR_MS - 1
+        for event in events:
+            u = rng.random()
+            if u < 0.6:
+                continue
+            hours = (1, 8) if u < 0.9 else (24, 30)
+            skew = rng.randint(hours[0] * HOUR_MS, hours[1] * HOUR_MS) * rng.choice((-1, 1))
+            event["receivedTime"] = min(latest, event["receivedTime"] + skew)
+        return events
 
     def _raw_event(
         self,
@@ -655,6 +687,8 @@ class Dataset:
             if v.account_ids:
                 auto["accountid"] = v.account_ids[0]
                 auto["accountids"] = list(v.account_ids)
+            if self.lacks_lastupdated("visitor", len(rows)):
+                del auto["lastupdated"]
             metadata: dict[str, Any] = {"auto": auto, "pendo": {"donotprocess": v.donotprocess}}
             if v.agent:
                 metadata["agent"] = dict(v.agent, ipaddress=v.ip)
@@ -701,8 +735,17 @@ class Dataset:
                     "churned": rng.random() < 0.1,
                 },
             }
+            if self.lacks_lastupdated("account", i):
+                del metadata["auto"]["lastupdated"]
             rows.append({"accountId": account, "metadata": metadata})
         return rows
+
+    def lacks_lastupdated(self, kind: str, index: int) -> bool:
+        """R-3 (`missing_lastupdated`): every 4th visitor (from the 2nd) and every 3rd account (from the 2nd)
+        has no `metadata.auto.lastupdated`; per-app groups keep theirs."""
+        if "missing_lastupdated" not in self.readings:
+            return False
+        return index % (4 if kind == "visitor" else 3) == 1
 
     # ------------------------------------------------------------------ metadata schema (§4.8)
     @staticmethod
@@ -781,6 +824,11 @@ class Dataset:
             ("Accounts by ARR", "Saved Reports", "account"),
             ("Checkout path", "Path", "visitor"),
             ("Weekly power users", "Saved Reports", "visitor"),
+            # Not exportable (§4.6; 404 by default, other answers under the `report_errors` reading):
+            ("Checkout funnel", "Funnels", "visitor"),
+            ("Week-4 retention", "Retention", "visitor"),
+            ("Onboarding workflow", "Workflows", "visitor"),
+            ("Clicks explorer", "Data Explorer", "visitor"),
         ]
         out = []
         for i, (name, type_, level) in enumerate(specs):

@@ -22,13 +22,20 @@ import orjson
 
 from integration_tests.pendo_emulator.expressions import (
     ANONYMOUS_PREFIX,
+    Binary,
     Expr,
     ExpressionError,
+    Field,
+    _tokenize,
+    conjuncts,
     current_time_ms,
     evaluate_constant,
     is_field_path,
     parse,
     path_getter,
+)
+from integration_tests.pendo_emulator.expressions import (
+    Literal as LiteralExpr,
 )
 
 Row = dict[str, Any]
@@ -36,6 +43,8 @@ AppIds = Literal["default", "all"] | frozenset[int]
 
 PIPELINE_REQUIRED_BODY = '{"overall":{},"fields":{"pipeline":"Required"}}'
 """Body of the 422 for a request without ``request.pipeline`` (§5.1)."""
+PIPELINE_REQUIRED_400_BODY = "Bad Request: request.pipeline is required"
+"""Body of the same refusal as a 400 (``text/plain``), under the ``bad_request_400`` reading (R-6)."""
 FILTER_PARSE_ERROR = "Cannot parse filter expression"
 """Body of the 400 for an unparseable filter (§5.5)."""
 
@@ -379,31 +388,98 @@ class AggregationRequest:
     stages: list[Stage]
 
 
-def parse_request(body: Any, now_ms: int | None = None) -> AggregationRequest:
+def parse_request(body: Any, now_ms: int | None = None, readings: frozenset[str] = frozenset()) -> AggregationRequest:
     """Validate an aggregation body; ``now_ms`` is the clock for ``now()`` in ``timeSeries`` (default: real time).
 
-    Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3).
+    Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3). ``readings``
+    (readings.py) may make validation stricter (``strict_value_forms``, ``strict_filters``) or turn the
+    422 answers into 400 (``bad_request_400``).
     """
-    pipeline = _pipeline(body)
+    pipeline = _pipeline(body, readings)
     if not pipeline or not isinstance(pipeline[0], dict) or list(pipeline[0]) != ["source"]:
         raise _bad_request('The first pipeline stage must be {"source": {...}}')
     spec = pipeline[0]["source"]
     source_name, params = _source(spec)
     time_series = spec.get("timeSeries", _ABSENT)
+    app_id = params.pop("appId", _ABSENT)
+    if "strict_value_forms" in readings:
+        _check_value_forms(app_id, time_series, readings)
+    stages = [_stage(stage) for stage in pipeline[1:]]
+    if "strict_filters" in readings:
+        for stage in stages:
+            if isinstance(stage, FilterStage) and not is_simple_filter(stage.text):
+                raise rejected(readings, "filter", FILTER_PARSE_ERROR)
     return AggregationRequest(
         source_name=source_name,
-        app_ids=_app_ids(params.pop("appId", _ABSENT)),
+        app_ids=_app_ids(app_id),
         params=params,
         time_series=None if time_series is _ABSENT else _time_series(time_series, now_ms),
-        stages=[_stage(stage) for stage in pipeline[1:]],
+        stages=stages,
     )
 
 
-def _pipeline(body: Any) -> list[Any]:
-    """``request.pipeline``, or the 422 Pendo gives when it is missing (§5.1)."""
+def rejected(readings: frozenset[str], field: str, message: str) -> PipelineError:
+    """A request the stricter readings refuse: 422 with the validator body (§5.1's form) by default, 400
+    ``text/plain`` under ``bad_request_400`` (R-6)."""
+    if "bad_request_400" in readings:
+        return _bad_request(message)
+    return PipelineError(422, orjson.dumps({"overall": {}, "fields": {field: message}}).decode(), "application/json")
+
+
+_NUMERIC_STRING_RE = re.compile(r"-?[0-9]+")
+_SIMPLE_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+
+
+def _check_value_forms(app_id: Any, time_series: Any, readings: frozenset[str]) -> None:
+    """R-10 (``strict_value_forms``): only the forms production clients send (TAP, EST, Pendo's ETL examples)."""
+    if app_id is not _ABSENT and not (
+        app_id == 'expandAppIds("*")'
+        or (isinstance(app_id, str) and _NUMERIC_STRING_RE.fullmatch(app_id))
+        or (
+            isinstance(app_id, list)
+            and app_id
+            and all(isinstance(a, str) and _NUMERIC_STRING_RE.fullmatch(a) for a in app_id)
+        )
+    ):
+        raise rejected(readings, "appId", "Invalid appId")
+    if not isinstance(time_series, dict):
+        return
+    numeric_string = lambda v: isinstance(v, str) and _NUMERIC_STRING_RE.fullmatch(v) is not None  # noqa: E731
+    first, last, count = (time_series.get(k, _ABSENT) for k in ("first", "last", "count"))
+    if first is not _ABSENT and not (type(first) is int or numeric_string(first) or first == "now()"):
+        raise rejected(readings, "timeSeries.first", "Invalid timeSeries.first")
+    if last is not _ABSENT and not (numeric_string(last) or last == "now()"):
+        raise rejected(readings, "timeSeries.last", "Invalid timeSeries.last")
+    if count is not _ABSENT and type(count) is not int:
+        raise rejected(readings, "timeSeries.count", "Invalid timeSeries.count")
+
+
+def is_simple_filter(text: str) -> bool:
+    """R-11 (``strict_filters``): ``&&`` of ``field <op> literal`` comparisons, no ``||``, ``!``, parentheses
+    or function calls."""
+    try:
+        tokens = _tokenize(text)
+        expr = parse(text)
+    except ExpressionError:
+        return False
+    if any(t.kind == "op" and t.text in ("||", "!", "(", ")", ",") for t in tokens):
+        return False
+    for part in conjuncts(expr):
+        if not (isinstance(part, Binary) and part.op in _SIMPLE_COMPARISONS):
+            return False
+        sides = {type(part.left), type(part.right)}
+        if sides != {Field, LiteralExpr}:
+            return False
+    return True
+
+
+def _pipeline(body: Any, readings: frozenset[str] = frozenset()) -> list[Any]:
+    """``request.pipeline``, or the 422 Pendo gives when it is missing (§5.1); 400 under ``bad_request_400``."""
     request = body.get("request") if isinstance(body, dict) else None
     pipeline = request.get("pipeline") if isinstance(request, dict) else None
     if not isinstance(pipeline, list):
+        if "bad_request_400" in readings:
+            raise _bad_request(PIPELINE_REQUIRED_400_BODY)
         raise PipelineError(422, PIPELINE_REQUIRED_BODY, "application/json")
     return pipeline
 

@@ -7,11 +7,17 @@ bucket (or the keyset bound `bucket > B || (bucket == B && visitorId >= V)`) bec
 range; whatever else the filter says is evaluated row by row, so narrowing never changes an answer.
 Requests the fast path cannot prove equivalent (select, eval, count, unusual sorts, a limit before a
 filter) run through the generic stage engine on dicts. Both paths are tested to agree.
+
+Readings (readings.py) that act here: `per_period_pipeline` runs the stages once per timeSeries period that
+has rows (each period on the fast path when its stages allow) and concatenates the outputs in period order;
+`receive_time_buckets` selects guide/poll events by `receivedTime` from a second index sorted on it;
+`visitors_by_app` scopes the visitors source by `appId` like the event sources.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -86,9 +92,10 @@ class QueryResult:
 class QueryEngine:
     """Answers parsed aggregation requests from a Dataset; thread-safe, indexes built lazily."""
 
-    def __init__(self, dataset: Dataset, now_ms: int) -> None:
+    def __init__(self, dataset: Dataset, now_ms: int, readings: frozenset[str] = frozenset()) -> None:
         self.dataset = dataset
         self.now_ms = now_ms
+        self.readings = readings
         self._indexes: dict[tuple[str, str], EventIndex] = {}
         self._lock = threading.Lock()
         self.late_rows_enabled = False
@@ -105,9 +112,11 @@ class QueryEngine:
                     self._indexes[key] = EventIndex.build(
                         rows, "day" if period == "dayRange" else "hour", OBJECT_FIELD[source]
                     )
-                else:
+                else:  # "raw" by browserTime, "raw_received" by receivedTime (R-4)
                     self._indexes[key] = EventIndex.build(
-                        self.dataset.raw_events(source), "browserTime", "guideId"
+                        self.dataset.raw_events(source),
+                        "receivedTime" if period == "raw_received" else "browserTime",
+                        "guideId",
                     )
             return self._indexes[key]
 
@@ -136,6 +145,11 @@ class QueryEngine:
         source = request.source_name
         if source == "visitors":
             rows = self.dataset.visitor_rows
+            if "visitors_by_app" in self.readings:  # R-2: scoped by appId like the event sources
+                apps = self._app_filter(request.app_ids)
+                if apps is not None:
+                    member = self.dataset.visitor_apps
+                    rows = [r for r in rows if not apps.isdisjoint(member[r["visitorId"]])]
             if request.params.get("identified") is True:
                 rows = [r for r in rows if not r["visitorId"].startswith(ANONYMOUS_PREFIX)]
             return rows
@@ -170,11 +184,39 @@ class QueryEngine:
         source = request.source_name
         ts = request.time_series
         period = ts.period if ts is not None else "hourRange"
-        index = self.index(source, period if source in ROLLUP_SOURCES else "raw")
+        if source in ROLLUP_SOURCES:
+            index = self.index(source, period)
+        else:
+            index = self.index(source, "raw_received" if "receive_time_buckets" in self.readings else "raw")
         if ts is not None:
             lo_t, hi_t = self._bucket_range(ts)
         else:  # no time series: all time (PENDO_API.md §5.4)
             lo_t, hi_t = -(2**62), 2**62
+        if ts is not None and "per_period_pipeline" in self.readings:
+            # Planned now, before `_mark_served`: a late row must not show in the request that serves its bucket.
+            selections = [self._select(request, period, index, b, e) for b, e in self._periods(index, ts.period, lo_t, hi_t)]
+            blobs: Iterator[bytes] = itertools.chain.from_iterable(selections)
+        else:
+            blobs = self._select(request, period, index, lo_t, hi_t)
+        served = self._mark_served(source, period, index, lo_t, hi_t)
+        return QueryResult(lo_t if ts is not None else 0, blobs, served)
+
+    def _periods(self, index: EventIndex, period: str, lo_t: int, hi_t: int) -> Iterator[tuple[int, int]]:
+        """R-1: the [start, end) of each period in [lo_t, hi_t) that holds rows, in order (a period without
+        rows contributes nothing to the response)."""
+        times, ds = index.times, self.dataset
+        pos, hi = bisect.bisect_left(times, lo_t), bisect.bisect_left(times, hi_t)
+        while pos < hi:
+            start = ds.bucket_start(period, times[pos])
+            end = ds.next_bucket(period, start)
+            yield max(start, lo_t), min(end, hi_t)
+            pos = bisect.bisect_left(times, end, pos, hi)
+
+    def _select(
+        self, request: pipeline.AggregationRequest, period: str, index: EventIndex, lo_t: int, hi_t: int
+    ) -> Iterator[bytes]:
+        """The response rows of the stages over the index rows with time in [lo_t, hi_t)."""
+        source = request.source_name
         lo = bisect.bisect_left(index.times, lo_t)
         hi = bisect.bisect_left(index.times, hi_t)
         stages = list(request.stages)
@@ -185,18 +227,13 @@ class QueryEngine:
                 index.rows[i] for i in range(lo, hi) if all(c(index.rows[i]) for c in row_checks)
             )
             rows = self._with_late_rows(source, period, rows, lo_t, hi_t, index, row_checks)
-            blobs: Iterator[bytes] = (
-                orjson.dumps(r) for r in pipeline.apply_stages(rows, stages, self.now_ms)
-            )
-        else:
-            lo, hi = _narrow(index, lo, hi, fast.bounds, fast.lex_bounds)
-            checks = row_checks + [_predicate(e, self.now_ms) for e in fast.residual]
-            if fast.identified is not None:
-                checks.append(_identified_check(fast.identified))
-            late_checks = [_predicate(e, self.now_ms) for e in fast.exact]
-            blobs = self._fast_blobs(source, period, index, lo, hi, checks, fast.limit, lo_t, hi_t, late_checks)
-        served = self._mark_served(source, period, index, lo_t, hi_t)
-        return QueryResult(lo_t if ts is not None else 0, blobs, served)
+            return (orjson.dumps(r) for r in pipeline.apply_stages(rows, stages, self.now_ms))
+        lo, hi = _narrow(index, lo, hi, fast.bounds, fast.lex_bounds)
+        checks = row_checks + [_predicate(e, self.now_ms) for e in fast.residual]
+        if fast.identified is not None:
+            checks.append(_identified_check(fast.identified))
+        late_checks = [_predicate(e, self.now_ms) for e in fast.exact]
+        return self._fast_blobs(source, period, index, lo, hi, checks, fast.limit, lo_t, hi_t, late_checks)
 
     def _row_checks(self, request: pipeline.AggregationRequest, index: EventIndex) -> list[Any]:
         checks = []

@@ -10,6 +10,11 @@ Auth: `x-pendo-integration-key` must be a known key (else 403); a known key of a
 A path prefix `/<region>` (us, us1, eu, jpn, au) addresses that region's host on the same server.
 Bodies are streamed with chunked transfer encoding and gzip-compressed when the client accepts it.
 Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
+
+Readings (`EmulatorSettings.readings`, CLI `--reading`; readings.py lists them) switch the answers to other
+readings of PENDO_API.md §11; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
+`history_unavailable(_400)`, `no_tracktype_rest`, `report_errors`, `spaced_json`, `rate_limit_403`,
+`read_only_key` (`readonly-<key>`); the others act in pipeline.py, query.py and dataset.py.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 import socket
 import struct
 import threading
@@ -31,6 +37,7 @@ from typing import Any
 import orjson
 
 from . import pipeline
+from . import readings as readings_module
 from .dataset import DAY_MS, SCALES, Dataset
 from .faults import FaultPlan, FaultRule
 from .query import QueryEngine
@@ -38,6 +45,16 @@ from .query import QueryEngine
 REGIONS = ("us", "us1", "eu", "jpn", "au")
 DEFAULT_KEYS = {"emulator-key.us": "us", "emulator-key.eu": "eu"}
 CHUNK = 64 * 1024
+HISTORY_UNAVAILABLE_BODY = b'{"overall":{},"fields":{"starttime":"Invalid"}}'
+"""R-7 (`history_unavailable`): the 422 of visitor history, in the validator form of §5.1's 422."""
+REPORT_ERRORS: dict[str, tuple[int, str, str]] = {
+    "Path": (400, "text/plain; charset=utf-8", "Bad Request"),
+    "Funnels": (402, "text/plain; charset=utf-8", "Payment Required"),
+    "Retention": (422, "application/json", '{"overall":{},"fields":{"reportId":"report type cannot be exported"}}'),
+    "Workflows": (200, "application/json", '{"id":"{id}","message":"This report type cannot be exported"}'),
+    "Data Explorer": (200, "application/json", '{"results":null,"reportId":"{id}"}'),
+}
+"""R-9 (`report_errors`): how each unexportable report type answers `results.json|csv` (404 by default)."""
 
 
 @dataclass
@@ -52,9 +69,10 @@ class EmulatorSettings:
     late_rows: bool = False
     history_days: int = 180
     history_out_of_range_status: int = 400
+    readings: Iterable[str] = ()  # readings.py names, `pessimistic` included
 
     def dataset(self) -> Dataset:
-        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz)
+        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings))
 
 
 class Emulator:
@@ -64,12 +82,34 @@ class Emulator:
         if not settings.now_ms:
             settings.now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
         self.settings = settings
+        self.readings = readings_module.expand(settings.readings)
         self.dataset = settings.dataset()
-        self.engine = QueryEngine(self.dataset, settings.now_ms)
+        self.engine = QueryEngine(self.dataset, settings.now_ms, self.readings)
         self.engine.late_rows_enabled = settings.late_rows
         self.faults = FaultPlan(settings.faults)
         self._log_lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self._rate_offset = random.Random(f"{settings.seed}:rateLimit").randrange(readings_module.RATE_LIMIT_EVERY)
+        self._reset_rate_limit()
+
+    def _reset_rate_limit(self) -> None:
+        self._api_requests = 0
+        self._throttled: set[bytes] = set()
+
+    def rate_limited(self, fingerprint: bytes) -> bool:
+        """R-13 (`rate_limit_403`): every RATE_LIMIT_EVERY-th authenticated API request (seeded offset) is
+        throttled, at most RATE_LIMIT_MAX times per run and never the same request (method, path, query,
+        body) twice, so a client's retry succeeds and a sync can complete."""
+        with self._log_lock:
+            self._api_requests += 1
+            if (
+                self._api_requests % readings_module.RATE_LIMIT_EVERY != self._rate_offset
+                or len(self._throttled) >= readings_module.RATE_LIMIT_MAX
+                or fingerprint in self._throttled
+            ):
+                return False
+            self._throttled.add(fingerprint)
+            return True
 
     def log(self, entry: dict[str, Any]) -> None:
         with self._log_lock:
@@ -87,6 +127,7 @@ class Emulator:
     def reset(self) -> None:
         with self._log_lock:
             self.requests.clear()
+            self._reset_rate_limit()
         self.faults.replace([])
 
 
@@ -140,8 +181,10 @@ class PendoHandler(BaseHTTPRequestHandler):
                 entry["source"] = source
                 if window is not None:
                     entry["window"] = list(window)
-            rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
             auth_error = self._check_auth(region)
+            if auth_error is None and self._reading_refusal(method, route, url, body, entry):
+                return
+            rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
             if rule is not None and rule.kind in ("status", "wrong_region", "slow"):
@@ -190,13 +233,42 @@ class PendoHandler(BaseHTTPRequestHandler):
         return region, rest[len("/api/v1") :]
 
     def _check_auth(self, region: str | None) -> tuple[int, str] | None:
+        """None for a known key on its region's host (setting `_key_kind`), else the status and body."""
         key = self.headers.get("x-pendo-integration-key")
         keys = self.emulator.settings.keys
+        self._key_kind = "full"
+        if key and key not in keys:  # the key variants of the R-14 and R-6 readings (readings.py)
+            for prefix, reading, kind in (
+                (readings_module.READ_ONLY_PREFIX, "read_only_key", "read_only"),
+                (readings_module.NO_AGGREGATION_PREFIX, "bad_request_400", "no_aggregation"),
+            ):
+                if key.startswith(prefix) and reading in self.emulator.readings and key[len(prefix) :] in keys:
+                    key, self._key_kind = key[len(prefix) :], kind
+                    break
         if not key or key not in keys:
             return 403, "Forbidden"
         if keys[key] != (region or self.emulator.settings.region):
             return 400, "Bad Request"  # a valid key on another region's host (PENDO_API.md §1)
         return None
+
+    def _reading_refusal(
+        self, method: str, route: str, url: urllib.parse.SplitResult, body: bytes, entry: dict[str, Any]
+    ) -> bool:
+        """Answers an authenticated request that a reading refuses before it reaches its route; True if so."""
+        if route == "aggregation" and method == "POST" and self._key_kind != "full":
+            entry["key_kind"] = self._key_kind
+            if self._key_kind == "read_only":  # R-14: a read-only key cannot run aggregations (§2.1 body)
+                self._text(403, "Forbidden", entry)
+            else:  # R-6: the plan has no aggregation access
+                self._text(400, "Bad Request", entry)
+            return True
+        if route != "unknown" and "rate_limit_403" in self.emulator.readings:
+            fingerprint = b"%s %s?%s\n%s" % (method.encode(), url.path.encode(), url.query.encode(), body)
+            if self.emulator.rate_limited(fingerprint):
+                entry["reading"] = "rate_limit_403"
+                self._send_bytes(403, readings_module.RATE_LIMIT_BODY.encode(), "application/json", entry)
+                return True
+        return False
 
     def _apply_pre_fault(self, rule: FaultRule, entry: dict[str, Any]) -> bool:
         entry["fault"] = rule.kind
@@ -246,15 +318,21 @@ class PendoHandler(BaseHTTPRequestHandler):
                 payload = json.loads(body) if body else None
             except ValueError:
                 payload = None
-            request = pipeline.parse_request(payload, self.emulator.settings.now_ms)
+            request = pipeline.parse_request(payload, self.emulator.settings.now_ms, self.emulator.readings)
             result = self.emulator.engine.run(request)
         except pipeline.PipelineError as error:
             return self._send_bytes(error.status, error.body.encode(), error.content_type, entry)
         entry["source"] = request.source_name
         counter = {"rows": 0}
-        self._stream(
-            200, _envelope(result.start_time, result.blobs, counter), "application/json", entry, rule
+        readings = self.emulator.readings
+        envelope = _envelope(
+            result.start_time,
+            result.blobs,
+            counter,
+            null_empty="null_results" in readings,
+            spaced=self._spaced_rng(body) if "spaced_json" in readings else None,
         )
+        self._stream(200, envelope, "application/json", entry, rule)
         entry["rows"] = counter["rows"]
 
     def _catalogue(
@@ -265,6 +343,8 @@ class PendoHandler(BaseHTTPRequestHandler):
         entry: dict[str, Any],
         rule: FaultRule | None,
     ) -> None:
+        if path.strip("/") == "tracktype" and "no_tracktype_rest" in self.emulator.readings:
+            return self._text(404, "404 page not found\n", entry)  # R-8: only the trackTypes source exists
         ds = self.emulator.dataset
         objects = {"page": ds.pages, "feature": ds.features, "guide": ds.guides, "tracktype": ds.track_types}[
             path.strip("/")
@@ -286,6 +366,12 @@ class PendoHandler(BaseHTTPRequestHandler):
     ) -> None:
         report_id, fmt = path.strip("/").split("/")[1:3]
         rows = self.emulator.dataset.report_results(report_id)
+        if rows is None and "report_errors" in self.emulator.readings:  # R-9
+            report = next((r for r in self.emulator.dataset.reports if r["id"] == report_id), None)
+            answer = REPORT_ERRORS.get(report["type"]) if report is not None else None
+            if answer is not None:
+                status, content_type, text = answer
+                return self._send_bytes(status, text.replace("{id}", report_id).encode(), content_type, entry)
         if rows is None:
             return self._text(404, "404 page not found\n", entry)
         if fmt == "results.json":
@@ -330,6 +416,14 @@ class PendoHandler(BaseHTTPRequestHandler):
         entry: dict[str, Any],
         rule: FaultRule | None,
     ) -> None:
+        content_type = self.headers.get("Content-Type")
+        entry["content_type"] = content_type  # tap-pendo sends application/x-www-form-urlencoded here (§4.10)
+        entry["form_urlencoded"] = (content_type or "").startswith("application/x-www-form-urlencoded")
+        readings = self.emulator.readings
+        if "history_unavailable_400" in readings:  # R-7, the 400 variant
+            return self._text(400, "Bad Request", entry)
+        if "history_unavailable" in readings:  # R-7: LDNA's 2026 live test got 422 for every visitor
+            return self._send_bytes(422, HISTORY_UNAVAILABLE_BODY, "application/json", entry)
         visitor_id = urllib.parse.unquote(path.strip("/").split("/")[1])
         ds = self.emulator.dataset
         settings = self.emulator.settings
@@ -363,6 +457,7 @@ class PendoHandler(BaseHTTPRequestHandler):
                 "tz": s.tz,
                 "region": s.region,
                 "late_rows": emulator.engine.late_rows_enabled,
+                "readings": sorted(emulator.readings),
             }
             return self._send_bytes(200, orjson.dumps(info), "application/json", None)
         if path == "/_emulator/reset" and method == "POST":
@@ -405,7 +500,16 @@ class PendoHandler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _json(self, status: int, obj: Any, entry: dict[str, Any], rule: FaultRule | None) -> None:
-        self._stream(status, iter([orjson.dumps(obj)]), "application/json", entry, rule)
+        if "spaced_json" in self.emulator.readings:
+            data = spaced_dumps(obj, self._spaced_rng(b""))
+        else:
+            data = orjson.dumps(obj)
+        self._stream(status, iter([data]), "application/json", entry, rule)
+
+    def _spaced_rng(self, body: bytes) -> random.Random:
+        """R-12: the key order of a response, seeded by the run's seed and the request (repeatable)."""
+        request = b"%s %s\n%s" % (self.command.encode(), self.path.encode(), body)
+        return random.Random(self.emulator.settings.seed * 1_000_003 + zlib.crc32(request))
 
     def _stream(
         self,
@@ -467,14 +571,58 @@ class PendoHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
 
 
-def _envelope(start_time: int, blobs: Iterable[bytes], counter: dict[str, int]) -> Iterator[bytes]:
-    yield b'{"startTime":%d,"results":[' % start_time
+def _envelope(
+    start_time: int,
+    blobs: Iterable[bytes],
+    counter: dict[str, int],
+    *,
+    null_empty: bool = False,
+    spaced: random.Random | None = None,
+) -> Iterator[bytes]:
+    """`{"startTime":…,"results":[…]}` streamed row by row. `null_empty` (R-5): no rows give `"results":null`.
+    `spaced` (R-12): `", "`/`": "` separators, row keys and the envelope's two keys in a seeded shuffled order."""
+    comma, colon = (b", ", b": ") if spaced is not None else (b",", b":")
+    start = b'"startTime"%s%d' % (colon, start_time)
+    results_first = spaced is not None and spaced.random() < 0.5
+    yield b'{"results"%s' % colon if results_first else b'{%s%s"results"%s' % (start, comma, colon)
     n = 0
+    orders: dict[tuple[str, ...], list[list[str]]] = {}
     for blob in blobs:
-        yield blob if n == 0 else b"," + blob
+        if spaced is not None:
+            blob = spaced_dumps(orjson.loads(blob), spaced, orders)
+        yield (b"[" if n == 0 else comma) + blob
         n += 1
     counter["rows"] = n
-    yield b"]}"
+    tail = b"]" if n else (b"null" if null_empty else b"[]")
+    yield tail + (comma + start + b"}" if results_first else b"}")
+
+
+_SPACED_ENCODER = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False)
+_KEY_ORDERS = 8  # orders drawn per distinct key set; each object takes one of them at random
+
+
+def spaced_dumps(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None) -> bytes:
+    """JSON with `", "` and `": "` separators and every object's keys in an order drawn from `rng` (R-12).
+
+    `orders` caches, per key set, `_KEY_ORDERS` shuffled orders to choose from (pass one dict per response
+    to keep a large result fast)."""
+    return _SPACED_ENCODER.encode(_shuffled(obj, rng, {} if orders is None else orders)).encode()
+
+
+def _shuffled(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]]) -> Any:
+    if type(obj) is dict:
+        keys = tuple(obj)
+        choices = orders.get(keys)
+        if choices is None:
+            choices = orders[keys] = [rng.sample(keys, len(keys)) for _ in range(_KEY_ORDERS)]
+        out = {}
+        for k in choices[int(rng.random() * _KEY_ORDERS)]:
+            v = obj[k]
+            out[k] = _shuffled(v, rng, orders) if type(v) in (dict, list) else v
+        return out
+    if type(obj) is list:
+        return [_shuffled(v, rng, orders) if type(v) in (dict, list) else v for v in obj]
+    return obj
 
 
 def _rechunk(pieces: Iterator[bytes]) -> Iterator[bytes]:

@@ -18,6 +18,15 @@ This is the connector's output contract, written once, next to the data it is co
 * metadata_accounts / metadata_visitors: one record per (group, field) of the metadata schema.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
+
+Readings (readings.py, PENDO_API.md §11) change how the server answers, never which records exist, so this
+contract is the same under every reading, with one exception that follows the data: under
+`missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
+carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the
+stream (a connector must not lose them). Build the dataset with the server's readings
+(`Dataset(..., readings=...)`, `EmulatorProcess.dataset()`). Under `receive_time_buckets` guide/poll
+events are still selected by `browserTime` >= `start_date` here: the records do not move, only the
+server's time series does.
 """
 
 from __future__ import annotations
