@@ -10,7 +10,7 @@ from typing import Any
 from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
-from airbyte_cdk.test.mock_http import HttpRequest, HttpResponse
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_pendo.source import SourcePendo
@@ -59,6 +59,39 @@ def aggregation_request(
             },
         },
     )
+
+
+ENTITY_METADATA_KIND = {"accounts": "account", "visitors": "visitor"}
+
+
+def mock_metadata_schema(http_mocker: HttpMocker, stream: str) -> None:
+    """GET /metadata/schema/<kind>: the schema loader of accounts and visitors asks for it on every read."""
+    kind = ENTITY_METADATA_KIND[stream]
+    http_mocker.get(get_request(f"metadata/schema/{kind}"), json_response(payload(f"metadata_{kind}s")))
+
+
+def mock_count(http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None) -> None:
+    """The size estimate's count request, sent before a read of accounts or visitors without saved state."""
+    http_mocker.post(count_request(stream, source), response or count_response())
+
+
+def count_request(stream: str, source: dict[str, Any]) -> HttpRequest:
+    """POST /aggregation: the size estimate's `count` over the source the entity stream reads."""
+    return HttpRequest(
+        url=f"{API_BASE}/aggregation",
+        body={
+            "response": {"mimeType": "application/json"},
+            "request": {"name": f"source-pendo-{stream}-count", "pipeline": [{"source": source}, {"count": None}]},
+        },
+    )
+
+
+def count_response(count: int | None = None) -> HttpResponse:
+    """The count payload file, or the same envelope with `count`."""
+    body = payload("aggregation_count")
+    if count is not None:
+        body["results"][0]["count"] = count
+    return json_response(body)
 
 
 def get_request(endpoint: str, **query: str) -> HttpRequest:
