@@ -25,7 +25,9 @@ ALLOW_UNMOCKED = "allow_unmocked_requests"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"{ALLOW_UNMOCKED}: the test sends requests no mock answers, on purpose")
+    config.addinivalue_line(
+        "markers", f"{ALLOW_UNMOCKED}: the test sends requests no mock answers, on purpose"
+    )
 
 
 @pytest.fixture(autouse=True, scope="session")

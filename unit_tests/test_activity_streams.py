@@ -66,7 +66,11 @@ def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker)
                     {
                         "source": {
                             "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {"period": "dayRange", "first": 1709251200000, "last": 1709337599999},
+                            "timeSeries": {
+                                "period": "dayRange",
+                                "first": 1709251200000,
+                                "last": 1709337599999,
+                            },
                         }
                     },
                     {"identified": "visitorId"},
@@ -148,7 +152,9 @@ def test_activity_stream_anonymous_setting_decides_the_identified_stage_and_the_
     )
     http_mocker.post(stream.request(MAR_2, NOW_MS, anonymous=anonymous), aggregation_response([]))
 
-    output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build())
+    output = _read(
+        stream, ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
+    )
 
     expected = [*identified, anonymous_row] if anonymous else identified
     assert record_data(output) == in_order(stream.records(expected))
@@ -189,7 +195,11 @@ def test_events_keyset_page_body_is_the_whole_pipeline(http_mocker: HttpMocker) 
                     {
                         "source": {
                             "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {"period": "dayRange", "first": 1709251200000, "last": 1709337599999},
+                            "timeSeries": {
+                                "period": "dayRange",
+                                "first": 1709251200000,
+                                "last": 1709337599999,
+                            },
                         }
                     },
                     {"identified": "visitorId"},
@@ -220,8 +230,12 @@ def test_activity_stream_with_state_starts_at_the_frontier_minus_the_lookback(
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z
     start = frontier - DAY_MS  # lookback_window_days 1 (the default)
     rows, t = stream.rows(at=MAR_2), stream.time_field("DAY")
-    http_mocker.post(stream.request(start, frontier), aggregation_response([r for r in rows if r[t] < frontier]))
-    http_mocker.post(stream.request(frontier, NOW_MS), aggregation_response([r for r in rows if r[t] >= frontier]))
+    http_mocker.post(
+        stream.request(start, frontier), aggregation_response([r for r in rows if r[t] < frontier])
+    )
+    http_mocker.post(
+        stream.request(frontier, NOW_MS), aggregation_response([r for r in rows if r[t] >= frontier])
+    )
     saved = activity_state("DAY", _START_DATE, {"*": {stream.cursor_field: frontier}})
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build(), saved)
@@ -231,15 +245,3 @@ def test_activity_stream_with_state_starts_at_the_frontier_minus_the_lookback(
     assert output.most_recent_state.stream_state.__dict__ == activity_state(
         "DAY", _START_DATE, {"*": {stream.cursor_field: max(frontier, _settled(stream, "DAY"))}}
     )
-
-
-@STREAMS
-def test_activity_stream_with_state_at_now_reads_only_the_lookback(http_mocker: HttpMocker, stream: ActivityStream) -> None:
-    http_mocker.post(stream.request(NOW_MS - 2 * DAY_MS, NOW_MS - DAY_MS), aggregation_response([]))
-    http_mocker.post(stream.request(NOW_MS - DAY_MS, NOW_MS), aggregation_response([]))
-    saved = activity_state("DAY", _START_DATE, {"*": {stream.cursor_field: NOW_MS}})
-
-    output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, lookback_window_days=2).build(), saved)
-
-    assert output.records == []
-    assert output.most_recent_state.stream_state.__dict__ == saved

@@ -9,8 +9,11 @@ from airbyte_cdk.test.mock_http import HttpMocker
 from builders import ConfigBuilder, get_request, json_response, payload, read_stream, state
 
 _CATALOGUE = {"features": "feature", "pages": "page", "guides": "guide", "track_types": "tracktype"}
-_LISTS = {**{stream: (endpoint, {"expand": "*"}) for stream, endpoint in _CATALOGUE.items()},
-          "reports": ("report", {}), "segments": ("segment", {})}
+_LISTS = {
+    **{stream: (endpoint, {"expand": "*"}) for stream, endpoint in _CATALOGUE.items()},
+    "reports": ("report", {}),
+    "segments": ("segment", {}),
+}
 _INCREMENTAL = [*_CATALOGUE, "reports"]
 _MAX_LAST_UPDATED_AT = "1709305390000"
 
@@ -86,7 +89,9 @@ def test_list_stream_with_state_emits_only_objects_updated_since(
 ) -> None:
     _mock_list(http_mocker, stream)
 
-    output = read_stream(stream, ConfigBuilder().build(), SyncMode.incremental, state(stream, {"lastUpdatedAt": saved}))
+    output = read_stream(
+        stream, ConfigBuilder().build(), SyncMode.incremental, state(stream, {"lastUpdatedAt": saved})
+    )
 
     assert _ids(output) == expected_ids
     assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": _MAX_LAST_UPDATED_AT}
@@ -95,7 +100,10 @@ def test_list_stream_with_state_emits_only_objects_updated_since(
 @pytest.mark.parametrize("stream", _INCREMENTAL)
 def test_list_stream_with_state_in_the_future_emits_nothing(http_mocker: HttpMocker, stream: str) -> None:
     output = read_stream(
-        stream, ConfigBuilder().build(), SyncMode.incremental, state(stream, {"lastUpdatedAt": "4102444800000"})
+        stream,
+        ConfigBuilder().build(),
+        SyncMode.incremental,
+        state(stream, {"lastUpdatedAt": "4102444800000"}),
     )
 
     assert output.records == []

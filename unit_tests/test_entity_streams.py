@@ -54,12 +54,20 @@ class Entity:
 
 
 ACCOUNTS = Entity(
-    "accounts", "accountId", {"accounts": {"appId": ALL_APPS}}, ["Acme Corp", "Globex"],
-    'Acme "West" \\ Co', 'Acme \\"West\\" \\\\ Co',
+    "accounts",
+    "accountId",
+    {"accounts": {"appId": ALL_APPS}},
+    ["Acme Corp", "Globex"],
+    'Acme "West" \\ Co',
+    'Acme \\"West\\" \\\\ Co',
 )
 VISITORS = Entity(
-    "visitors", "visitorId", {"visitors": {"identified": True}}, ["42", "43"],  # the anonymous row dropped
-    'jane "j" \\ doe@example.com', 'jane \\"j\\" \\\\ doe@example.com',
+    "visitors",
+    "visitorId",
+    {"visitors": {"identified": True}},
+    ["42", "43"],  # the anonymous row dropped
+    'jane "j" \\ doe@example.com',
+    'jane \\"j\\" \\\\ doe@example.com',
 )
 ENTITIES = pytest.mark.parametrize("entity", [ACCOUNTS, VISITORS], ids=lambda e: e.stream)
 
@@ -180,14 +188,19 @@ def test_entity_with_state_and_the_default_lookback_reads_from_one_day_before_an
     )
 
     output = read_stream(
-        entity.stream, ConfigBuilder().build(), SyncMode.incremental, state(entity.stream, {"lastupdated": str(saved)})
+        entity.stream,
+        ConfigBuilder().build(),
+        SyncMode.incremental,
+        state(entity.stream, {"lastupdated": str(saved)}),
     )
 
     assert output.most_recent_state.stream_state.__dict__ == {"lastupdated": _MAX_LASTUPDATED}
 
 
 @ENTITIES
-def test_entity_with_zero_lookback_reads_from_the_state_itself(http_mocker: HttpMocker, entity: Entity) -> None:
+def test_entity_with_zero_lookback_reads_from_the_state_itself(
+    http_mocker: HttpMocker, entity: Entity
+) -> None:
     saved = 1709269300000
     _mock_read_prerequisites(http_mocker, entity, estimated=False)
     http_mocker.post(entity.request(since_ms=saved), aggregation_response(payload(entity.stream)["results"]))

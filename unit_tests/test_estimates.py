@@ -55,10 +55,13 @@ def test_entity_estimate_trace_carries_the_count_pendo_answers(http_mocker: Http
 
 @STREAMS
 @pytest.mark.parametrize(
-    "answer", [text_response("oops", 500), text_response("{}", 200)],
+    "answer",
+    [text_response("oops", 500), text_response("{}", 200)],
     ids=["server_error", "not_a_count"],
 )
-def test_entity_failing_count_request_does_not_fail_the_read(http_mocker: HttpMocker, stream: str, answer) -> None:
+def test_entity_failing_count_request_does_not_fail_the_read(
+    http_mocker: HttpMocker, stream: str, answer
+) -> None:
     _mock_first_page(http_mocker, stream)
     mock_count(http_mocker, stream, _SOURCES[stream], answer)
 

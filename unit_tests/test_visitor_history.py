@@ -45,21 +45,30 @@ def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NOW_ENV, str(NOW_MS))
 
 
-def _active_visitors_request(start: int, end: int, anonymous: bool = False, after: str | None = None,
-                             limit: int = 50_000) -> HttpRequest:
+def _active_visitors_request(
+    start: int, end: int, anonymous: bool = False, after: str | None = None, limit: int = 50_000
+) -> HttpRequest:
     """Who had `events` rows in [start, end): every app, hourly buckets, keyset on visitorId."""
     condition = f"hour >= {start} && hour < {end}"
     if after is not None:
         condition += f' && visitorId > "{after}"'
     pipeline: list[dict[str, Any]] = [
-        {"source": {"events": {"appId": 'expandAppIds("*")'}, "timeSeries": {"period": "hourRange", "first": start, "last": end - 1}}}
+        {
+            "source": {
+                "events": {"appId": 'expandAppIds("*")'},
+                "timeSeries": {"period": "hourRange", "first": start, "last": end - 1},
+            }
+        }
     ]
     if not anonymous:
         pipeline.append({"identified": "visitorId"})
     pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": limit}]
     return HttpRequest(
         url=f"{API_BASE}/aggregation",
-        body={"response": {"mimeType": "application/json"}, "request": {"name": "source-pendo-visitor_history", "pipeline": pipeline}},
+        body={
+            "response": {"mimeType": "application/json"},
+            "request": {"name": "source-pendo-visitor_history", "pipeline": pipeline},
+        },
     )
 
 
@@ -80,7 +89,9 @@ def _read(config: dict, stream_state: dict | None = None):
     return read_stream(_STREAM, config, SyncMode.incremental, saved)
 
 
-def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline(http_mocker: HttpMocker) -> None:
+def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline(
+    http_mocker: HttpMocker,
+) -> None:
     first_window = HttpRequest(
         "https://app.pendo.io/api/v1/aggregation",
         body={
@@ -91,7 +102,11 @@ def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline
                     {
                         "source": {
                             "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {"period": "hourRange", "first": 1709251200000, "last": 1709337599999},
+                            "timeSeries": {
+                                "period": "hourRange",
+                                "first": 1709251200000,
+                                "last": 1709337599999,
+                            },
                         }
                     },
                     {"identified": "visitorId"},
@@ -108,14 +123,19 @@ def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
     assert output.records == []
-    assert output.most_recent_state.stream_state.__dict__ == activity_state("DAY", _START_DATE, {"*": {"ts": _SETTLED}})
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
 
 
 def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_items_of_the_window(
     http_mocker: HttpMocker,
 ) -> None:
     items = payload(_STREAM)
-    outside = [{**items[0], "ts": MAR_1 - HOUR_MS}, {**items[0], "ts": MAR_2}]  # history reaches past the window
+    outside = [
+        {**items[0], "ts": MAR_1 - HOUR_MS},
+        {**items[0], "ts": MAR_2},
+    ]  # history reaches past the window
     http_mocker.post(
         _active_visitors_request(MAR_1, MAR_2), json_response(payload("visitor_history_active_visitors"))
     )
@@ -127,9 +147,13 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
     assert record_data(output) == in_order(
-        _records(items, "42") + _records(items[:1], _AWKWARD) + _records([{**items[2], "ts": MAR_2 + HOUR_MS}], "43")
+        _records(items, "42")
+        + _records(items[:1], _AWKWARD)
+        + _records([{**items[2], "ts": MAR_2 + HOUR_MS}], "43")
     )
-    assert output.most_recent_state.stream_state.__dict__ == activity_state("DAY", _START_DATE, {"*": {"ts": _SETTLED}})
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
 
 
 def test_visitor_history_reads_by_day_whatever_the_period_and_the_app_ids(http_mocker: HttpMocker) -> None:
@@ -138,11 +162,15 @@ def test_visitor_history_reads_by_day_whatever_the_period_and_the_app_ids(http_m
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
 
-    config = ConfigBuilder().with_(start_date=_START_DATE, period="HOUR", app_ids=["-323232", "5629499534213120"])
+    config = ConfigBuilder().with_(
+        start_date=_START_DATE, period="HOUR", app_ids=["-323232", "5629499534213120"]
+    )
     output = _read(config.build())
 
     assert record_data(output) == in_order(_records(payload(_STREAM), "42"))
-    assert output.most_recent_state.stream_state.__dict__ == activity_state("DAY", _START_DATE, {"*": {"ts": _SETTLED}})
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
 
 
 @pytest.mark.parametrize("anonymous", [False, True], ids=["anonymous_off", "anonymous_on"])
@@ -151,14 +179,17 @@ def test_visitor_history_anonymous_setting_decides_the_identified_stage_and_whos
 ) -> None:
     # With the toggle off Pendo should not send anonymous visitors; one that arrives anyway costs no call.
     http_mocker.post(
-        _active_visitors_request(MAR_1, MAR_2, anonymous=anonymous), aggregation_response(_active(["42", _ANONYMOUS]))
+        _active_visitors_request(MAR_1, MAR_2, anonymous=anonymous),
+        aggregation_response(_active(["42", _ANONYMOUS])),
     )
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)[:1]))
     if anonymous:
         http_mocker.get(_history_request(_ANONYMOUS, MAR_1), json_response(payload(_STREAM)[1:2]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, anonymous=anonymous), aggregation_response([]))
 
-    output = _read(ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build())
+    output = _read(
+        ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
+    )
 
     expected = _records(payload(_STREAM)[:1], "42")
     if anonymous:
@@ -166,11 +197,15 @@ def test_visitor_history_anonymous_setting_decides_the_identified_stage_and_whos
     assert record_data(output) == in_order(expected)
 
 
-def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_page(http_mocker: HttpMocker) -> None:
+def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_page(
+    http_mocker: HttpMocker,
+) -> None:
     page = 1_000
     first_page = _active(["42"] * (page - 1) + ["43"])  # one row per (visitor, app, hour): visitors repeat
     http_mocker.post(_active_visitors_request(MAR_1, MAR_2, limit=page), aggregation_response(first_page))
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, after="43", limit=page), aggregation_response(_active(["44"])))
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, after="43", limit=page), aggregation_response(_active(["44"]))
+    )
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
@@ -192,9 +227,13 @@ def test_visitor_history_visitor_pendo_no_longer_knows_is_skipped(http_mocker: H
     assert not output.errors
 
 
-def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(http_mocker: HttpMocker) -> None:
+def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
+    http_mocker: HttpMocker,
+) -> None:
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z; lookback_window_days 1 (the default)
-    http_mocker.post(_active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"])))
+    http_mocker.post(
+        _active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"]))
+    )
     before = payload(_STREAM)  # 2024-03-01 from 02:00Z: before the window
     inside = [{**item, "ts": item["ts"] + DAY_MS} for item in before]  # 2024-03-02 from 02:00Z
     http_mocker.get(_history_request("42", frontier - DAY_MS), json_response(before + inside))
@@ -204,4 +243,6 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(ht
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), saved)
 
     assert record_data(output) == in_order(_records(inside, "42"))
-    assert output.most_recent_state.stream_state.__dict__ == activity_state("DAY", _START_DATE, {"*": {"ts": _SETTLED}})
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )

@@ -53,7 +53,9 @@ def test_visitors_full_page_ending_in_dropped_anonymous_rows_still_reads_the_nex
     # neither make the page look short nor move the keyset back.
     ids = [f"v{i:04d}" for i in range(_PAGE - 3)] + ["_PENDO_T_a", "_PENDO_T_b", "_PENDO_T_c"]
     _mock_read_prerequisites(http_mocker)
-    http_mocker.post(_visitors_request(limit=_PAGE), aggregation_response(rows_like(_STREAM, "visitorId", ids)))
+    http_mocker.post(
+        _visitors_request(limit=_PAGE), aggregation_response(rows_like(_STREAM, "visitorId", ids))
+    )
     http_mocker.post(
         _visitors_request(after="_PENDO_T_c", limit=_PAGE),
         aggregation_response(rows_like(_STREAM, "visitorId", ["zed"])),
