@@ -10,7 +10,7 @@ from typing import Any
 from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
-from airbyte_cdk.test.mock_http import HttpRequest, HttpResponse
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_pendo.source import SourcePendo
@@ -61,6 +61,39 @@ def aggregation_request(
     )
 
 
+ENTITY_METADATA_KIND = {"accounts": "account", "visitors": "visitor"}
+
+
+def mock_metadata_schema(http_mocker: HttpMocker, stream: str) -> None:
+    """GET /metadata/schema/<kind>: the schema loader of accounts and visitors asks for it on every read."""
+    kind = ENTITY_METADATA_KIND[stream]
+    http_mocker.get(get_request(f"metadata/schema/{kind}"), json_response(payload(f"metadata_{kind}s")))
+
+
+def mock_count(http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None) -> None:
+    """The size estimate's count request, sent before a read of accounts or visitors without saved state."""
+    http_mocker.post(count_request(stream, source), response or count_response())
+
+
+def count_request(stream: str, source: dict[str, Any]) -> HttpRequest:
+    """POST /aggregation: the size estimate's `count` over the source the entity stream reads."""
+    return HttpRequest(
+        url=f"{API_BASE}/aggregation",
+        body={
+            "response": {"mimeType": "application/json"},
+            "request": {"name": f"source-pendo-{stream}-count", "pipeline": [{"source": source}, {"count": None}]},
+        },
+    )
+
+
+def count_response(count: int | None = None) -> HttpResponse:
+    """The count payload file, or the same envelope with `count`."""
+    body = payload("aggregation_count")
+    if count is not None:
+        body["results"][0]["count"] = count
+    return json_response(body)
+
+
 def get_request(endpoint: str, **query: str) -> HttpRequest:
     return HttpRequest(url=f"{API_BASE}/{endpoint}", query_params=query or None)
 
@@ -106,3 +139,97 @@ def read_stream(
     configured = catalog(stream, sync_mode)
     source = SourcePendo(config=config, catalog=configured, state=stream_state)
     return read(source, config, configured, stream_state, expecting_exception=expecting_exception)
+
+
+# ---------------------------------------------------------------------------------------------- activity
+# The activity tests pin the connector's "now" (SOURCE_PENDO_NOW_MS, source_pendo/clock.py) to NOW_MS and
+# start two periods before it, so every read has one or two windows whatever the window planner decides.
+NOW_ENV = "SOURCE_PENDO_NOW_MS"
+HOUR_MS = 3_600_000
+NOW_MS = 1709424000000  # 2024-03-03T00:00Z
+MAR_1 = 1709251200000  # 2024-03-01T00:00Z: the bucket of the rows in the activity payload files
+MAR_2 = MAR_1 + DAY_MS
+PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}
+
+
+class ActivityStream:
+    """An activity stream as a test sees it: the Pendo source it reads and the row field it windows on."""
+
+    def __init__(self, name: str, source: str, rollup: bool) -> None:
+        self.name, self.source, self.rollup = name, source, rollup
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def cursor_field(self) -> str:
+        return "periodStart" if self.rollup else "browserTime"
+
+    def time_field(self, period: str) -> str:
+        """`day`/`hour` for the rollups (by period), the raw event's own time for guide and poll events."""
+        return period.lower() if self.rollup else "browserTime"
+
+    def request(self, start: int, end: int, period: str = "DAY", app: str = "*", anonymous: bool = False,
+                keyset: tuple[int, str] | None = None, limit: int = 50_000) -> HttpRequest:
+        """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict."""
+        t = self.time_field(period)
+        app_id: Any = ALL_APPS if app == "*" else int(app)
+        pipeline: list[dict[str, Any]] = [
+            {"source": {self.source: {"appId": app_id}, "timeSeries": {"period": PERIOD_RANGE[period], "first": start, "last": end - 1}}}
+        ]
+        if not anonymous:
+            pipeline.append({"identified": "visitorId"})
+        condition = f"{t} >= {start} && {t} < {end}"
+        if keyset is not None:
+            condition += f' && ({t} > {keyset[0]} || ({t} == {keyset[0]} && visitorId >= "{keyset[1]}"))'
+        pipeline += [{"filter": condition}, {"sort": [t, "visitorId"]}, {"limit": limit}]
+        return HttpRequest(
+            url=f"{API_BASE}/aggregation",
+            body={"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}},
+        )
+
+    def rows(self, period: str = "DAY", at: int = MAR_1, app: str = "*") -> list[dict[str, Any]]:
+        """The payload file's rows (of `app` only, unless `*`) moved to the bucket starting at `at`; a rollup
+        row's time field is `hour` for HOUR."""
+        rows = []
+        for row in payload(self.name)["results"]:
+            if app != "*" and row["appId"] != int(app):
+                continue
+            if self.rollup:
+                del row["day"]
+                row = {self.time_field(period): at, **row}
+            else:  # the event keeps its offset in the bucket: in the day, or in the hour for HOUR
+                offset = row["browserTime"] - MAR_1
+                row["browserTime"] = at + (offset % HOUR_MS if period == "HOUR" else offset)
+            rows.append(row)
+        return rows
+
+    def records(self, rows: list[dict[str, Any]], period: str = "DAY") -> list[dict[str, Any]]:
+        """What the rows become as records: a rollup row gains `periodStart`, its bucket."""
+        if not self.rollup:
+            return rows
+        return [{**row, "periodStart": row[self.time_field(period)]} for row in rows]
+
+
+ACTIVITY_STREAMS = [
+    ActivityStream("events", "events", rollup=True),
+    ActivityStream("feature_events", "featureEvents", rollup=True),
+    ActivityStream("page_events", "pageEvents", rollup=True),
+    ActivityStream("track_events", "trackEvents", rollup=True),
+    ActivityStream("guide_events", "guideEvents", rollup=False),
+    ActivityStream("poll_events", "pollEvents", rollup=False),
+]
+
+
+def activity_state(period: str, start_date: str, apps: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """The state an activity stream (or visitor_history) saves: one frontier per app partition."""
+    return {"version": 1, "period": period, "start_date": start_date, "apps": apps}
+
+
+def record_data(output: EntrypointOutput) -> list[dict[str, Any]]:
+    """The records' data in a stable order (windows are read concurrently, so records interleave)."""
+    return sorted((r.record.data for r in output.records), key=lambda data: json.dumps(data, sort_keys=True))
+
+
+def in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda data: json.dumps(data, sort_keys=True))

@@ -1,98 +1,110 @@
-"""features, pages, guides, track_types: GET ?expand=*, filtered to app_ids, client-side incremental."""
+"""The list streams: features, pages, guides, track_types (GET ?expand=*, filtered to app_ids, client-side
+incremental), reports (client-side incremental) and segments; one GET each, the records unchanged."""
 
 from __future__ import annotations
 
-from unittest import TestCase
-
+import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker
 from builders import ConfigBuilder, get_request, json_response, payload, read_stream, state
 
-_ENDPOINTS = {"features": "feature", "pages": "page", "guides": "guide", "track_types": "tracktype"}
+_CATALOGUE = {"features": "feature", "pages": "page", "guides": "guide", "track_types": "tracktype"}
+_LISTS = {
+    **{stream: (endpoint, {"expand": "*"}) for stream, endpoint in _CATALOGUE.items()},
+    "reports": ("report", {}),
+    "segments": ("segment", {}),
+}
+_INCREMENTAL = [*_CATALOGUE, "reports"]
+_MAX_LAST_UPDATED_AT = "1709305390000"
 
 
 def _mock_list(http_mocker: HttpMocker, stream: str) -> None:
-    http_mocker.get(get_request(_ENDPOINTS[stream], expand="*"), json_response(payload(stream)))
+    endpoint, query = _LISTS[stream]
+    http_mocker.get(get_request(endpoint, **query), json_response(payload(stream)))
+
+
+def _as_records(objects: list[dict]) -> list[dict]:
+    """The objects as the CDK emits them: a top-level field that is null is left out of the record
+    (features' `pageId`, track types' `eventPropertyNameList`); nested nulls stay."""
+    return [{key: value for key, value in obj.items() if value is not None} for obj in objects]
 
 
 def _ids(output) -> list[str]:
     return [r.record.data["id"] for r in output.records]
 
 
-class CatalogueFullRefreshTest(TestCase):
-    @HttpMocker()
-    def test_features_read_every_object_of_every_app(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "features")
-        output = read_stream("features", ConfigBuilder().build())
-        assert output.records[0].record.data == payload("features")[0]
-        assert len(output.records) == 2
+# ------------------------------------------------------------------------------------------ full refresh
+@pytest.mark.parametrize("stream", list(_LISTS))
+def test_list_stream_reads_every_object_of_every_app_unchanged(http_mocker: HttpMocker, stream: str) -> None:
+    _mock_list(http_mocker, stream)
 
-    @HttpMocker()
-    def test_pages_read_every_object_of_every_app(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "pages")
-        assert len(read_stream("pages", ConfigBuilder().build()).records) == 3
+    output = read_stream(stream, ConfigBuilder().build())
 
-    @HttpMocker()
-    def test_guides_read_every_object_of_every_app(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "guides")
-        assert len(read_stream("guides", ConfigBuilder().build()).records) == 2
-
-    @HttpMocker()
-    def test_track_types_read_every_object_of_every_app(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "track_types")
-        assert len(read_stream("track_types", ConfigBuilder().build()).records) == 2
-
-    @HttpMocker()
-    def test_pages_keep_only_objects_of_the_configured_apps(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "pages")
-        output = read_stream("pages", ConfigBuilder().with_(app_ids=["5629499534213120"]).build())
-        assert _ids(output) == ["-AsTA2Rjbf2Z4MeGdfhWLaRVri4"]
-
-    @HttpMocker()
-    def test_pages_keep_an_object_whose_app_ids_list_holds_a_configured_app(
-        self, http_mocker: HttpMocker
-    ) -> None:
-        _mock_list(http_mocker, "pages")
-        output = read_stream("pages", ConfigBuilder().with_(app_ids=["-323232"]).build())
-        assert _ids(output) == ["aRnno0-bo2WMPJ7HBIFzCuDtKfg", "Zk3xq2c6tN0RzY7uWmS1aB4dEfG"]
-
-    @HttpMocker()
-    def test_features_keep_only_objects_of_the_configured_apps(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "features")
-        output = read_stream("features", ConfigBuilder().with_(app_ids=["-323232"]).build())
-        assert _ids(output) == ["uXfQdbqvfgduiCvUF1gjVBA4vng"]
+    assert [r.record.data for r in output.records] == _as_records(payload(stream))
 
 
-class CatalogueIncrementalTest(TestCase):
-    @HttpMocker()
-    def test_pages_without_state_read_every_object_whatever_the_start_date(
-        self, http_mocker: HttpMocker
-    ) -> None:
-        _mock_list(http_mocker, "pages")
-        output = read_stream(
-            "pages", ConfigBuilder().with_(start_date="2025-01-01").build(), SyncMode.incremental
-        )
-        assert len(output.records) == 3
-        assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": "1709305390000"}
+@pytest.mark.parametrize(
+    ("stream", "app_ids", "expected_ids"),
+    [
+        ("pages", ["5629499534213120"], ["-AsTA2Rjbf2Z4MeGdfhWLaRVri4"]),
+        # the third page's appId is another app; its appIds list holds -323232
+        ("pages", ["-323232"], ["aRnno0-bo2WMPJ7HBIFzCuDtKfg", "Zk3xq2c6tN0RzY7uWmS1aB4dEfG"]),
+        ("features", ["-323232"], ["uXfQdbqvfgduiCvUF1gjVBA4vng"]),
+    ],
+    ids=["pages_app_id", "pages_app_ids_list", "features_app_id"],
+)
+def test_catalogue_stream_keeps_only_objects_of_the_configured_apps(
+    http_mocker: HttpMocker, stream: str, app_ids: list[str], expected_ids: list[str]
+) -> None:
+    _mock_list(http_mocker, stream)
 
-    @HttpMocker()
-    def test_pages_with_state_emit_only_objects_updated_since(self, http_mocker: HttpMocker) -> None:
-        _mock_list(http_mocker, "pages")
-        output = read_stream(
-            "pages",
-            ConfigBuilder().build(),
-            SyncMode.incremental,
-            state("pages", {"lastUpdatedAt": "1709269300000"}),
-        )
-        assert _ids(output) == ["aRnno0-bo2WMPJ7HBIFzCuDtKfg", "Zk3xq2c6tN0RzY7uWmS1aB4dEfG"]
+    output = read_stream(stream, ConfigBuilder().with_(app_ids=app_ids).build())
 
-    @HttpMocker()
-    def test_track_types_with_state_in_the_future_emit_nothing(self, http_mocker: HttpMocker) -> None:
-        output = read_stream(
-            "track_types",
-            ConfigBuilder().build(),
-            SyncMode.incremental,
-            state("track_types", {"lastUpdatedAt": "4102444800000"}),
-        )
-        assert output.records == []
-        assert not output.errors
+    assert _ids(output) == expected_ids
+
+
+# ------------------------------------------------------------------------------------------ incremental
+@pytest.mark.parametrize("stream", _INCREMENTAL)
+def test_list_stream_without_state_reads_every_object_whatever_the_start_date(
+    http_mocker: HttpMocker, stream: str
+) -> None:
+    _mock_list(http_mocker, stream)
+
+    output = read_stream(stream, ConfigBuilder().with_(start_date="2025-01-01").build(), SyncMode.incremental)
+
+    assert [r.record.data for r in output.records] == _as_records(payload(stream))
+    assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": _MAX_LAST_UPDATED_AT}
+
+
+@pytest.mark.parametrize(
+    ("stream", "saved", "expected_ids"),
+    [
+        ("pages", "1709269300000", ["aRnno0-bo2WMPJ7HBIFzCuDtKfg", "Zk3xq2c6tN0RzY7uWmS1aB4dEfG"]),
+        ("reports", "1709000000000", ["aJ0EPRi4vs3gNnYh3yIj4g3MBo0"]),
+    ],
+    ids=["pages", "reports"],
+)
+def test_list_stream_with_state_emits_only_objects_updated_since(
+    http_mocker: HttpMocker, stream: str, saved: str, expected_ids: list[str]
+) -> None:
+    _mock_list(http_mocker, stream)
+
+    output = read_stream(
+        stream, ConfigBuilder().build(), SyncMode.incremental, state(stream, {"lastUpdatedAt": saved})
+    )
+
+    assert _ids(output) == expected_ids
+    assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": _MAX_LAST_UPDATED_AT}
+
+
+@pytest.mark.parametrize("stream", _INCREMENTAL)
+def test_list_stream_with_state_in_the_future_emits_nothing(http_mocker: HttpMocker, stream: str) -> None:
+    output = read_stream(
+        stream,
+        ConfigBuilder().build(),
+        SyncMode.incremental,
+        state(stream, {"lastUpdatedAt": "4102444800000"}),
+    )
+
+    assert output.records == []
+    assert not output.errors

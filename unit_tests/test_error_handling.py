@@ -14,6 +14,8 @@ from builders import (
     aggregation_request,
     get_request,
     json_response,
+    mock_count,
+    mock_metadata_schema,
     payload,
     read_stream,
     text_response,
@@ -33,6 +35,11 @@ def _accounts_request():
         'accountId > "" && metadata.auto.lastupdated >= 0',
         "accountId",
     )
+
+
+def _mock_accounts_read_prerequisites(http_mocker: HttpMocker) -> None:
+    mock_metadata_schema(http_mocker, "accounts")
+    mock_count(http_mocker, "accounts", {"accounts": {"appId": ALL_APPS}})
 
 
 def _waits(sleep) -> list[float]:
@@ -87,7 +94,7 @@ class ErrorHandlingTest(TestCase):
 
     @HttpMocker()
     def test_accounts_400_cannot_parse_filter_fails_as_system_error(self, http_mocker: HttpMocker) -> None:
-        http_mocker.get(get_request("metadata/schema/account"), json_response(payload("metadata_accounts")))
+        _mock_accounts_read_prerequisites(http_mocker)
         http_mocker.post(_accounts_request(), text_response("Cannot parse filter expression", 400))
 
         output = read_stream("accounts", ConfigBuilder().build(), expecting_exception=True)
@@ -98,7 +105,7 @@ class ErrorHandlingTest(TestCase):
 
     @HttpMocker()
     def test_accounts_422_fails_at_once_as_system_error(self, http_mocker: HttpMocker) -> None:
-        http_mocker.get(get_request("metadata/schema/account"), json_response(payload("metadata_accounts")))
+        _mock_accounts_read_prerequisites(http_mocker)
         request = _accounts_request()
         http_mocker.post(request, json_response({"overall": {}, "fields": {"pipeline": "Required"}}, 422))
 

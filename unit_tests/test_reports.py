@@ -1,12 +1,12 @@
-"""reports (client-side incremental), report_results (one record per row, 404 skipped) and segments."""
+"""report_results: one record per row of each report, unexportable (404) reports skipped. The reports and
+segments lists are read in test_catalogue_streams.py."""
 
 from __future__ import annotations
 
 from unittest import TestCase
 
-from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker
-from builders import ConfigBuilder, get_request, json_response, payload, read_stream, state, text_response
+from builders import ConfigBuilder, get_request, json_response, payload, read_stream, text_response
 
 _ACTIVE = "aJ0EPRi4vs3gNnYh3yIj4g3MBo0"
 _PATH_REPORT = "p4t8Xq0wRz7yKd2sVb5nLm1cJh6"
@@ -14,26 +14,6 @@ _PATH_REPORT = "p4t8Xq0wRz7yKd2sVb5nLm1cJh6"
 
 def _mock_reports(http_mocker: HttpMocker) -> None:
     http_mocker.get(get_request("report"), json_response(payload("reports")))
-
-
-class ReportsTest(TestCase):
-    @HttpMocker()
-    def test_reports_read_every_report(self, http_mocker: HttpMocker) -> None:
-        _mock_reports(http_mocker)
-        output = read_stream("reports", ConfigBuilder().build())
-        assert [r.record.data for r in output.records] == payload("reports")
-
-    @HttpMocker()
-    def test_reports_with_state_emit_only_reports_updated_since(self, http_mocker: HttpMocker) -> None:
-        _mock_reports(http_mocker)
-        output = read_stream(
-            "reports",
-            ConfigBuilder().build(),
-            SyncMode.incremental,
-            state("reports", {"lastUpdatedAt": "1709000000000"}),
-        )
-        assert [r.record.data["id"] for r in output.records] == [_ACTIVE]
-        assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": "1709305390000"}
 
 
 class ReportResultsTest(TestCase):
@@ -82,11 +62,3 @@ class ReportResultsTest(TestCase):
 
         assert output.records == []
         assert not output.errors
-
-
-class SegmentsTest(TestCase):
-    @HttpMocker()
-    def test_segments_read_every_segment_unchanged(self, http_mocker: HttpMocker) -> None:
-        http_mocker.get(get_request("segment"), json_response(payload("segments")))
-        output = read_stream("segments", ConfigBuilder().build())
-        assert [r.record.data for r in output.records] == payload("segments")

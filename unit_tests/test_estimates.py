@@ -1,0 +1,73 @@
+"""The size estimate: one aggregation `count` before accounts or visitors are read from the beginning."""
+
+from __future__ import annotations
+
+import pytest
+from airbyte_cdk.models import EstimateType, TraceType
+from airbyte_cdk.test.mock_http import HttpMocker
+from builders import (
+    ALL_APPS,
+    ConfigBuilder,
+    aggregation_request,
+    aggregation_response,
+    count_response,
+    mock_count,
+    mock_metadata_schema,
+    payload,
+    read_stream,
+    text_response,
+)
+
+_SOURCES = {"accounts": {"accounts": {"appId": ALL_APPS}}, "visitors": {"visitors": {"identified": True}}}
+_ID_FIELDS = {"accounts": "accountId", "visitors": "visitorId"}
+STREAMS = pytest.mark.parametrize("stream", list(_SOURCES))
+
+
+def _mock_first_page(http_mocker: HttpMocker, stream: str) -> None:
+    id_field = _ID_FIELDS[stream]
+    mock_metadata_schema(http_mocker, stream)
+    http_mocker.post(
+        aggregation_request(
+            stream, _SOURCES[stream], f'{id_field} > "" && metadata.auto.lastupdated >= 0', id_field
+        ),
+        aggregation_response(payload(stream)["results"]),
+    )
+
+
+def _estimates(output) -> list[tuple[str, EstimateType, int]]:
+    return [
+        (t.trace.estimate.name, t.trace.estimate.type, t.trace.estimate.row_estimate)
+        for t in output.trace_messages
+        if t.trace.type == TraceType.ESTIMATE
+    ]
+
+
+@STREAMS
+def test_entity_estimate_trace_carries_the_count_pendo_answers(http_mocker: HttpMocker, stream: str) -> None:
+    _mock_first_page(http_mocker, stream)
+    mock_count(http_mocker, stream, _SOURCES[stream], count_response(1234))
+
+    output = read_stream(stream, ConfigBuilder().build())
+
+    assert _estimates(output) == [(stream, EstimateType.STREAM, 1234)]
+    assert len(output.records) == 2
+
+
+@STREAMS
+@pytest.mark.parametrize(
+    "answer",
+    [text_response("oops", 500), text_response("{}", 200)],
+    ids=["server_error", "not_a_count"],
+)
+def test_entity_failing_count_request_does_not_fail_the_read(
+    http_mocker: HttpMocker, stream: str, answer
+) -> None:
+    _mock_first_page(http_mocker, stream)
+    mock_count(http_mocker, stream, _SOURCES[stream], answer)
+
+    output = read_stream(stream, ConfigBuilder().build())
+
+    assert _estimates(output) == []
+    assert not output.errors
+    assert len(output.records) == 2
+    assert any(f"{stream}: no size estimate" in log.log.message for log in output.logs)

@@ -1,0 +1,248 @@
+"""visitor_history: per day window, the visitors active in it (an `events` aggregation over every app), then
+GET /visitor/{id}/history?starttime= for each; records are the items of the window plus `visitorId`.
+
+"Now" is pinned to 2024-03-03T00:00Z and start_date is 2024-03-01: two day windows, a fixed state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
+from builders import (
+    API_BASE,
+    DAY_MS,
+    HOUR_MS,
+    MAR_1,
+    MAR_2,
+    NOW_ENV,
+    NOW_MS,
+    ConfigBuilder,
+    activity_state,
+    aggregation_response,
+    get_request,
+    in_order,
+    json_response,
+    payload,
+    read_stream,
+    record_data,
+    state,
+    text_response,
+)
+
+_STREAM = "visitor_history"
+_START_DATE = "2024-03-01"
+_AWKWARD = 'jane "j" doe@example.com'  # in the active-visitors payload; quoted as one path segment
+_AWKWARD_PATH = "jane%20%22j%22%20doe%40example.com"
+_ANONYMOUS = "_PENDO_T_dPRrqg5DlCC"
+_SETTLED = NOW_MS - HOUR_MS  # a window read at NOW_MS may save up to an hour before it
+
+
+@pytest.fixture(autouse=True)
+def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(NOW_ENV, str(NOW_MS))
+
+
+def _active_visitors_request(
+    start: int, end: int, anonymous: bool = False, after: str | None = None, limit: int = 50_000
+) -> HttpRequest:
+    """Who had `events` rows in [start, end): every app, hourly buckets, keyset on visitorId."""
+    condition = f"hour >= {start} && hour < {end}"
+    if after is not None:
+        condition += f' && visitorId > "{after}"'
+    pipeline: list[dict[str, Any]] = [
+        {
+            "source": {
+                "events": {"appId": 'expandAppIds("*")'},
+                "timeSeries": {"period": "hourRange", "first": start, "last": end - 1},
+            }
+        }
+    ]
+    if not anonymous:
+        pipeline.append({"identified": "visitorId"})
+    pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": limit}]
+    return HttpRequest(
+        url=f"{API_BASE}/aggregation",
+        body={
+            "response": {"mimeType": "application/json"},
+            "request": {"name": "source-pendo-visitor_history", "pipeline": pipeline},
+        },
+    )
+
+
+def _history_request(visitor_path: str, start: int) -> HttpRequest:
+    return get_request(f"visitor/{visitor_path}/history", starttime=str(start))
+
+
+def _active(visitors: list[str]) -> list[dict[str, Any]]:
+    return [{"visitorId": visitor, "appId": -323232, "hour": MAR_1, "numEvents": 1} for visitor in visitors]
+
+
+def _records(items: list[dict[str, Any]], visitor: str) -> list[dict[str, Any]]:
+    return [{**item, "visitorId": visitor} for item in items]
+
+
+def _read(config: dict, stream_state: dict | None = None):
+    saved = state(_STREAM, stream_state) if stream_state else None
+    return read_stream(_STREAM, config, SyncMode.incremental, saved)
+
+
+def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline(
+    http_mocker: HttpMocker,
+) -> None:
+    first_window = HttpRequest(
+        "https://app.pendo.io/api/v1/aggregation",
+        body={
+            "response": {"mimeType": "application/json"},
+            "request": {
+                "name": "source-pendo-visitor_history",
+                "pipeline": [
+                    {
+                        "source": {
+                            "events": {"appId": 'expandAppIds("*")'},
+                            "timeSeries": {
+                                "period": "hourRange",
+                                "first": 1709251200000,
+                                "last": 1709337599999,
+                            },
+                        }
+                    },
+                    {"identified": "visitorId"},
+                    {"filter": "hour >= 1709251200000 && hour < 1709337600000"},
+                    {"sort": ["visitorId"]},
+                    {"limit": 50000},
+                ],
+            },
+        },
+    )
+    http_mocker.post(first_window, aggregation_response([]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert output.records == []
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
+
+
+def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_items_of_the_window(
+    http_mocker: HttpMocker,
+) -> None:
+    items = payload(_STREAM)
+    outside = [
+        {**items[0], "ts": MAR_1 - HOUR_MS},
+        {**items[0], "ts": MAR_2},
+    ]  # history reaches past the window
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2), json_response(payload("visitor_history_active_visitors"))
+    )
+    http_mocker.get(_history_request("42", MAR_1), json_response(items + outside))
+    http_mocker.get(_history_request(_AWKWARD_PATH, MAR_1), json_response(items[:1]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response(_active(["43"])))
+    http_mocker.get(_history_request("43", MAR_2), json_response([{**items[2], "ts": MAR_2 + HOUR_MS}]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(
+        _records(items, "42")
+        + _records(items[:1], _AWKWARD)
+        + _records([{**items[2], "ts": MAR_2 + HOUR_MS}], "43")
+    )
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
+
+
+def test_visitor_history_reads_by_day_whatever_the_period_and_the_app_ids(http_mocker: HttpMocker) -> None:
+    # History is per visitor: it covers every app (docs/pendo.md) and has no HOUR grain.
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    config = ConfigBuilder().with_(
+        start_date=_START_DATE, period="HOUR", app_ids=["-323232", "5629499534213120"]
+    )
+    output = _read(config.build())
+
+    assert record_data(output) == in_order(_records(payload(_STREAM), "42"))
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
+
+
+@pytest.mark.parametrize("anonymous", [False, True], ids=["anonymous_off", "anonymous_on"])
+def test_visitor_history_anonymous_setting_decides_the_identified_stage_and_whose_history_is_read(
+    http_mocker: HttpMocker, anonymous: bool
+) -> None:
+    # With the toggle off Pendo should not send anonymous visitors; one that arrives anyway costs no call.
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, anonymous=anonymous),
+        aggregation_response(_active(["42", _ANONYMOUS])),
+    )
+    http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)[:1]))
+    if anonymous:
+        http_mocker.get(_history_request(_ANONYMOUS, MAR_1), json_response(payload(_STREAM)[1:2]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, anonymous=anonymous), aggregation_response([]))
+
+    output = _read(
+        ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
+    )
+
+    expected = _records(payload(_STREAM)[:1], "42")
+    if anonymous:
+        expected += _records(payload(_STREAM)[1:2], _ANONYMOUS)
+    assert record_data(output) == in_order(expected)
+
+
+def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_page(
+    http_mocker: HttpMocker,
+) -> None:
+    page = 1_000
+    first_page = _active(["42"] * (page - 1) + ["43"])  # one row per (visitor, app, hour): visitors repeat
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, limit=page), aggregation_response(first_page))
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, after="43", limit=page), aggregation_response(_active(["44"]))
+    )
+    for visitor in ("42", "43", "44"):
+        http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE, page_size=page).build())
+
+    assert [r.record.data["visitorId"] for r in output.records] == ["42", "43", "44"]
+
+
+def test_visitor_history_visitor_pendo_no_longer_knows_is_skipped(http_mocker: HttpMocker) -> None:
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42", "gone"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
+    http_mocker.get(_history_request("gone", MAR_1), text_response("Not Found", 404))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(_records(payload(_STREAM), "42"))
+    assert not output.errors
+
+
+def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
+    http_mocker: HttpMocker,
+) -> None:
+    frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z; lookback_window_days 1 (the default)
+    http_mocker.post(
+        _active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"]))
+    )
+    before = payload(_STREAM)  # 2024-03-01 from 02:00Z: before the window
+    inside = [{**item, "ts": item["ts"] + DAY_MS} for item in before]  # 2024-03-02 from 02:00Z
+    http_mocker.get(_history_request("42", frontier - DAY_MS), json_response(before + inside))
+    http_mocker.post(_active_visitors_request(frontier, NOW_MS), aggregation_response([]))
+    saved = activity_state("DAY", _START_DATE, {"*": {"ts": frontier}})
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), saved)
+
+    assert record_data(output) == in_order(_records(inside, "42"))
+    assert output.most_recent_state.stream_state.__dict__ == activity_state(
+        "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
+    )
