@@ -82,7 +82,9 @@ def _become_subreaper() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between samples (default 0.2)")
-    parser.add_argument("--limit-mb", type=float, default=None, help="exit 3 if the peak exceeds this many MB")
+    parser.add_argument(
+        "--limit-mb", type=float, default=None, help="exit 3 if the peak exceeds this many MB"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to run (after --)")
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -113,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     peak_mb = peak_kb / 1024
     print(f"peak RSS (process tree): {peak_mb:.0f} MB; wall: {wall:.1f} s", file=sys.stderr, flush=True)
     if args.limit_mb is not None and peak_mb > args.limit_mb:
-        print(f"peak_rss: FAIL: peak {peak_mb:.0f} MB exceeds the limit of {args.limit_mb:.0f} MB",
-              file=sys.stderr, flush=True)
+        print(
+            f"peak_rss: FAIL: peak {peak_mb:.0f} MB exceeds the limit of {args.limit_mb:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
         return returncode or EXIT_OVER_LIMIT
     return returncode if returncode >= 0 else 128 - returncode
 
