@@ -80,7 +80,8 @@ def test_not_published_to_pypi(metadata: ConnectorMetadataDefinitionV0) -> None:
 def test_suggested_streams_are_streams_of_the_connector(metadata: ConnectorMetadataDefinitionV0) -> None:
     suggested = metadata.data.suggested_streams
     assert suggested is not None and suggested.streams
-    assert [s for s in suggested.streams if not (ROOT / "source_pendo" / "schemas" / f"{s}.json").exists()] == []
+    schemas = ROOT / "source_pendo" / "schemas"
+    assert [s for s in suggested.streams if not (schemas / f"{s}.json").exists()] == []
 
 
 def test_max_seconds_between_messages_outlasts_one_slow_window_and_its_retries(
