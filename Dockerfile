@@ -11,11 +11,12 @@ ARG BASE_IMAGE=docker.io/airbyte/python-connector-base:4.0.2@sha256:9fdb1888c426
 FROM ${BASE_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /build
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY source_pendo ./source_pendo
+# Dependencies at the versions of constraints.txt (the ones the tests ran with), not whatever is newest today.
 RUN python -m venv --without-pip /airbyte/venv \
  && python -m pip wheel --no-deps --wheel-dir /build/dist . \
- && python -m pip --python /airbyte/venv/bin/python install /build/dist/source_pendo-*.whl \
+ && python -m pip --python /airbyte/venv/bin/python install -c constraints.txt /build/dist/source_pendo-*.whl \
  && find /airbyte/venv -name '__pycache__' -type d -prune -exec rm -rf {} + \
  && /airbyte/venv/bin/python -m compileall -q /airbyte/venv/lib >/dev/null \
  && /airbyte/venv/bin/source-pendo spec >/dev/null

@@ -297,6 +297,7 @@ def test_debug_mode_sync_never_prints_the_key(pendo, config, truth, discovered):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # the large emulator: ~9-14 GB; kept out of ./scripts/test.sh (see pyproject addopts)
 def test_large_sync_with_ten_percent_faults_emits_exactly_the_ground_truth(emulator_now, base_config, discovered):
     """`events` by HOUR over the whole large dataset (45 days, 1.5M rows: its largest rollup), with about one
     request in ten failing: resets and truncations mid-body, stalls past the read timeout, 429s and 503s, each

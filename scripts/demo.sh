@@ -7,5 +7,5 @@ VENV="${VENV:-.venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e .
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e .
 exec "$VENV/bin/python" scripts/demo.py "$@"

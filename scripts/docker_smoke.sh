@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Docker smoke test: builds the connector image on the local stand-in for Airbyte's Python base image, starts
-# the Pendo emulator on this host, and runs the image's spec, check, discover and read against it
-# (`docker run --network host`, config and catalog mounted at /data). Fails with a message on the first
-# thing that is wrong. Run by .ci/run after ./scripts/test.sh.
+# Docker smoke test: builds the connector image, starts the Pendo emulator on this host, and runs the image's
+# spec, check, discover and read against it (`docker run --network host`, config and catalog mounted at /data).
+# Fails with a message on the first thing that is wrong. Run by .ci/run after the tests.
 #
-#   ./scripts/docker_smoke.sh            env: BASE_IMAGE (default local/python-connector-base:3.11),
-#                                             IMAGE (default source-pendo:dev), VENV (default .venv)
+# The base image: the Dockerfile's default (the official Airbyte Python connector base), pulled when a
+# container registry is reachable. When none is (an offline machine), a local stand-in is built with
+# ../shared/tools/local-base-image if that file exists beside the repo; otherwise the script stops and prints
+# how to build one. BASE_IMAGE=... uses the given image instead (built with the shared tool when it is the
+# local stand-in's tag and missing).
+#
+#   ./scripts/docker_smoke.sh            env: BASE_IMAGE (default: the Dockerfile's), IMAGE (default
+#                                             source-pendo:dev), VENV (default .venv), PULL_TIMEOUT (s, 180)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
-shared="$repo/../shared"
-BASE_IMAGE=${BASE_IMAGE:-local/python-connector-base:3.11}
+repo=$(pwd)
+local_base_tool="$repo/../shared/tools/local-base-image"   # optional: only for offline builds
+LOCAL_BASE=local/python-connector-base:3.11
+DEFAULT_BASE=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)
+BASE_IMAGE=${BASE_IMAGE:-}
 IMAGE=${IMAGE:-source-pendo:dev}
 VENV=${VENV:-.venv}
 API_KEY=emulator-key.us
@@ -19,11 +26,64 @@ PY="$VENV/bin/python"; [[ -x $PY ]] || PY=python3
 fail() { echo "docker_smoke: FAIL: $*" >&2; exit 1; }
 step() { echo "docker_smoke: $*"; }
 started=$(date +%s)
+[[ -n $DEFAULT_BASE ]] || fail "no 'ARG BASE_IMAGE=' default in the Dockerfile"
 
-# dockerd and the base image (local-base-image starts dockerd if none answers, and builds the base if missing)
-if ! docker info >/dev/null 2>&1 || ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
-  [[ -x $shared/tools/local-base-image ]] || fail "docker is not usable and $shared/tools/local-base-image is missing"
-  "$shared/tools/local-base-image" "$BASE_IMAGE" >/dev/null || fail "could not prepare dockerd / base image $BASE_IMAGE"
+offline_help() {
+  cat >&2 <<HELP
+docker_smoke: no container registry answered, so the Dockerfile's base image cannot be pulled:
+  $DEFAULT_BASE
+To build offline, make a local stand-in for it (Debian bookworm with Python 3.11; needs Debian's package
+archive and PyPI, as root) and pass it as BASE_IMAGE:
+  apt-get install -y docker.io debootstrap
+  root=\$(mktemp -d)
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates bookworm "\$root" <your Debian mirror>
+  rm -f "\$root"/usr/lib/python3*/EXTERNALLY-MANAGED
+  ln -sf python3 "\$root/usr/bin/python"; ln -sf pip3 "\$root/usr/bin/pip"
+  cp /etc/ssl/certs/ca-certificates.crt "\$root/etc/ssl/certs/"   # so pip in 'docker build' trusts what the host trusts
+  tar -C "\$root" -c . | docker import -c 'ENV PYTHONUNBUFFERED=1' - $LOCAL_BASE
+  BASE_IMAGE=$LOCAL_BASE ./scripts/docker_smoke.sh
+(../shared/tools/local-base-image, where it exists beside the repo, does exactly this; this script runs it
+by itself when it is there.)
+HELP
+}
+
+# dockerd: use the running one, or start one (as root) if the binary is here
+if ! docker info >/dev/null 2>&1; then
+  if command -v dockerd >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    step "starting dockerd (log: ${TMPDIR:-/tmp}/dockerd.log)"
+    (setsid dockerd >>"${TMPDIR:-/tmp}/dockerd.log" 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+  elif [[ -x $local_base_tool ]]; then
+    "$local_base_tool" "$LOCAL_BASE" >/dev/null || fail "$local_base_tool could not start dockerd"
+  fi
+  docker info >/dev/null 2>&1 || fail "no Docker daemon answers (docker info) and none could be started: install docker.io, run dockerd"
+fi
+
+# the base image
+if [[ -z $BASE_IMAGE ]]; then
+  if docker image inspect "$DEFAULT_BASE" >/dev/null 2>&1; then
+    BASE_IMAGE=$DEFAULT_BASE
+  else
+    step "pulling the Dockerfile's base image $DEFAULT_BASE"
+    if timeout "${PULL_TIMEOUT:-180}" docker pull -q "$DEFAULT_BASE" >"${TMPDIR:-/tmp}/docker_smoke.pull.log" 2>&1; then
+      BASE_IMAGE=$DEFAULT_BASE
+    elif [[ -x $local_base_tool ]]; then
+      step "no registry reachable ($(tail -1 "${TMPDIR:-/tmp}/docker_smoke.pull.log" | cut -c1-160)); building the local stand-in $LOCAL_BASE with $local_base_tool"
+      "$local_base_tool" "$LOCAL_BASE" >/dev/null || fail "$local_base_tool could not build $LOCAL_BASE"
+      BASE_IMAGE=$LOCAL_BASE
+    else
+      tail -3 "${TMPDIR:-/tmp}/docker_smoke.pull.log" >&2 || true
+      offline_help
+      fail "cannot pull $DEFAULT_BASE and $local_base_tool is not there (see above for the offline build)"
+    fi
+  fi
+elif ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+  if [[ $BASE_IMAGE == "$LOCAL_BASE" && -x $local_base_tool ]]; then
+    "$local_base_tool" "$LOCAL_BASE" >/dev/null || fail "$local_base_tool could not build $LOCAL_BASE"
+  elif ! timeout "${PULL_TIMEOUT:-180}" docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
+    [[ $BASE_IMAGE == "$LOCAL_BASE" ]] && offline_help
+    fail "base image $BASE_IMAGE is neither here nor pullable"
+  fi
 fi
 
 tmp=$(mktemp -d)

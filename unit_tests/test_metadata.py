@@ -75,3 +75,21 @@ def test_base_image_is_pinned_and_matches_dockerfile(metadata: ConnectorMetadata
 
 def test_not_published_to_pypi(metadata: ConnectorMetadataDefinitionV0) -> None:
     assert metadata.data.remote_registries.pypi.enabled is False
+
+
+def test_suggested_streams_are_streams_of_the_connector(metadata: ConnectorMetadataDefinitionV0) -> None:
+    suggested = metadata.data.suggested_streams
+    assert suggested is not None and suggested.streams
+    schemas = ROOT / "source_pendo" / "schemas"
+    assert [s for s in suggested.streams if not (schemas / f"{s}.json").exists()] == []
+
+
+def test_max_seconds_between_messages_outlasts_one_slow_window_and_its_retries(
+    metadata: ConnectorMetadataDefinitionV0,
+) -> None:
+    """The longest legitimate silence: one request up to request_timeout_seconds' maximum, then the backoff."""
+    spec = yaml.safe_load((ROOT / "source_pendo" / "manifest.yaml").read_text())["spec"]
+    timeout_max = spec["connection_specification"]["properties"]["request_timeout_seconds"]["maximum"]
+    backoff = 7 + 13 + 25 + 49 + 97 + 193  # the six retries' waits (README: faults)
+    assert metadata.data.max_seconds_between_messages is not None
+    assert metadata.data.max_seconds_between_messages >= timeout_max + backoff
