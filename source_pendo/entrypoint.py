@@ -1,7 +1,7 @@
 """The connector's entrypoint: the CDK's, except that `read` prints record batches as they are.
 
 `AirbyteEntrypoint.run` serialises every message through serpyco and orjson; the activity streams'
-`RecordBatch` messages are already RECORD lines (see components/record_batch.py), so for `read` this
+`RecordBatch` messages are already RECORD lines (see activity/record_batch.py), so for `read` this
 entrypoint writes their bytes to stdout unchanged (no decode to str and encode back) and counts their
 records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
 untouched. Every message but a record is printed with the secrets masked (see `airbyte_message_to_string`).
@@ -25,7 +25,7 @@ from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
-from .components.record_batch import RecordBatch
+from .activity.record_batch import RecordBatch
 
 
 class PendoEntrypoint(AirbyteEntrypoint):

@@ -19,7 +19,7 @@ import requests
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config
 
-from .delegating_error_handler import DelegatingErrorHandler
+from ..delegating_error_handler import DelegatingErrorHandler
 
 logger = logging.getLogger("airbyte")
 

@@ -11,7 +11,7 @@ of the sync's CPU in `json.loads`). Errors are small bodies and still go through
 One exception: a JSON body the HTTP client already read whole (a request that is not streamed: REST lists,
 entity pages, visitor history) and that does not parse is retried. The connection ended cleanly mid-body,
 and the CDK's JSON decoder would otherwise take it for an empty page: records lost, sync green. Streamed
-aggregation bodies are never read here; their reader (components/row_stream.py) detects the cut itself.
+aggregation bodies are never read here; their reader (activity/rows.py) detects the cut itself.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ResponseAction,
 )
 
-from .delegating_error_handler import DelegatingErrorHandler
+from ..delegating_error_handler import DelegatingErrorHandler
 
 TRUNCATED_BODY = ErrorResolution(
     response_action=ResponseAction.RETRY,

@@ -40,9 +40,9 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .activity_cursor import DAY_MS, HOUR_MS, iso_minute
+from .cursor import DAY_MS, HOUR_MS, iso_minute
 from .record_batch import RecordBatchBuilder
-from .row_stream import AggregationRowReader, MalformedBody, TruncatedBody
+from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
 ANONYMOUS_PREFIX = "_PENDO_T_"

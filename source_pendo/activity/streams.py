@@ -3,7 +3,7 @@
 They are declared in manifest.yaml like every other stream: retriever (the aggregation requester and
 the Pendo source to read), primary key, schema and a DatetimeBasedCursor that names the cursor field.
 What the declarative framework cannot give them is a cursor with per-app state checkpointed after
-every window (components/activity_cursor.py explains why), so SourcePendo.streams() replaces the
+every window (activity/cursor.py explains why), so SourcePendo.streams() replaces the
 framework's stream object for these with one built here from the same manifest definition.
 """
 
@@ -24,12 +24,12 @@ from airbyte_cdk.sources.declarative.stream_slicers.declarative_partition_genera
 )
 from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 
-from .clock import now_ms
-from .components.activity_cursor import DAY_MS, HOUR_MS, ActivityCursor
-from .config import start_ms
+from ..clock import now_ms
+from .cursor import DAY_MS, HOUR_MS, ActivityCursor
+from ..config import start_ms
 
-ACTIVITY_RETRIEVER = "source_pendo.components.activity_retriever.ActivityRetriever"
-HISTORY_RETRIEVER = "source_pendo.components.visitor_history.VisitorHistoryRetriever"
+ACTIVITY_RETRIEVER = "source_pendo.activity.retriever.ActivityRetriever"
+HISTORY_RETRIEVER = "source_pendo.activity.visitor_history.VisitorHistoryRetriever"
 HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day may be partly gone
 MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
 

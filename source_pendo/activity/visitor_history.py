@@ -21,8 +21,8 @@ from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
-from .activity_cursor import iso_minute
-from .activity_retriever import ANONYMOUS_PREFIX, _literal
+from .cursor import iso_minute
+from .retriever import ANONYMOUS_PREFIX, _literal
 
 LOGGER = logging.getLogger("airbyte")
 
