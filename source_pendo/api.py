@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from source_pendo.config import DEFAULTS, api_base
+from source_pendo.pendo import aggregation_body
 
 API_KEY_HEADER = "x-pendo-integration-key"
 QUICK_TIMEOUT_SECONDS = 30
@@ -26,11 +27,10 @@ def quick_get(
     )
 
 
-def quick_aggregation(config: Mapping[str, Any], pipeline: list[Any], name: str) -> requests.Response:
-    """POST {api_base}/aggregation with `pipeline`; same key header and timeout as `quick_get`."""
-    body = {"response": {"mimeType": "application/json"}, "request": {"name": name, "pipeline": pipeline}}
+def quick_aggregation(config: Mapping[str, Any], pipeline: list[dict[str, Any]], name: str) -> requests.Response:
+    """POST {api_base}/aggregation with `pipeline` (named `source-pendo-<name>`); key header and timeout as `quick_get`."""
     return requests.post(
-        f"{api_base(config)}/aggregation", json=body, headers={API_KEY_HEADER: config["api_key"]}, timeout=_quick_timeout(config)
+        f"{api_base(config)}/aggregation", json=aggregation_body(name, pipeline), headers={API_KEY_HEADER: config["api_key"]}, timeout=_quick_timeout(config)
     )
 
 

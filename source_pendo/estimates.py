@@ -26,13 +26,14 @@ from airbyte_cdk.models import (
 )
 
 from source_pendo.api import quick_aggregation
+from source_pendo.pendo import EVERY_APP
 
 
 def _count_source(stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The aggregation source the stream reads (manifest.yaml, entity_aggregation_requester)."""
     if stream == "visitors":
         return {"visitors": {"identified": not config.get("include_anonymous_visitors", False)}}
-    return {"accounts": {"appId": config.get("app_ids") or 'expandAppIds("*")'}}
+    return {"accounts": {"appId": config.get("app_ids") or EVERY_APP}}
 
 
 def entity_estimates(config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog, state: list[AirbyteStateMessage] | None,
@@ -45,7 +46,7 @@ def entity_estimates(config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalo
         if configured.sync_mode == SyncMode.incremental and name in saved:
             continue  # an incremental sync reads what changed: its size is not known up front
         try:
-            response = quick_aggregation(config, [{"source": _count_source(name, config)}, {"count": None}], f"source-pendo-{name}-count")
+            response = quick_aggregation(config, [{"source": _count_source(name, config)}, {"count": None}], f"{name}-count")
             response.raise_for_status()
             count = int(response.json()["results"][0]["count"])
         except Exception as error:  # noqa: BLE001 - an estimate must never fail the sync

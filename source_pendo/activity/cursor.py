@@ -37,9 +37,8 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..clock import now_ms
+from ..pendo import DAY_MS, HOUR_MS
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 STATE_VERSION = 1
 ALL_APPS = "*"
 LOGGER = logging.getLogger("airbyte")

@@ -40,17 +40,16 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .cursor import DAY_MS, HOUR_MS, iso_minute
+from ..pendo import ANONYMOUS_PREFIX, ANONYMOUS_PREFIX_BYTES, DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
+from .cursor import iso_minute
 from .record_batch import RecordBatchBuilder
 from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
-ANONYMOUS_PREFIX = "_PENDO_T_"
 MAX_BODY_RESUMES = 8
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
 NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime", "day", "hour", "ts"}
-PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}
 
 
 class RowKey(msgspec.Struct):
@@ -281,7 +280,7 @@ class ActivityRetriever(Retriever):
         buckets = set(times)
         if len(buckets) > MAX_BUCKETS_PER_BLOCK or any(type(t) is not int for t in buckets):
             return None
-        if not self._anonymous and (b"_PENDO_T_" in text or b"\\u" in text):
+        if not self._anonymous and (ANONYMOUS_PREFIX_BYTES in text or b"\\u" in text):
             if any(isinstance(v, str) and v.startswith(ANONYMOUS_PREFIX) for v in visitors):
                 return None
         if page.keyset is not None and page.keyset[0] in buckets:
@@ -319,7 +318,7 @@ class ActivityRetriever(Retriever):
     # ------------------------------------------------------------------ request
     def _body(self, app: str, start: int, end: int, keyset: tuple[Any, Any] | None, limit: int) -> dict[str, Any]:
         t = self._time
-        app_param: Any = 'expandAppIds("*")' if app == "*" else int(app)
+        app_param: Any = EVERY_APP if app == "*" else int(app)
         source: dict[str, Any] = {self.source: {"appId": app_param}, "timeSeries": {"period": PERIOD_RANGE[self._period], "first": start, "last": end - 1}}
         pipeline: list[dict[str, Any]] = [{"source": source}]
         if not self._anonymous:
@@ -327,9 +326,9 @@ class ActivityRetriever(Retriever):
         condition = f"{t} >= {start} && {t} < {end}"
         if keyset is not None:
             bucket, visitor = keyset
-            condition += f" && ({t} > {bucket} || ({t} == {bucket} && visitorId >= {_literal(visitor)}))"
+            condition += f" && ({t} > {bucket} || ({t} == {bucket} && visitorId >= {literal(visitor)}))"
         pipeline += [{"filter": condition}, {"sort": [t, "visitorId"]}, {"limit": limit}]
-        return {"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}}
+        return aggregation_body(self.name, pipeline)
 
 
 class _PageState:
@@ -393,15 +392,6 @@ def body_chunks(response: requests.Response) -> Iterator[bytes]:
                 data, inflater = inflater.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
     if not inflater.eof:
         raise TruncatedBody("the gzip stream of the response ended before its end marker")
-
-
-def _literal(value: Any) -> str:
-    """A Pendo expression literal: JSON string escaping (`\"`, `\\`), numbers as they are."""
-    if isinstance(value, str):
-        return orjson.dumps(value).decode()
-    if value is None:
-        return '""'
-    return str(value)
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

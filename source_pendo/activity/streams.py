@@ -25,13 +25,12 @@ from airbyte_cdk.sources.declarative.stream_slicers.declarative_partition_genera
 from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 
 from ..clock import now_ms
-from .cursor import DAY_MS, HOUR_MS, ActivityCursor
+from ..pendo import DAY_MS, HISTORY_DAYS, HOUR_MS, MAX_WINDOW_MS
+from .cursor import ActivityCursor
 from ..config import start_ms
 
 ACTIVITY_RETRIEVER = "source_pendo.activity.retriever.ActivityRetriever"
 HISTORY_RETRIEVER = "source_pendo.activity.visitor_history.VisitorHistoryRetriever"
-HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day may be partly gone
-MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
 
 
 def is_activity_stream(stream_config: Mapping[str, Any]) -> bool:

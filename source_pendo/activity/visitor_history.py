@@ -21,8 +21,8 @@ from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
+from ..pendo import ANONYMOUS_PREFIX, EVERY_APP, PERIOD_RANGE, aggregation_body, literal
 from .cursor import iso_minute
-from .retriever import ANONYMOUS_PREFIX, _literal
 
 LOGGER = logging.getLogger("airbyte")
 
@@ -71,14 +71,14 @@ class VisitorHistoryRetriever(Retriever):
         while True:
             condition = f"hour >= {start} && hour < {end}"
             if last is not None:
-                condition += f" && visitorId > {_literal(last)}"
+                condition += f" && visitorId > {literal(last)}"
             pipeline: list[dict[str, Any]] = [
-                {"source": {"events": {"appId": 'expandAppIds("*")'}, "timeSeries": {"period": "hourRange", "first": start, "last": end - 1}}},
+                {"source": {"events": {"appId": EVERY_APP}, "timeSeries": {"period": PERIOD_RANGE["HOUR"], "first": start, "last": end - 1}}},
             ]
             if not self._anonymous:
                 pipeline.append({"identified": "visitorId"})
             pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": self._page_size}]
-            body = {"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}}
+            body = aggregation_body(self.name, pipeline)
             response = self.requester.send_request(request_body_json=body, stream_slice=StreamSlice(partition={}, cursor_slice={}))
             rows = (response.json() or {}).get("results", []) if response is not None else []
             for row in rows:
