@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -42,6 +42,41 @@ from ..pendo import DAY_MS, HOUR_MS
 STATE_VERSION = 1
 ALL_APPS = "*"
 LOGGER = logging.getLogger("airbyte")
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Which windows a sync reads, and how big they may get."""
+
+    period: str  # DAY or HOUR: the smallest window, and the grain the state is saved under
+    start_ms: int  # no window starts earlier
+    lookback_ms: int  # re-read before a saved frontier
+    settle_ms: int  # a bucket read less than this after it started may still change
+    initial_window_ms: int
+    max_window_ms: int
+    target_rows: int  # rows per window the planner aims at
+    max_windows_ahead: int  # windows handed out and not yet read
+
+
+@dataclass(frozen=True)
+class StateContext:
+    """The state a stream resumes from, the settings it was saved under, and where new state goes."""
+
+    stream_state: Mapping[str, Any]
+    start_date: str  # the config's, saved in the state: an earlier one re-reads from it
+    period_sensitive: bool  # rollups: a saved state of another period is a config error
+    message_repository: MessageRepository
+    connector_state_manager: ConnectorStateManager
+
+
+class WindowFeedback(Protocol):
+    """What a retriever tells the cursor about each window it was given (ActivityCursor implements it)."""
+
+    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
+        """The window was read with `rows` records: feeds the window-size planner."""
+
+    def release_window(self) -> None:
+        """The retriever is done with the window (read or failed): another one may be handed out."""
 
 
 @dataclass
@@ -110,40 +145,29 @@ class ActivityCursor(Cursor):
         stream_name: str,
         cursor_field: str,
         partitions: list[str],
-        period: str,
-        start_date: str,
-        start_ms: int,
-        lookback_ms: int,
-        settle_ms: int,
-        initial_window_ms: int,
-        max_window_ms: int,
-        target_rows: int,
-        max_windows_ahead: int,
-        stream_state: Mapping[str, Any],
-        message_repository: MessageRepository,
-        connector_state_manager: ConnectorStateManager,
-        period_sensitive: bool,
+        windows: WindowPolicy,
+        state_context: StateContext,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
-        self._period = period
-        self._start_date = start_date
-        self._start_ms = start_ms
-        self._lookback_ms = lookback_ms
-        self._settle_ms = settle_ms
-        self._min_window = DAY_MS if period == "DAY" else HOUR_MS
-        self._initial_window = max(self._min_window, initial_window_ms)
-        self._max_window = max(self._min_window, max_window_ms)
-        self._target_rows = target_rows
-        self._message_repository = message_repository
-        self._state_manager = connector_state_manager
+        self._period = windows.period
+        self._start_date = state_context.start_date
+        self._start_ms = windows.start_ms
+        self._lookback_ms = windows.lookback_ms
+        self._settle_ms = windows.settle_ms
+        self._min_window = DAY_MS if windows.period == "DAY" else HOUR_MS
+        self._initial_window = max(self._min_window, windows.initial_window_ms)
+        self._max_window = max(self._min_window, windows.max_window_ms)
+        self._target_rows = windows.target_rows
+        self._message_repository = state_context.message_repository
+        self._state_manager = state_context.connector_state_manager
         self._clock = clock
         self._lock = threading.Lock()
-        self._ahead = threading.BoundedSemaphore(max(1, max_windows_ahead))
+        self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
         self._planners: dict[str, WindowPlanner] = {}
         self._read_started: dict[tuple[str, int], int] = {}
-        previous = self._migrate(dict(stream_state or {}), partitions, period_sensitive)
+        previous = self._migrate(dict(state_context.stream_state or {}), partitions, state_context.period_sensitive)
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
         self._partitions = partitions
 

@@ -41,7 +41,7 @@ from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_s
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..pendo import ANONYMOUS_PREFIX, ANONYMOUS_PREFIX_BYTES, DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
-from .cursor import iso_minute
+from .cursor import WindowFeedback, iso_minute
 from .record_batch import RecordBatchBuilder
 from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
@@ -93,7 +93,7 @@ class ActivityRetriever(Retriever):
     source: str
     time_field: str  # "bucket" (day/hour by period) or a raw-event field such as "browserTime"
     primary_key: Any = None
-    cursor: Any = None
+    cursor: WindowFeedback | None = None
     _running_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _running_sent: bool = field(default=False, init=False, repr=False)
     _records_so_far: int = field(default=0, init=False, repr=False)

@@ -23,7 +23,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 
 from ..components.skip_not_found import skipped
 from ..pendo import ANONYMOUS_PREFIX, EVERY_APP, PERIOD_RANGE, aggregation_body, literal
-from .cursor import iso_minute
+from .cursor import WindowFeedback, iso_minute
 
 LOGGER = logging.getLogger("airbyte")
 
@@ -36,7 +36,7 @@ class VisitorHistoryRetriever(Retriever):
     parameters: InitVar[Mapping[str, Any]]
     name: str
     primary_key: Any = None
-    cursor: Any = None
+    cursor: WindowFeedback | None = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._page_size = int(self.config.get("page_size") or 50_000)
