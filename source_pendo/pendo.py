@@ -28,7 +28,10 @@ EVERY_APP = 'expandAppIds("*")'  # the `appId` of an aggregation source that rea
 # ---------------------------------------------------------------------------------------------- requests
 def aggregation_body(name: str, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
     """The body of `POST /aggregation`: the pipeline, named `source-pendo-<name>` in Pendo's logs."""
-    return {"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{name}", "pipeline": pipeline}}
+    return {
+        "response": {"mimeType": "application/json"},
+        "request": {"name": f"source-pendo-{name}", "pipeline": pipeline},
+    }
 
 
 def literal(value: Any) -> str:

@@ -21,6 +21,7 @@ all apps re-reads from start_date (apps outside the old list have no history yet
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -103,10 +104,7 @@ class WindowPlanner:
 
     def observe(self, span: int, rows: int) -> None:
         """Aim at about `target_rows` rows per window; never more than double at a time."""
-        if rows == 0:
-            wanted = self.size * 2
-        else:
-            wanted = int(span * self.target_rows / rows)
+        wanted = self.size * 2 if rows == 0 else int(span * self.target_rows / rows)
         wanted = min(wanted, self.size * 2)
         self.size = max(self.min_size, min(self.max_size, wanted - wanted % self.min_size or self.min_size))
 
@@ -167,12 +165,16 @@ class ActivityCursor(Cursor):
         self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
         self._planners: dict[str, WindowPlanner] = {}
         self._read_started: dict[tuple[str, int], int] = {}
-        previous = self._migrate(dict(state_context.stream_state or {}), partitions, state_context.period_sensitive)
+        previous = self._migrate(
+            dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
+        )
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
         self._partitions = partitions
 
     # ------------------------------------------------------------------ state
-    def _migrate(self, state: dict[str, Any], partitions: list[str], period_sensitive: bool) -> dict[str, int | None]:
+    def _migrate(
+        self, state: dict[str, Any], partitions: list[str], period_sensitive: bool
+    ) -> dict[str, int | None]:
         """Frontier per app to resume from, after applying the settings-change rules."""
         self._saved_apps: dict[str, Any] = {}
         if not state:
@@ -206,10 +208,14 @@ class ActivityCursor(Cursor):
             else:
                 frontiers[app] = None
         if earlier_start:
-            LOGGER.info(f"{self._stream_name}: start_date moved back to {self._start_date}; re-reading every app from it.")
+            LOGGER.info(
+                f"{self._stream_name}: start_date moved back to {self._start_date}; re-reading every app from it."
+            )
         new_apps = [a for a in partitions if frontiers[a] is None and saved]
         if new_apps and not earlier_start:
-            LOGGER.info(f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date.")
+            LOGGER.info(
+                f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date."
+            )
         self._saved_apps = {k: v for k, v in saved.items() if k not in partitions}
         return frontiers
 
@@ -220,7 +226,12 @@ class ActivityCursor(Cursor):
         for app, progress in self._progress.items():
             if progress.frontier is not None:
                 apps[app] = {key: progress.frontier}
-        return {"version": STATE_VERSION, "period": self._period, "start_date": self._start_date, "apps": apps}
+        return {
+            "version": STATE_VERSION,
+            "period": self._period,
+            "start_date": self._start_date,
+            "apps": apps,
+        }
 
     @property
     def cursor_field(self) -> CursorField:
@@ -228,7 +239,9 @@ class ActivityCursor(Cursor):
 
     def _emit_state(self) -> None:
         self._state_manager.update_state_for_stream(self._stream_name, None, self.state)
-        self._message_repository.emit_message(self._state_manager.create_state_message(self._stream_name, None))
+        self._message_repository.emit_message(
+            self._state_manager.create_state_message(self._stream_name, None)
+        )
 
     # ------------------------------------------------------------------ slices
     def stream_slices(self) -> Iterable[StreamSlice]:
@@ -237,10 +250,16 @@ class ActivityCursor(Cursor):
         with self._lock:
             for app in self._partitions:
                 progress = self._progress[app]
-                begin = self._start_ms if progress.frontier is None else max(self._start_ms, progress.frontier - self._lookback_ms)
+                begin = (
+                    self._start_ms
+                    if progress.frontier is None
+                    else max(self._start_ms, progress.frontier - self._lookback_ms)
+                )
                 begin -= begin % HOUR_MS
                 progress.begin = begin
-                self._planners[app] = WindowPlanner(begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows)
+                self._planners[app] = WindowPlanner(
+                    begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
+                )
                 span = max(0, now - begin)
                 LOGGER.info(
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
@@ -258,7 +277,9 @@ class ActivityCursor(Cursor):
                     self._ahead.release()
                     active.remove(app)
                     continue
-                yield StreamSlice(partition={"app_id": app}, cursor_slice={"start": str(window[0]), "end": str(window[1])})
+                yield StreamSlice(
+                    partition={"app_id": app}, cursor_slice={"start": str(window[0]), "end": str(window[1])}
+                )
 
     def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
         """Called by the retriever when a window is read: feeds the window-size planner."""
@@ -283,10 +304,8 @@ class ActivityCursor(Cursor):
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
-        try:
+        with contextlib.suppress(ValueError):
             self._ahead.release()
-        except ValueError:
-            pass
 
     def ensure_at_least_one_state_emitted(self) -> None:
         with self._lock:

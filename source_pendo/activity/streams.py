@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from airbyte_cdk.sources.declarative.interpolation.interpolated_string import InterpolatedString
 from airbyte_cdk.sources.declarative.models import declarative_component_schema as models
 from airbyte_cdk.sources.declarative.schema import SchemaLoader
-from airbyte_cdk.sources.declarative.schema.caching_schema_loader_decorator import CachingSchemaLoaderDecorator
+from airbyte_cdk.sources.declarative.schema.caching_schema_loader_decorator import (
+    CachingSchemaLoaderDecorator,
+)
 from airbyte_cdk.sources.declarative.stream_slicers.declarative_partition_generator import (
     DeclarativePartitionFactory,
     StreamSlicerPartitionGenerator,
@@ -43,12 +45,16 @@ def is_activity_stream(stream_config: Mapping[str, Any]) -> bool:
     return stream_config.get("retriever", {}).get("class_name") in (ACTIVITY_RETRIEVER, HISTORY_RETRIEVER)
 
 
-def _declared(source: ConcurrentDeclarativeSource, definition: Mapping[str, Any], config: Mapping[str, Any]) -> Any:
+def _declared(
+    source: ConcurrentDeclarativeSource, definition: Mapping[str, Any], config: Mapping[str, Any]
+) -> Any:
     """The component a resolved manifest definition declares (`type` names its model), built by the CDK."""
     return source._constructor.create_component(getattr(models, definition["type"]), definition, config)
 
 
-def declared_start_ms(source: ConcurrentDeclarativeSource, incremental: Mapping[str, Any], config: Mapping[str, Any]) -> int:
+def declared_start_ms(
+    source: ConcurrentDeclarativeSource, incremental: Mapping[str, Any], config: Mapping[str, Any]
+) -> int:
     """The declared cursor's `start_datetime`, in epoch milliseconds."""
     start: datetime = _declared(source, incremental["start_datetime"], config).get_datetime(config)
     return (start - _EPOCH) // _MS
@@ -63,7 +69,9 @@ def declared_lookback_ms(incremental: Mapping[str, Any], config: Mapping[str, An
     return int(duration // _MS)
 
 
-def build_activity_stream(source: ConcurrentDeclarativeSource, stream_config: Mapping[str, Any], config: Mapping[str, Any]) -> DefaultStream:
+def build_activity_stream(
+    source: ConcurrentDeclarativeSource, stream_config: Mapping[str, Any], config: Mapping[str, Any]
+) -> DefaultStream:
     name = stream_config["name"]
     incremental = stream_config["incremental_sync"]
     primary_key = stream_config.get("primary_key") or []
@@ -94,13 +102,24 @@ def build_activity_stream(source: ConcurrentDeclarativeSource, stream_config: Ma
     )
     partitions = ["*"] if is_history else [str(a) for a in config.get("app_ids") or []] or ["*"]
     cursor = ActivityCursor(
-        stream_name=name, cursor_field=incremental["cursor_field"], partitions=partitions, windows=windows, state_context=state_context
+        stream_name=name,
+        cursor_field=incremental["cursor_field"],
+        partitions=partitions,
+        windows=windows,
+        state_context=state_context,
     )
     retriever = source._constructor.create_component(
-        models.CustomRetriever, stream_config["retriever"], config, name=name, primary_key=primary_key, cursor=cursor
+        models.CustomRetriever,
+        stream_config["retriever"],
+        config,
+        name=name,
+        primary_key=primary_key,
+        cursor=cursor,
     )
     # Read once: the partition factory asks for the schema on every window.
-    schema: SchemaLoader = CachingSchemaLoaderDecorator(_declared(source, stream_config["schema_loader"], config))
+    schema: SchemaLoader = CachingSchemaLoaderDecorator(
+        _declared(source, stream_config["schema_loader"], config)
+    )
     factory = DeclarativePartitionFactory(name, schema, retriever, source._message_repository)
     return DefaultStream(
         partition_generator=StreamSlicerPartitionGenerator(factory, cursor),

@@ -49,7 +49,9 @@ class SkipNotFound(DelegatingErrorHandler):
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._warning = InterpolatedString.create(self.warning, parameters=parameters)
 
-    def interpret_response(self, response_or_exception: requests.Response | Exception | None = None) -> ErrorResolution:
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None = None
+    ) -> ErrorResolution:
         if isinstance(response_or_exception, requests.Response) and skipped(response_or_exception):
             logger.warning(str(self._warning.eval(self.config, response=response_or_exception)))
             return SKIPPED

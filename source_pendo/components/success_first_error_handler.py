@@ -46,8 +46,13 @@ class SuccessFirstErrorHandler(DelegatingErrorHandler):
     error_handler: DefaultErrorHandler
     parameters: InitVar[Mapping[str, Any]]
 
-    def interpret_response(self, response_or_exception: requests.Response | Exception | None = None) -> ErrorResolution:
-        if isinstance(response_or_exception, requests.Response) and 200 <= response_or_exception.status_code < 300:
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None = None
+    ) -> ErrorResolution:
+        if (
+            isinstance(response_or_exception, requests.Response)
+            and 200 <= response_or_exception.status_code < 300
+        ):
             return TRUNCATED_BODY if _read_json_does_not_parse(response_or_exception) else SUCCESS_RESOLUTION
         return self.error_handler.interpret_response(response_or_exception)
 
