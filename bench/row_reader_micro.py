@@ -9,7 +9,7 @@ import time
 
 import orjson
 
-from source_pendo.components.row_stream import AggregationRowReader
+from source_pendo.activity.rows import AggregationRowReader
 
 ROW = {
     "accountId": "Acme Corp", "appId": -323232, "day": 1709269200000, "pageId": "aRnno0-bo2WMPJ7HBIFzCuDtKfg",

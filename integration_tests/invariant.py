@@ -13,7 +13,7 @@ the syncs that resume from the state it left), `assert_never_lost` checks:
 4. **State never runs ahead of records.** When a STATE message says an app's frontier is F, every ground-truth
    record of that app (all apps for `*`) whose cursor is before F was emitted before that STATE message, by
    this sync or an earlier one. Checked for the per-app window state of the activity streams
-   (components/activity_cursor.py); other streams are read whole on every sync.
+   (source_pendo/activity/cursor.py); other streams are read whole on every sync.
 
 Records are compared by a fingerprint of their canonical JSON (nulls dropped, as `comparison.canonical` does),
 so the same helper checks a few hundred records or a million (the load test feeds it a message stream).

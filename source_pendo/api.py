@@ -9,6 +9,7 @@ from typing import Any
 import requests
 
 from source_pendo.config import DEFAULTS, api_base
+from source_pendo.pendo import aggregation_body
 
 API_KEY_HEADER = "x-pendo-integration-key"
 QUICK_TIMEOUT_SECONDS = 30
@@ -26,13 +27,22 @@ def quick_get(
     )
 
 
-def quick_aggregation(config: Mapping[str, Any], pipeline: list[Any], name: str) -> requests.Response:
-    """POST {api_base}/aggregation with `pipeline`; same key header and timeout as `quick_get`."""
-    body = {"response": {"mimeType": "application/json"}, "request": {"name": name, "pipeline": pipeline}}
+def quick_aggregation(
+    config: Mapping[str, Any], pipeline: list[dict[str, Any]], name: str
+) -> requests.Response:
+    """POST {api_base}/aggregation with `pipeline` (named `source-pendo-<name>`); key header and timeout as `quick_get`."""
     return requests.post(
-        f"{api_base(config)}/aggregation", json=body, headers={API_KEY_HEADER: config["api_key"]}, timeout=_quick_timeout(config)
+        f"{api_base(config)}/aggregation",
+        json=aggregation_body(name, pipeline),
+        headers={API_KEY_HEADER: config["api_key"]},
+        timeout=_quick_timeout(config),
     )
 
 
 def _quick_timeout(config: Mapping[str, Any]) -> float:
-    return min(config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"], QUICK_TIMEOUT_SECONDS)
+    return float(
+        min(
+            config.get("request_timeout_seconds") or DEFAULTS["request_timeout_seconds"],
+            QUICK_TIMEOUT_SECONDS,
+        )
+    )

@@ -7,6 +7,7 @@ The bounds, enums and defaults below mirror the spec in manifest.yaml; a unit te
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -167,8 +168,6 @@ def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         completed["app_ids"] = [str(app_id) for app_id in completed["app_ids"]]
     if (completed.get("base_url") or "").strip() or completed["region"] in REGION_HOSTS:
         completed["api_base"] = api_base(completed)
-    try:
+    with contextlib.suppress(KeyError, TypeError, ValueError):  # reported by validate_config
         completed["start_ms"] = start_ms(completed)
-    except (KeyError, TypeError, ValueError):
-        pass  # reported by validate_config
     return completed

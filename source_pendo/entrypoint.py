@@ -1,7 +1,7 @@
 """The connector's entrypoint: the CDK's, except that `read` prints record batches as they are.
 
 `AirbyteEntrypoint.run` serialises every message through serpyco and orjson; the activity streams'
-`RecordBatch` messages are already RECORD lines (see components/record_batch.py), so for `read` this
+`RecordBatch` messages are already RECORD lines (see activity/record_batch.py), so for `read` this
 entrypoint writes their bytes to stdout unchanged (no decode to str and encode back) and counts their
 records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
 untouched. Every message but a record is printed with the secrets masked (see `airbyte_message_to_string`).
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
@@ -25,10 +25,17 @@ from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
-from .components.record_batch import RecordBatch
+from .activity.record_batch import RecordBatch
+
+if TYPE_CHECKING:
+    from .source import SourcePendo
 
 
 class PendoEntrypoint(AirbyteEntrypoint):
+    def __init__(self, source: SourcePendo) -> None:
+        super().__init__(source)
+        self.pendo_source = source
+
     def run(self, parsed_args: argparse.Namespace) -> Iterable[str | RecordBatch]:  # type: ignore[override]
         if parsed_args.command != "read":
             yield from super().run(parsed_args)
@@ -37,7 +44,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
         self.logger.setLevel(logging.DEBUG if debug else logging.INFO)
         if debug:  # as the CDK's run(): its HTTP client logs under "airbyte" (requests, headers masked)
             logging.getLogger("airbyte").setLevel(logging.DEBUG)
-        self.source.emit_record_batches = True
+        self.pendo_source.emit_record_batches = True
         source_spec = self.source.spec(self.logger)
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as temp_dir:
             os.environ[ENV_REQUEST_CACHE_PATH] = temp_dir
@@ -62,14 +69,18 @@ class PendoEntrypoint(AirbyteEntrypoint):
         return text if airbyte_message.type == Type.RECORD else filter_secrets(text)
 
     @staticmethod
-    def handle_record_counts(message: AirbyteMessage, stream_message_count: defaultdict[HashableStreamDescriptor, float]) -> AirbyteMessage:
+    def handle_record_counts(
+        message: AirbyteMessage, stream_message_count: defaultdict[HashableStreamDescriptor, float]
+    ) -> AirbyteMessage:
         if isinstance(message, RecordBatch):
-            stream_message_count[HashableStreamDescriptor(name=message.stream, namespace=None)] += float(message.count)
+            stream_message_count[HashableStreamDescriptor(name=message.stream, namespace=None)] += float(
+                message.count
+            )
             return message
         return AirbyteEntrypoint.handle_record_counts(message, stream_message_count)
 
 
-def launch(source: Any, args: list[str]) -> None:
+def launch(source: SourcePendo, args: list[str]) -> None:
     entrypoint = PendoEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
     with PRINT_BUFFER:
@@ -84,7 +95,7 @@ def write_batch(batch: RecordBatch) -> None:
     """The batch's bytes straight to stdout, after whatever the print buffer holds (order is kept)."""
     with PRINT_BUFFER.lock:
         PRINT_BUFFER.flush()
-        out = sys.__stdout__.buffer  # type: ignore[union-attr]
+        out = cast(BinaryIO, sys.__stdout__.buffer)  # type: ignore[union-attr]  # None only without a console
         out.writelines(batch.parts)
         out.write(b"\n")
     batch.release()

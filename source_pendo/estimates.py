@@ -26,18 +26,25 @@ from airbyte_cdk.models import (
 )
 
 from source_pendo.api import quick_aggregation
+from source_pendo.pendo import EVERY_APP
 
 
 def _count_source(stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The aggregation source the stream reads (manifest.yaml, entity_aggregation_requester)."""
     if stream == "visitors":
         return {"visitors": {"identified": not config.get("include_anonymous_visitors", False)}}
-    return {"accounts": {"appId": config.get("app_ids") or 'expandAppIds("*")'}}
+    return {"accounts": {"appId": config.get("app_ids") or EVERY_APP}}
 
 
-def entity_estimates(config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog, state: list[AirbyteStateMessage] | None,
-                     logger: logging.Logger) -> Iterator[AirbyteMessage]:
-    saved = {s.stream.stream_descriptor.name for s in state or [] if s.stream is not None and s.stream.stream_state}
+def entity_estimates(
+    config: Mapping[str, Any],
+    catalog: ConfiguredAirbyteCatalog,
+    state: list[AirbyteStateMessage] | None,
+    logger: logging.Logger,
+) -> Iterator[AirbyteMessage]:
+    saved = {
+        s.stream.stream_descriptor.name for s in state or [] if s.stream is not None and s.stream.stream_state
+    }
     for configured in catalog.streams:
         name = configured.stream.name
         if name not in ("accounts", "visitors"):
@@ -45,10 +52,12 @@ def entity_estimates(config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalo
         if configured.sync_mode == SyncMode.incremental and name in saved:
             continue  # an incremental sync reads what changed: its size is not known up front
         try:
-            response = quick_aggregation(config, [{"source": _count_source(name, config)}, {"count": None}], f"source-pendo-{name}-count")
+            response = quick_aggregation(
+                config, [{"source": _count_source(name, config)}, {"count": None}], f"{name}-count"
+            )
             response.raise_for_status()
             count = int(response.json()["results"][0]["count"])
-        except Exception as error:  # noqa: BLE001 - an estimate must never fail the sync
+        except Exception as error:  # an estimate must never fail the sync
             logger.info(f"{name}: no size estimate ({type(error).__name__}); reading without one.")
             continue
         logger.info(f"{name}: Pendo counts {count} records to read.")

@@ -15,9 +15,9 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.types import ConnectionDefinition
 
-from source_pendo.activity_streams import build_activity_stream, is_activity_stream
-from source_pendo.components.check import check_connection
-from source_pendo.components.record_batch import RecordBatch
+from source_pendo.activity.record_batch import RecordBatch
+from source_pendo.activity.streams import build_activity_stream, is_activity_stream
+from source_pendo.check import check_connection
 from source_pendo.config import complete_config
 from source_pendo.estimates import entity_estimates
 from source_pendo.spec import MANIFEST_PATH
@@ -55,7 +55,7 @@ class SourcePendo(YamlDeclarativeSource):
     def streams(self, config: Mapping[str, Any]) -> list[Any]:
         """The manifest's streams, with the activity streams built around the per-app window cursor.
 
-        The activity streams are declared in manifest.yaml like the others; activity_streams.py explains why
+        The activity streams are declared in manifest.yaml like the others; activity/streams.py explains why
         their stream object is assembled here from that same declaration.
         """
         declared = {s["name"]: s for s in self.resolved_manifest.get("streams", [])}
@@ -66,8 +66,13 @@ class SourcePendo(YamlDeclarativeSource):
             for stream in super().streams(config)
         ]
 
-    def read(self, logger: logging.Logger, config: Mapping[str, Any], catalog: ConfiguredAirbyteCatalog,
-             state: list[AirbyteStateMessage] | None = None) -> Iterator[AirbyteMessage]:
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: list[AirbyteStateMessage] | None = None,
+    ) -> Iterator[AirbyteMessage]:
         yield from entity_estimates(self._config, catalog, state, logger)
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:

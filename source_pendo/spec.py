@@ -15,14 +15,20 @@ import yaml
 
 MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
 # ConnectorSpecification fields, and the manifest's names for them (declarative Spec component)
-_SPEC_FIELDS = (("documentation_url", "documentationUrl"), ("connection_specification", "connectionSpecification"), ("advanced_auth", "advanced_auth"))
+_SPEC_FIELDS = (
+    ("documentation_url", "documentationUrl"),
+    ("connection_specification", "connectionSpecification"),
+    ("advanced_auth", "advanced_auth"),
+)
 
 
 def spec_message() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     spec = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)["spec"]
     message = {name: spec[key] for key, name in _SPEC_FIELDS if spec.get(key) is not None}
-    message.update(supportsNormalization=False, supportsDBT=False)  # ConnectorSpecification's defaults, as the CDK prints them
+    message.update(
+        supportsNormalization=False, supportsDBT=False
+    )  # ConnectorSpecification's defaults, as the CDK prints them
     return {"type": "SPEC", "spec": message}
 
 

@@ -11,7 +11,7 @@ of the sync's CPU in `json.loads`). Errors are small bodies and still go through
 One exception: a JSON body the HTTP client already read whole (a request that is not streamed: REST lists,
 entity pages, visitor history) and that does not parse is retried. The connection ended cleanly mid-body,
 and the CDK's JSON decoder would otherwise take it for an empty page: records lost, sync green. Streamed
-aggregation bodies are never read here; their reader (components/row_stream.py) detects the cut itself.
+aggregation bodies are never read here; their reader (activity/rows.py) detects the cut itself.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
     ResponseAction,
 )
 
-from .delegating_error_handler import DelegatingErrorHandler
+from ..delegating_error_handler import DelegatingErrorHandler
 
 TRUNCATED_BODY = ErrorResolution(
     response_action=ResponseAction.RETRY,
@@ -46,8 +46,13 @@ class SuccessFirstErrorHandler(DelegatingErrorHandler):
     error_handler: DefaultErrorHandler
     parameters: InitVar[Mapping[str, Any]]
 
-    def interpret_response(self, response_or_exception: requests.Response | Exception | None = None) -> ErrorResolution:
-        if isinstance(response_or_exception, requests.Response) and 200 <= response_or_exception.status_code < 300:
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None = None
+    ) -> ErrorResolution:
+        if (
+            isinstance(response_or_exception, requests.Response)
+            and 200 <= response_or_exception.status_code < 300
+        ):
             return TRUNCATED_BODY if _read_json_does_not_parse(response_or_exception) else SUCCESS_RESOLUTION
         return self.error_handler.interpret_response(response_or_exception)
 

@@ -10,7 +10,7 @@ from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.components.activity_cursor import DAY_MS, HOUR_MS, ActivityCursor
+from source_pendo.activity.cursor import DAY_MS, HOUR_MS, ActivityCursor, StateContext, WindowPolicy
 
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS + 5 * HOUR_MS
 START = NOW - NOW % DAY_MS - 10 * DAY_MS
@@ -27,10 +27,12 @@ class _Partition:
 def make_cursor(state: dict[str, Any] | None = None, partitions: list[str] | None = None, period: str = "DAY", start_date: str = "2027-01-05") -> tuple[ActivityCursor, InMemoryMessageRepository]:
     repo = InMemoryMessageRepository()
     cursor = ActivityCursor(
-        stream_name="events", cursor_field="periodStart", partitions=partitions or ["*"], period=period, start_date=start_date,
-        start_ms=START, lookback_ms=DAY_MS, settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS, initial_window_ms=DAY_MS,
-        max_window_ms=30 * DAY_MS, target_rows=1000, max_windows_ahead=100, stream_state=state or {}, message_repository=repo,
-        connector_state_manager=ConnectorStateManager(), period_sensitive=True, clock=lambda: NOW,
+        stream_name="events", cursor_field="periodStart", partitions=partitions or ["*"],
+        windows=WindowPolicy(period=period, start_ms=START, lookback_ms=DAY_MS, settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
+                             initial_window_ms=DAY_MS, max_window_ms=30 * DAY_MS, target_rows=1000, max_windows_ahead=100),
+        state_context=StateContext(stream_state=state or {}, start_date=start_date, period_sensitive=True, message_repository=repo,
+                                   connector_state_manager=ConnectorStateManager()),
+        clock=lambda: NOW,
     )
     return cursor, repo
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from source_pendo.components.row_stream import AggregationRowReader, MalformedBody, TruncatedBody
+from source_pendo.activity.rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 ROWS = [
     {"visitorId": "a", "day": 1, "parameters": {"tab": "x"}, "n": 1},

@@ -21,12 +21,13 @@ all apps re-reads from start_date (apps outside the old list have no history yet
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -37,12 +38,46 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..clock import now_ms
+from ..pendo import DAY_MS, HOUR_MS
 
-HOUR_MS = 3_600_000
-DAY_MS = 24 * HOUR_MS
 STATE_VERSION = 1
 ALL_APPS = "*"
 LOGGER = logging.getLogger("airbyte")
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """Which windows a sync reads, and how big they may get."""
+
+    period: str  # DAY or HOUR: the smallest window, and the grain the state is saved under
+    start_ms: int  # no window starts earlier
+    lookback_ms: int  # re-read before a saved frontier
+    settle_ms: int  # a bucket read less than this after it started may still change
+    initial_window_ms: int
+    max_window_ms: int
+    target_rows: int  # rows per window the planner aims at
+    max_windows_ahead: int  # windows handed out and not yet read
+
+
+@dataclass(frozen=True)
+class StateContext:
+    """The state a stream resumes from, the settings it was saved under, and where new state goes."""
+
+    stream_state: Mapping[str, Any]
+    start_date: str  # the config's, saved in the state: an earlier one re-reads from it
+    period_sensitive: bool  # rollups: a saved state of another period is a config error
+    message_repository: MessageRepository
+    connector_state_manager: ConnectorStateManager
+
+
+class WindowFeedback(Protocol):
+    """What a retriever tells the cursor about each window it was given (ActivityCursor implements it)."""
+
+    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
+        """The window was read with `rows` records: feeds the window-size planner."""
+
+    def release_window(self) -> None:
+        """The retriever is done with the window (read or failed): another one may be handed out."""
 
 
 @dataclass
@@ -69,10 +104,7 @@ class WindowPlanner:
 
     def observe(self, span: int, rows: int) -> None:
         """Aim at about `target_rows` rows per window; never more than double at a time."""
-        if rows == 0:
-            wanted = self.size * 2
-        else:
-            wanted = int(span * self.target_rows / rows)
+        wanted = self.size * 2 if rows == 0 else int(span * self.target_rows / rows)
         wanted = min(wanted, self.size * 2)
         self.size = max(self.min_size, min(self.max_size, wanted - wanted % self.min_size or self.min_size))
 
@@ -111,45 +143,38 @@ class ActivityCursor(Cursor):
         stream_name: str,
         cursor_field: str,
         partitions: list[str],
-        period: str,
-        start_date: str,
-        start_ms: int,
-        lookback_ms: int,
-        settle_ms: int,
-        initial_window_ms: int,
-        max_window_ms: int,
-        target_rows: int,
-        max_windows_ahead: int,
-        stream_state: Mapping[str, Any],
-        message_repository: MessageRepository,
-        connector_state_manager: ConnectorStateManager,
-        period_sensitive: bool,
+        windows: WindowPolicy,
+        state_context: StateContext,
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
-        self._period = period
-        self._start_date = start_date
-        self._start_ms = start_ms
-        self._lookback_ms = lookback_ms
-        self._settle_ms = settle_ms
-        self._min_window = DAY_MS if period == "DAY" else HOUR_MS
-        self._initial_window = max(self._min_window, initial_window_ms)
-        self._max_window = max(self._min_window, max_window_ms)
-        self._target_rows = target_rows
-        self._message_repository = message_repository
-        self._state_manager = connector_state_manager
+        self._period = windows.period
+        self._start_date = state_context.start_date
+        self._start_ms = windows.start_ms
+        self._lookback_ms = windows.lookback_ms
+        self._settle_ms = windows.settle_ms
+        self._min_window = DAY_MS if windows.period == "DAY" else HOUR_MS
+        self._initial_window = max(self._min_window, windows.initial_window_ms)
+        self._max_window = max(self._min_window, windows.max_window_ms)
+        self._target_rows = windows.target_rows
+        self._message_repository = state_context.message_repository
+        self._state_manager = state_context.connector_state_manager
         self._clock = clock
         self._lock = threading.Lock()
-        self._ahead = threading.BoundedSemaphore(max(1, max_windows_ahead))
+        self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
         self._planners: dict[str, WindowPlanner] = {}
         self._read_started: dict[tuple[str, int], int] = {}
-        previous = self._migrate(dict(stream_state or {}), partitions, period_sensitive)
+        previous = self._migrate(
+            dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
+        )
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
         self._partitions = partitions
 
     # ------------------------------------------------------------------ state
-    def _migrate(self, state: dict[str, Any], partitions: list[str], period_sensitive: bool) -> dict[str, int | None]:
+    def _migrate(
+        self, state: dict[str, Any], partitions: list[str], period_sensitive: bool
+    ) -> dict[str, int | None]:
         """Frontier per app to resume from, after applying the settings-change rules."""
         self._saved_apps: dict[str, Any] = {}
         if not state:
@@ -183,10 +208,14 @@ class ActivityCursor(Cursor):
             else:
                 frontiers[app] = None
         if earlier_start:
-            LOGGER.info(f"{self._stream_name}: start_date moved back to {self._start_date}; re-reading every app from it.")
+            LOGGER.info(
+                f"{self._stream_name}: start_date moved back to {self._start_date}; re-reading every app from it."
+            )
         new_apps = [a for a in partitions if frontiers[a] is None and saved]
         if new_apps and not earlier_start:
-            LOGGER.info(f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date.")
+            LOGGER.info(
+                f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date."
+            )
         self._saved_apps = {k: v for k, v in saved.items() if k not in partitions}
         return frontiers
 
@@ -197,7 +226,12 @@ class ActivityCursor(Cursor):
         for app, progress in self._progress.items():
             if progress.frontier is not None:
                 apps[app] = {key: progress.frontier}
-        return {"version": STATE_VERSION, "period": self._period, "start_date": self._start_date, "apps": apps}
+        return {
+            "version": STATE_VERSION,
+            "period": self._period,
+            "start_date": self._start_date,
+            "apps": apps,
+        }
 
     @property
     def cursor_field(self) -> CursorField:
@@ -205,7 +239,9 @@ class ActivityCursor(Cursor):
 
     def _emit_state(self) -> None:
         self._state_manager.update_state_for_stream(self._stream_name, None, self.state)
-        self._message_repository.emit_message(self._state_manager.create_state_message(self._stream_name, None))
+        self._message_repository.emit_message(
+            self._state_manager.create_state_message(self._stream_name, None)
+        )
 
     # ------------------------------------------------------------------ slices
     def stream_slices(self) -> Iterable[StreamSlice]:
@@ -214,10 +250,16 @@ class ActivityCursor(Cursor):
         with self._lock:
             for app in self._partitions:
                 progress = self._progress[app]
-                begin = self._start_ms if progress.frontier is None else max(self._start_ms, progress.frontier - self._lookback_ms)
+                begin = (
+                    self._start_ms
+                    if progress.frontier is None
+                    else max(self._start_ms, progress.frontier - self._lookback_ms)
+                )
                 begin -= begin % HOUR_MS
                 progress.begin = begin
-                self._planners[app] = WindowPlanner(begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows)
+                self._planners[app] = WindowPlanner(
+                    begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
+                )
                 span = max(0, now - begin)
                 LOGGER.info(
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
@@ -235,7 +277,9 @@ class ActivityCursor(Cursor):
                     self._ahead.release()
                     active.remove(app)
                     continue
-                yield StreamSlice(partition={"app_id": app}, cursor_slice={"start": str(window[0]), "end": str(window[1])})
+                yield StreamSlice(
+                    partition={"app_id": app}, cursor_slice={"start": str(window[0]), "end": str(window[1])}
+                )
 
     def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
         """Called by the retriever when a window is read: feeds the window-size planner."""
@@ -260,10 +304,8 @@ class ActivityCursor(Cursor):
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
-        try:
+        with contextlib.suppress(ValueError):
             self._ahead.release()
-        except ValueError:
-            pass
 
     def ensure_at_least_one_state_emitted(self) -> None:
         with self._lock:

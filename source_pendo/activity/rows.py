@@ -43,7 +43,7 @@ class AggregationRowReader:
     def __init__(self, item_type: Any = msgspec.Raw) -> None:
         self._buf = b""
         self._state = "header"  # header -> rows -> trailer -> done
-        self._decoder = _RAW_LIST if item_type is msgspec.Raw else msgspec.json.Decoder(list[item_type])  # type: ignore[valid-type]
+        self._decoder = _RAW_LIST if item_type is msgspec.Raw else msgspec.json.Decoder(list[item_type])
 
     @property
     def done(self) -> bool:
@@ -72,7 +72,9 @@ class AggregationRowReader:
     def close(self) -> None:
         """Call at end of body: raises TruncatedBody unless the envelope was closed."""
         if self._state != "done":
-            raise TruncatedBody(f"aggregation body ended in its {self._state} ({len(self._buf)} bytes unparsed)")
+            raise TruncatedBody(
+                f"aggregation body ended in its {self._state} ({len(self._buf)} bytes unparsed)"
+            )
         if self._buf.strip(_WS):
             raise MalformedBody("unexpected bytes after the aggregation envelope")
 
@@ -133,7 +135,9 @@ class AggregationRowReader:
             try:
                 items = self._decoder.decode(b"[" + text + b"]")  # decoding validates the whole text
             except msgspec.ValidationError as error:
-                raise MalformedBody(f"an aggregation row does not have the expected shape: {error}") from error
+                raise MalformedBody(
+                    f"an aggregation row does not have the expected shape: {error}"
+                ) from error
             except msgspec.DecodeError:
                 search_end = cut  # the `}` was inside a string or a nested value: try an earlier one
                 continue

@@ -21,8 +21,9 @@ from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
-from .activity_cursor import iso_minute
-from .activity_retriever import ANONYMOUS_PREFIX, _literal
+from ..components.skip_not_found import skipped
+from ..pendo import ANONYMOUS_PREFIX, EVERY_APP, PERIOD_RANGE, aggregation_body, literal
+from .cursor import WindowFeedback, iso_minute
 
 LOGGER = logging.getLogger("airbyte")
 
@@ -35,29 +36,35 @@ class VisitorHistoryRetriever(Retriever):
     parameters: InitVar[Mapping[str, Any]]
     name: str
     primary_key: Any = None
-    cursor: Any = None
+    cursor: WindowFeedback | None = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self._page_size = int(self.config.get("page_size") or 50_000)
         self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
 
-    def read_records(self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None) -> Iterable[StreamData]:
+    def read_records(
+        self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
+    ) -> Iterable[StreamData]:
         assert stream_slice is not None
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         count = 0
         try:
             visitors = self._active_visitors(start, end)
             for visitor in visitors:
-                history_slice = StreamSlice(partition={"visitor_id": quote(visitor, safe="")}, cursor_slice={"start": str(start)})
+                history_slice = StreamSlice(
+                    partition={"visitor_id": quote(visitor, safe="")}, cursor_slice={"start": str(start)}
+                )
                 response = self.history_requester.send_request(stream_slice=history_slice)
-                if response is None or response.status_code == 404:
+                if response is None or skipped(response):  # a 404 SkipNotFound let through, with its warning
                     continue
                 for item in response.json() or []:
                     ts = item.get("ts")
                     if isinstance(ts, int) and start <= ts < end:
                         count += 1
                         yield dict(item, visitorId=visitor)
-            LOGGER.info(f"{self.name}: {iso_minute(start)} to {iso_minute(end)}: {count} records from {len(visitors)} active visitor(s)")
+            LOGGER.info(
+                f"{self.name}: {iso_minute(start)} to {iso_minute(end)}: {count} records from {len(visitors)} active visitor(s)"
+            )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, count)
         finally:
@@ -71,15 +78,22 @@ class VisitorHistoryRetriever(Retriever):
         while True:
             condition = f"hour >= {start} && hour < {end}"
             if last is not None:
-                condition += f" && visitorId > {_literal(last)}"
+                condition += f" && visitorId > {literal(last)}"
             pipeline: list[dict[str, Any]] = [
-                {"source": {"events": {"appId": 'expandAppIds("*")'}, "timeSeries": {"period": "hourRange", "first": start, "last": end - 1}}},
+                {
+                    "source": {
+                        "events": {"appId": EVERY_APP},
+                        "timeSeries": {"period": PERIOD_RANGE["HOUR"], "first": start, "last": end - 1},
+                    }
+                },
             ]
             if not self._anonymous:
                 pipeline.append({"identified": "visitorId"})
             pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": self._page_size}]
-            body = {"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}}
-            response = self.requester.send_request(request_body_json=body, stream_slice=StreamSlice(partition={}, cursor_slice={}))
+            body = aggregation_body(self.name, pipeline)
+            response = self.requester.send_request(
+                request_body_json=body, stream_slice=StreamSlice(partition={}, cursor_slice={})
+            )
             rows = (response.json() or {}).get("results", []) if response is not None else []
             for row in rows:
                 visitor = row.get("visitorId")

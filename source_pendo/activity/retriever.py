@@ -24,7 +24,7 @@ import logging
 import operator
 import threading
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -40,17 +40,25 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .activity_cursor import DAY_MS, HOUR_MS, iso_minute
-from .record_batch import RecordBatchBuilder
-from .row_stream import AggregationRowReader, MalformedBody, TruncatedBody
+from ..pendo import (
+    ANONYMOUS_PREFIX,
+    ANONYMOUS_PREFIX_BYTES,
+    DAY_MS,
+    EVERY_APP,
+    HOUR_MS,
+    PERIOD_RANGE,
+    aggregation_body,
+    literal,
+)
+from .cursor import WindowFeedback, iso_minute
+from .record_batch import RecordBatch, RecordBatchBuilder
+from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
-ANONYMOUS_PREFIX = "_PENDO_T_"
 MAX_BODY_RESUMES = 8
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
 NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime", "day", "hour", "ts"}
-PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}
 
 
 class RowKey(msgspec.Struct):
@@ -94,7 +102,7 @@ class ActivityRetriever(Retriever):
     source: str
     time_field: str  # "bucket" (day/hour by period) or a raw-event field such as "browserTime"
     primary_key: Any = None
-    cursor: Any = None
+    cursor: WindowFeedback | None = None
     _running_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _running_sent: bool = field(default=False, init=False, repr=False)
     _records_so_far: int = field(default=0, init=False, repr=False)
@@ -112,14 +120,18 @@ class ActivityRetriever(Retriever):
         self._pk_fields = [f for f in (self.primary_key or []) if f != "periodStart"]
         # Text key fields are never null in a record: an absent or null one is written "" (see _text_keys).
         self._text_keys = [f for f in self._pk_fields if f not in NUMERIC_KEY_FIELDS]
-        self._text_key_getters = [(f, operator.attrgetter(f), orjson.dumps(f) + b":") for f in self._text_keys if f != "visitorId"]
+        self._text_key_getters = [
+            (f, operator.attrgetter(f), orjson.dumps(f) + b":") for f in self._text_keys if f != "visitorId"
+        ]
         # What the record path decodes of every row: time, visitor, text key fields. The rest stays bytes.
         head_fields = [self._time, "visitorId"] + [f for f, _, _ in self._text_key_getters]
         self._head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields])
         self._min_window = DAY_MS if self._period == "DAY" else HOUR_MS
 
     # ------------------------------------------------------------------ Retriever
-    def read_records(self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None) -> Iterable[StreamData]:
+    def read_records(
+        self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
+    ) -> Iterable[StreamData]:
         assert stream_slice is not None
         app = stream_slice.partition["app_id"]
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
@@ -137,7 +149,9 @@ class ActivityRetriever(Retriever):
             with self._running_lock:
                 self._records_so_far += builder.total
                 so_far = self._records_so_far
-            LOGGER.info(f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {so_far} records so far")
+            LOGGER.info(
+                f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {so_far} records so far"
+            )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
         finally:
@@ -145,8 +159,11 @@ class ActivityRetriever(Retriever):
                 self.cursor.release_window()
 
     # ------------------------------------------------------------------ one window
-    def _read_window(self, app: str, start: int, end: int, builder: RecordBatchBuilder) -> Iterator[Any]:
-        """Keyset pages until a short page; splits the window when the API cannot answer it."""
+    def _read_window(
+        self, app: str, start: int, end: int, builder: RecordBatchBuilder
+    ) -> Generator[RecordBatch, None, int]:
+        """Keyset pages until a short page; splits the window when the API cannot answer it. Yields the record
+        batches; returns the number of requests that answered."""
         keyset: tuple[Any, Any] | None = None
         seen_in_group: set[tuple[Any, ...]] = set()
         limit = self._page_size
@@ -154,12 +171,21 @@ class ActivityRetriever(Retriever):
         while True:
             body = self._body(app, start, end, keyset, limit)
             try:
-                response = self.requester.send_request(request_body_json=body, stream_slice=StreamSlice(partition={"app_id": app}, cursor_slice={}))
+                response = self.requester.send_request(
+                    request_body_json=body,
+                    stream_slice=StreamSlice(partition={"app_id": app}, cursor_slice={}),
+                )
             except AirbyteTracedException as error:
-                if error.failure_type == FailureType.config_error or keyset is not None or end - start <= self._min_window:
+                if (
+                    error.failure_type == FailureType.config_error
+                    or keyset is not None
+                    or end - start <= self._min_window
+                ):
                     raise
                 middle = _split_point(start, end, self._min_window)
-                LOGGER.warning(f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)} failed ({error.message}); splitting at {iso_minute(middle)}")
+                LOGGER.warning(
+                    f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)} failed ({error.message}); splitting at {iso_minute(middle)}"
+                )
                 first = yield from self._read_window(app, start, middle, builder)
                 second = yield from self._read_window(app, middle, end, builder)
                 return pages + first + second
@@ -177,7 +203,9 @@ class ActivityRetriever(Retriever):
                         internal_message=str(broke.__cause__ or broke),
                         failure_type=FailureType.transient_error,
                     ) from broke
-                LOGGER.warning(f"{self.name}: app {app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row")
+                LOGGER.warning(
+                    f"{self.name}: app {app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
+                )
                 keyset, seen_in_group = page.resume_point()
                 continue
             finally:
@@ -188,10 +216,15 @@ class ActivityRetriever(Retriever):
             if new_keyset == keyset and page.emitted == 0:
                 limit = min(limit * 2, MAX_PAGE_SIZE)  # one (bucket, visitor) group fills a page: widen it
                 if limit == MAX_PAGE_SIZE and page.rows >= MAX_PAGE_SIZE:
-                    raise AirbyteTracedException(message=f"{self.name}: a single visitor has more than {MAX_PAGE_SIZE} rows in one bucket", failure_type=FailureType.system_error)
+                    raise AirbyteTracedException(
+                        message=f"{self.name}: a single visitor has more than {MAX_PAGE_SIZE} rows in one bucket",
+                        failure_type=FailureType.system_error,
+                    )
             keyset = new_keyset
 
-    def _read_page(self, response: requests.Response, page: _PageState, start: int, end: int, builder: RecordBatchBuilder) -> Iterator[Any]:
+    def _read_page(
+        self, response: requests.Response, page: _PageState, start: int, end: int, builder: RecordBatchBuilder
+    ) -> Iterator[RecordBatch]:
         reader = AggregationRowReader(self._head_type)
         try:
             for chunk in body_chunks(response):
@@ -199,7 +232,14 @@ class ActivityRetriever(Retriever):
                 if block is not None:
                     yield from self._read_block(block[0], block[1], page, start, end, builder)
             reader.close()
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, zlib.error, TruncatedBody, MalformedBody) as error:
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            zlib.error,
+            TruncatedBody,
+            MalformedBody,
+        ) as error:
             batch = builder.flush()  # rows parsed before the break are whole rows: emit them
             if batch is not None:
                 yield batch
@@ -208,14 +248,28 @@ class ActivityRetriever(Retriever):
         if batch is not None:
             yield batch
 
-    def _read_block(self, text: bytes, heads: list[Any], page: _PageState, start: int, end: int, builder: RecordBatchBuilder) -> Iterator[Any]:
+    def _read_block(
+        self,
+        text: bytes,
+        heads: list[Any],
+        page: _PageState,
+        start: int,
+        end: int,
+        builder: RecordBatchBuilder,
+    ) -> Iterator[RecordBatch]:
         """One block of rows (the text of the complete rows of a network chunk, and their time and visitor)."""
         count = len(heads)
         page.rows += count
         times = list(map(self._time_of, heads))
         visitors = list(map(_VISITOR_OF, heads))
         absent = self._absent_text_keys(text, heads, visitors, count)
-        block = None if absent is None else self._block_as_records(text, times, visitors, count, page, start, end, builder.separator, absent)
+        block = (
+            None
+            if absent is None
+            else self._block_as_records(
+                text, times, visitors, count, page, start, end, builder.separator, absent
+            )
+        )
         if block is not None:
             page.note(text, (times[-1], visitors[-1]), count)
             batch = builder.add_block(block, count)
@@ -246,7 +300,9 @@ class ActivityRetriever(Retriever):
         if last_group is not None:
             page.note(text, last_group, emitted)
 
-    def _absent_text_keys(self, text: bytes, heads: list[Any], visitors: list[Any], count: int) -> bytes | None:
+    def _absent_text_keys(
+        self, text: bytes, heads: list[Any], visitors: list[Any], count: int
+    ) -> bytes | None:
         """`"f":"",` for each text key field absent from every row of the block (e.g. `remoteIp` when the
         subscription does not log addresses); None when some rows have the field and others do not, or
         have it null (row by row).
@@ -265,8 +321,18 @@ class ActivityRetriever(Retriever):
                 absent += marker + b'"",'
         return absent
 
-    def _block_as_records(self, text: bytes, times: list[Any], visitors: list[Any], count: int, page: _PageState,
-                          start: int, end: int, separator: bytes, absent: bytes = b"") -> bytes | None:
+    def _block_as_records(
+        self,
+        text: bytes,
+        times: list[Any],
+        visitors: list[Any],
+        count: int,
+        page: _PageState,
+        start: int,
+        end: int,
+        separator: bytes,
+        absent: bytes = b"",
+    ) -> bytes | None:
         """The block's rows as data objects joined by `separator`, when every row is emitted as it is (plus
         `periodStart` after the bucket field); None when some row needs the row-by-row path.
 
@@ -281,9 +347,12 @@ class ActivityRetriever(Retriever):
         buckets = set(times)
         if len(buckets) > MAX_BUCKETS_PER_BLOCK or any(type(t) is not int for t in buckets):
             return None
-        if not self._anonymous and (b"_PENDO_T_" in text or b"\\u" in text):
-            if any(isinstance(v, str) and v.startswith(ANONYMOUS_PREFIX) for v in visitors):
-                return None
+        if (
+            not self._anonymous
+            and (ANONYMOUS_PREFIX_BYTES in text or b"\\u" in text)
+            and any(isinstance(v, str) and v.startswith(ANONYMOUS_PREFIX) for v in visitors)
+        ):
+            return None
         if page.keyset is not None and page.keyset[0] in buckets:
             bucket, visitor = page.keyset
             if any(t == bucket and v == visitor for t, v in zip(times, visitors, strict=True)):
@@ -302,7 +371,11 @@ class ActivityRetriever(Retriever):
         if not self._is_rollup:
             return block
         key = self._time_key
-        patterns = [(b"%s%d%s" % (key, t, end_), b"%s%d,\"periodStart\":%d%s" % (key, t, t, end_)) for t in buckets for end_ in (b",", b"}")]
+        patterns = [
+            (b"%s%d%s" % (key, t, end_), b'%s%d,"periodStart":%d%s' % (key, t, t, end_))
+            for t in buckets
+            for end_ in (b",", b"}")
+        ]
         if sum(text.count(old) for old, _ in patterns) != count:
             return None  # a nested object also has the bucket key: row by row
         for old, new in patterns:
@@ -314,28 +387,42 @@ class ActivityRetriever(Retriever):
 
     def _group_pks(self, text: bytes, group: tuple[Any, Any]) -> set[tuple[Any, ...]]:
         """Primary keys of the rows of `group` in a block (for the next page's keyset skip)."""
-        return {self._pk(key) for key in _ROW_KEYS.decode(b"[" + text + b"]") if (getattr(key, self._time), key.visitorId) == group}
+        return {
+            self._pk(key)
+            for key in _ROW_KEYS.decode(b"[" + text + b"]")
+            if (getattr(key, self._time), key.visitorId) == group
+        }
 
     # ------------------------------------------------------------------ request
-    def _body(self, app: str, start: int, end: int, keyset: tuple[Any, Any] | None, limit: int) -> dict[str, Any]:
+    def _body(
+        self, app: str, start: int, end: int, keyset: tuple[Any, Any] | None, limit: int
+    ) -> dict[str, Any]:
         t = self._time
-        app_param: Any = 'expandAppIds("*")' if app == "*" else int(app)
-        source: dict[str, Any] = {self.source: {"appId": app_param}, "timeSeries": {"period": PERIOD_RANGE[self._period], "first": start, "last": end - 1}}
+        app_param: Any = EVERY_APP if app == "*" else int(app)
+        source: dict[str, Any] = {
+            self.source: {"appId": app_param},
+            "timeSeries": {"period": PERIOD_RANGE[self._period], "first": start, "last": end - 1},
+        }
         pipeline: list[dict[str, Any]] = [{"source": source}]
         if not self._anonymous:
             pipeline.append({"identified": "visitorId"})
         condition = f"{t} >= {start} && {t} < {end}"
         if keyset is not None:
             bucket, visitor = keyset
-            condition += f" && ({t} > {bucket} || ({t} == {bucket} && visitorId >= {_literal(visitor)}))"
+            condition += f" && ({t} > {bucket} || ({t} == {bucket} && visitorId >= {literal(visitor)}))"
         pipeline += [{"filter": condition}, {"sort": [t, "visitorId"]}, {"limit": limit}]
-        return {"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}}
+        return aggregation_body(self.name, pipeline)
 
 
 class _PageState:
     """What one page has emitted, so a later page (or a resumed one) can continue right after it."""
 
-    def __init__(self, keyset: tuple[Any, Any] | None, seen: set[tuple[Any, ...]], group_pks: Callable[[bytes, tuple[Any, Any]], set[tuple[Any, ...]]]) -> None:
+    def __init__(
+        self,
+        keyset: tuple[Any, Any] | None,
+        seen: set[tuple[Any, ...]],
+        group_pks: Callable[[bytes, tuple[Any, Any]], set[tuple[Any, ...]]],
+    ) -> None:
         self.keyset = keyset
         self.seen = seen
         self.rows = 0
@@ -395,18 +482,7 @@ def body_chunks(response: requests.Response) -> Iterator[bytes]:
         raise TruncatedBody("the gzip stream of the response ended before its end marker")
 
 
-def _literal(value: Any) -> str:
-    """A Pendo expression literal: JSON string escaping (`\"`, `\\`), numbers as they are."""
-    if isinstance(value, str):
-        return orjson.dumps(value).decode()
-    if value is None:
-        return '""'
-    return str(value)
-
-
 def _split_point(start: int, end: int, unit: int) -> int:
     middle = start + (end - start) // 2
     middle -= (middle - start) % unit
     return middle if start < middle < end else start + unit
-
-

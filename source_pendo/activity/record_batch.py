@@ -16,6 +16,7 @@ a reader waits for the writer before it cuts another one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,7 +27,9 @@ from airbyte_cdk.models import AirbyteMessage, AirbyteRecordMessage, Type
 
 BATCH_ROWS = 2000
 MAX_BATCHES_IN_FLIGHT = 16
-GATE_WAIT_SECONDS = 120  # a batch nobody writes (a consumer that stopped reading) must not hang a reader forever
+GATE_WAIT_SECONDS = (
+    120  # a batch nobody writes (a consumer that stopped reading) must not hang a reader forever
+)
 LOGGER = logging.getLogger("airbyte")
 
 
@@ -38,13 +41,14 @@ class BatchGate:
 
     def enter(self) -> None:
         if not self._slots.acquire(timeout=GATE_WAIT_SECONDS):
-            LOGGER.warning(f"No record batch was written for {GATE_WAIT_SECONDS} s; continuing without waiting for the writer.")
+            LOGGER.warning(
+                f"No record batch was written for {GATE_WAIT_SECONDS} s; continuing without waiting for the writer."
+            )
 
     def leave(self) -> None:
-        try:
+        # More leaves than enters (a batch made after a timed-out enter): nothing to free.
+        with contextlib.suppress(ValueError):
             self._slots.release()
-        except ValueError:  # more leaves than enters (a batch made after a timed-out enter): nothing to free
-            pass
 
 
 IN_FLIGHT = BatchGate(MAX_BATCHES_IN_FLIGHT)
@@ -76,7 +80,9 @@ class RecordBatch(AirbyteMessage):
             record = orjson.loads(line)["record"]
             yield AirbyteMessage(
                 type=Type.RECORD,
-                record=AirbyteRecordMessage(stream=record["stream"], data=record["data"], emitted_at=record["emitted_at"]),
+                record=AirbyteRecordMessage(
+                    stream=record["stream"], data=record["data"], emitted_at=record["emitted_at"]
+                ),
             )
 
 
@@ -101,7 +107,9 @@ class RecordBatchBuilder:
             self._separator = self._suffix + b"\n" + self._prefix
         return self._separator
 
-    def add(self, row: bytes, leading_field: bytes | None = None, leading_value: int | None = None) -> RecordBatch | None:
+    def add(
+        self, row: bytes, leading_field: bytes | None = None, leading_value: int = 0
+    ) -> RecordBatch | None:
         """Add one row; `leading_field`/`leading_value` put e.g. `"periodStart":123` first in the object."""
         if leading_field is not None:
             row = b"{%s:%d%s%s" % (leading_field, leading_value, b"," if len(row) > 2 else b"", row[1:])

@@ -1,0 +1,50 @@
+"""The activity subsystem: events rollups, raw guide/poll events and visitor history, read window by window.
+
+manifest.yaml declares these streams (retriever, primary key, schema loader, cursor field, start, lookback);
+this package is the Python that reads them. Its modules, in the order data flows through them:
+
+    streams.py          the stream object, built from the manifest's declaration around the window cursor
+    cursor.py           (app, window) partitions out; per-app frontier state in
+    retriever.py        one window: keyset pages of POST /aggregation, streamed, resumed, split
+    rows.py             the streaming body parser: network chunks -> blocks of whole rows
+    record_batch.py     rows -> ready-made RECORD lines, bounded in flight
+    visitor_history.py  the retriever of GET /visitor/{id}/history for the visitors active in a window
+
+One record, hop by hop, from Pendo's response to stdout:
+ 1. ActivityCursor.stream_slices yields a StreamSlice {app_id} x {start, end}; a worker thread runs the
+    CDK's DeclarativePartition.read, which calls ActivityRetriever.read_records with it.
+ 2. ActivityRetriever._read_window builds the body (_body -> pendo.aggregation_body) and sends it through
+    the manifest's aggregation requester with `stream_response = True`; SuccessFirstErrorHandler passes a
+    2xx without reading its body.
+ 3. _read_page: body_chunks(response) yields the body as it arrives (inflated here when gzip).
+ 4. AggregationRowReader.feed_block cuts each chunk into a block: the text of the complete rows and a
+    small decoded head (time, visitorId, text key fields) per row.
+ 5. _read_block -> _block_as_records turns the whole block into data objects with a few byte operations
+    (periodStart spliced after the bucket field); a block that needs a decision per row (window edges,
+    anonymous visitors, the keyset group, nested objects) goes row by row to RecordBatchBuilder.add.
+ 6. RecordBatchBuilder.add_block appends them between RECORD-line prefixes and suffixes; every BATCH_ROWS
+    rows (and at the end of a page) flush takes a slot of the BatchGate IN_FLIGHT and cuts a RecordBatch,
+    an AirbyteMessage that holds the lines as bytes.
+ 7. read_records yields the batch; DeclarativePartition.read hands a non-record message to the message
+    repository, whose ConcurrentMessageRepository puts it on the concurrent framework's queue, in order
+    with that partition's other messages. The main thread's ConcurrentSource yields it.
+ 8. SourcePendo.read passes it on when the connector's entrypoint runs the read (emit_record_batches);
+    for any other caller it releases the batch and expands it into ordinary record messages.
+ 9. PendoEntrypoint.run counts its records for the state messages' sourceStats and yields it as it is;
+    launch -> entrypoint.write_batch flushes the print buffer, writes the batch's bytes to stdout and
+    releases its BatchGate slot.
+
+One state message, hop by hop:
+ 1. The worker that read a window returns from read_records (the retriever has told the cursor the window's
+    row count, which sizes the next windows, and released the window so another can be handed out); the
+    CDK's PartitionReader then calls ActivityCursor.close_partition.
+ 2. close_partition: the window's data is settled up to (the time its read started - settle_ms), floored to
+    the hour; AppProgress.complete records the window and moves the app's frontier through every window
+    completed contiguously from the app's first, never past an unfinished one.
+ 3. _emit_state: the whole state ({version, period, start_date, apps: {app: {cursor field: frontier}}}) goes
+    to the ConnectorStateManager and, as a STATE message, to the same message repository and queue as the
+    records, so it follows the batches of the window it covers.
+ 4. ConcurrentSource and SourcePendo.read yield it; PendoEntrypoint.run (AirbyteEntrypoint.read) stamps
+    sourceStats.recordCount, serialises it with secrets masked, and launch prints it through the print
+    buffer, after every batch written before it.
+"""

@@ -1,0 +1,43 @@
+"""Facts about Pendo's API that the Python code relies on, each written once and imported where used.
+
+Why one module: the same fact used to be written in several places (the request envelope in four, the
+anonymous prefix in several), and a fact kept in two places drifts. manifest.yaml cannot import Python;
+its copies (the entity request body, the visitors record filter, the keyset filter's escaping) name this
+module in a comment. Config-derived facts (regions, hosts, defaults) stay in config.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+# ---------------------------------------------------------------------------------------------- time
+HOUR_MS = 3_600_000  # every Pendo timestamp is epoch milliseconds
+DAY_MS = 24 * HOUR_MS
+HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day may be partly gone
+MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
+PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}  # `timeSeries.period` of an aggregation source
+
+# ---------------------------------------------------------------------------------------------- ids
+ANONYMOUS_PREFIX = "_PENDO_T_"  # visitor ids Pendo generates for visitors the app never identified
+ANONYMOUS_PREFIX_BYTES = ANONYMOUS_PREFIX.encode()
+EVERY_APP = 'expandAppIds("*")'  # the `appId` of an aggregation source that reads every app
+
+
+# ---------------------------------------------------------------------------------------------- requests
+def aggregation_body(name: str, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """The body of `POST /aggregation`: the pipeline, named `source-pendo-<name>` in Pendo's logs."""
+    return {
+        "response": {"mimeType": "application/json"},
+        "request": {"name": f"source-pendo-{name}", "pipeline": pipeline},
+    }
+
+
+def literal(value: Any) -> str:
+    """A literal in a Pendo filter expression: strings JSON-escaped (`\\"`, `\\\\`), None as "", numbers as is."""
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if value is None:
+        return '""'
+    return str(value)
