@@ -23,6 +23,7 @@ from __future__ import annotations
 import bisect
 import logging
 import operator
+import os
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -57,6 +58,7 @@ from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
+TEST_PAGE_SIZE_ENV = "SOURCE_PENDO_TEST_PAGE_SIZE"
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
 NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime", "day", "hour", "ts"}
@@ -117,7 +119,8 @@ class ActivityRetriever(Retriever):
         self._time_bytes = orjson.dumps("periodStart") if self._is_rollup else None
         self._time_key = orjson.dumps(self._time) + b":"
         self._time_of = operator.attrgetter(self._time)
-        self._page_size = int(self.config.get("page_size") or 50_000)
+        # SOURCE_PENDO_TEST_PAGE_SIZE: tests only, a limit below the spec's minimum (pages of a few rows).
+        self._page_size = int(os.environ.get(TEST_PAGE_SIZE_ENV) or self.config.get("page_size") or 50_000)
         self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
         self._pk_fields = [f for f in (self.primary_key or []) if f != "periodStart"]
         # Text key fields are never null in a record: an absent or null one is written "" (see _text_keys).

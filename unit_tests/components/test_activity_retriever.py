@@ -13,8 +13,8 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.activity.retriever import ActivityRetriever
 from source_pendo.activity.record_batch import RecordBatch
+from source_pendo.activity.retriever import ActivityRetriever
 
 DAY = 86_400_000
 START = 1_800_000_000_000 - 1_800_000_000_000 % DAY
