@@ -31,7 +31,8 @@ Modes (`kind`):
 * `nested`         set `field` of the first row to an array nested `depth` levels deep (spliced as bytes).
 * `metadata_collision`  give the first row `metadata.custom.a_b` and `metadata.custom_a.b` (both map to the
                    column `metadata_custom_a_b`).
-* `hostile_ids`    prefix the `id` of the rows of a REST list (reports) that satisfy `where` with `../`.
+* `hostile_ids`    prefix `field` (default `id`) of the first row that satisfies `where` with `../` (a report id
+                   in the report list, a visitor id in an aggregation).
 
 `key_map` translates the key the connector sends into the one the emulator accepts (a test key holding `"`
 and `\\`, which the emulator does not know). `requests` is the log: method, raw path, route, source, the key
@@ -388,14 +389,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self._rows_rewritten(method, body, entry, rewrite)
 
     def _mode_hostile_ids(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
-        where = mode.get("where") or {}
+        where, name = mode.get("where") or {}, mode.get("field", "id")
 
         def rewrite(rows: list[dict[str, Any]]) -> list[str]:
-            renamed = []
+            renamed: list[str] = []
             for row in rows:
-                if all(row.get(k) == v for k, v in where.items()) and not renamed:
-                    row["id"] = "../" + row["id"]
-                    renamed.append(row["id"])
+                if all(row.get(k) == v for k, v in where.items()) and not renamed and isinstance(row.get(name), (str, int)):
+                    row[name] = f"../{row[name]}"
+                    renamed.append(row[name])
             return renamed
 
         self._rows_rewritten(method, body, entry, rewrite)
