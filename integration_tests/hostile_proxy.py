@@ -98,8 +98,9 @@ def source_of(body: bytes) -> str | None:
 
 
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
-    def matches(self, route: str, source: str | None) -> bool:
-        return self.get("route", "*") in ("*", route) and self.get("source") in (None, source)
+    def matches(self, route: str, source: str | None, body: bytes = b"") -> bool:
+        return (self.get("route", "*") in ("*", route) and self.get("source") in (None, source)
+                and (self.get("body_contains") is None or self["body_contains"].encode() in body))
 
 
 class HostileProxy:
@@ -132,10 +133,10 @@ class HostileProxy:
         with self._lock:
             return [r for r in self.requests if r.get("mode") and (kind is None or r["mode"] == kind)]
 
-    def pick(self, route: str, source: str | None) -> Mode | None:
+    def pick(self, route: str, source: str | None, body: bytes = b"") -> Mode | None:
         with self._lock:
             for mode in self._modes:
-                if mode.matches(route, source) and (mode.get("times") is None or mode["fired"] < mode["times"]):
+                if mode.matches(route, source, body) and (mode.get("times") is None or mode["fired"] < mode["times"]):
                     mode["fired"] += 1
                     return mode
         return None
@@ -218,7 +219,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         source = source_of(body) if route == "aggregation" else None
         entry: dict[str, Any] = {"t": time.time(), "method": method, "path": self.path, "route": route,
                                  "source": source, "key": self.headers.get(KEY_HEADER)}
-        mode = owner.pick(route, source)
+        mode = owner.pick(route, source, body)
         if mode is not None:
             entry["mode"] = mode["kind"]
         owner.log(entry)

@@ -204,8 +204,8 @@ def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground
 @pytest.mark.parametrize("stream,route,field", [("events", "aggregation", "day"), ("guide_events", "aggregation", "browserTime"),
                                                 ("visitor_history", "visitor_history", "ts")])
 def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field(form, stream, route, field, proxy, config, truth, discovered, request):
-    if not (stream == "guide_events" and form == "remove"):
-        request.applymarker(xfail(f"a {form}d {field} is dropped or mangled silently, not a loud failure naming {stream} and {field}"))
+    what = "removed" if form == "remove" else "non-numeric text"
+    request.applymarker(xfail(f"a row whose {field} is {what} is dropped silently (exit 0), not a loud failure naming {stream} and {field}"))
     proxy.set_modes([{"kind": "time_fields", "as": form, "fields": [field], "route": route}])
     run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
     assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
@@ -215,7 +215,7 @@ def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field
 
 # ----------------------------------------------------------------------------------------------- non-row 200s
 
-NON_ROW_TARGETS = [{"route": "segment"}, {"route": "report"}, {"route": "aggregation", "source": "accounts"},
+NON_ROW_TARGETS = [{"route": "segment"}, {"route": "report"}, {"route": "aggregation", "source": "accounts", "body_contains": "\"sort\""},
                    {"route": "aggregation", "source": "events"}]
 NON_ROW_STREAMS = ["segments", "reports", "accounts", "events"]
 NON_ROW_BODIES = {
@@ -271,7 +271,7 @@ def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small
 @xfail("a server capping results below `limit` looks like the last page: rows are lost with exit 0")
 def test_a_server_capping_results_below_the_limit_is_detected(proxy, config, truth, discovered):
     proxy.set_modes([{"kind": "cap", "max_rows": 3, "route": "aggregation", "source": "events"},
-                     {"kind": "cap", "max_rows": 2, "route": "aggregation", "source": "accounts"}])
+                     {"kind": "cap", "max_rows": 2, "route": "aggregation", "source": "accounts", "body_contains": '"sort"'}])
     streams = ["events", "accounts"]
     run = run_connector("read", config, catalog_for(streams, discovered=discovered), timeout=120)
     assert any(r.get("changed") for r in proxy.fired("cap")), "the cap never cut a page"
@@ -416,10 +416,14 @@ def test_credentials_in_base_url_are_masked_in_every_output(emulator, base_confi
 # ----------------------------------------------------------------------------------------------- big and odd values
 
 
+@xfail("a row with a 1 MB value holding },{ stalls the activity reader: the row is never emitted and the sync never ends")
 @pytest.mark.parametrize("stream,source,field", [("poll_events", "pollEvents", "pollResponse"), ("events", "events", "userAgent")])
 def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(stream, source, field, proxy, config, truth, discovered):
     proxy.set_modes([{"kind": "big_value", "field": field, "size": 1 << 20, "times": 1, "route": "aggregation", "source": source}])
-    run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
+    try:  # a hang detector (the sync takes seconds without the big value), not a performance bound
+        run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=HANG_BOUND_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the sync did not end within {HANG_BOUND_S} s after a 1 MB value")
     [fired] = [r for r in proxy.fired("big_value") if r.get("changed")]
     want = expected(truth, config, [stream])
     row = fired["changed"]["row"]
@@ -428,10 +432,13 @@ def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(stream, source, 
     assert_never_lost([run], want, lookback_days=1)
 
 
-@xfail("a deeply nested value in an entity row ends in RecursionError (json) instead of records or a clear error")
-@pytest.mark.parametrize("stream,source", [("accounts", "accounts"), ("events", "events")])
+@pytest.mark.parametrize("stream,source", [
+    ("accounts", "accounts"),
+    pytest.param("events", "events", marks=xfail("a deeply nested value in an activity row ends in RecursionError, not records or a clear error")),
+])
 def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_error(stream, source, proxy, config, truth, discovered):
-    proxy.set_modes([{"kind": "nested", "field": "deep", "depth": 100_000, "times": 1, "route": "aggregation", "source": source}])
+    proxy.set_modes([{"kind": "nested", "field": "deep", "depth": 100_000, "times": 1, "route": "aggregation", "source": source,
+                      "body_contains": '"sort"'}])
     run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
     assert proxy.fired("nested")
     output = run.stdout + run.stderr
@@ -444,7 +451,7 @@ def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_er
 
 @xfail("metadata.custom.a_b and metadata.custom_a.b both become metadata_custom_a_b: one value silently overwrites the other")
 def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy, config, discovered):
-    proxy.set_modes([{"kind": "metadata_collision", "times": 1, "route": "aggregation", "source": "accounts"}])
+    proxy.set_modes([{"kind": "metadata_collision", "times": 1, "route": "aggregation", "source": "accounts", "body_contains": '"sort"'}])
     run = run_connector("read", config, catalog_for(["accounts"], discovered=discovered), timeout=120)
     assert proxy.fired("metadata_collision")
     if run.returncode != 0:
@@ -585,6 +592,7 @@ def test_a_cursor_in_the_future_is_rejected_or_ignored_with_a_warning_never_sile
     assert any("future" in line for line in run.logs()), "the future cursor was ignored without a warning"
 
 
+@xfail("a legacy (bare dict) or GLOBAL state ends in a Python traceback, not a config error naming the state")
 @pytest.mark.parametrize("case", ["legacy_bare_dict", "global"])
 def test_a_legacy_or_global_state_is_read_or_rejected_by_name(case, emulator, base_config, truth, discovered):
     """Either the state is understood (exactly the records after its cursor's lookback... here: the invariant on
@@ -607,6 +615,7 @@ def base_config_start_ms(base_config: dict[str, Any]) -> int:
     return int(time.mktime(time.strptime(base_config["start_date"], "%Y-%m-%d"))) * 1000 - time.timezone * 1000
 
 
+@xfail("an app id with a trailing newline passes validation (`$` matches before it) and is kept untrimmed as the state's partition key")
 def test_an_app_id_with_a_trailing_newline_is_trimmed_or_rejected(emulator, base_config, truth, discovered):
     text = fill((BROKEN / "config" / "app_id_trailing_newline.json").read_text(), emulator, base_config)
     catalog = json.dumps(catalog_for(["events"], discovered=discovered))
