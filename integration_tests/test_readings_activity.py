@@ -35,7 +35,9 @@ def emulators(emulator_now: int) -> Iterator[dict[tuple[str, ...], EmulatorProce
         process.stop()
 
 
-def emulator_with(emulators: dict[tuple[str, ...], EmulatorProcess], now: int, *readings: str) -> EmulatorProcess:
+def emulator_with(
+    emulators: dict[tuple[str, ...], EmulatorProcess], now: int, *readings: str
+) -> EmulatorProcess:
     if readings not in emulators:
         emulators[readings] = EmulatorProcess(
             scale="tiny", seed=7, now_ms=now, tz=EMULATOR_TZ, readings=list(readings)
@@ -45,8 +47,14 @@ def emulator_with(emulators: dict[tuple[str, ...], EmulatorProcess], now: int, *
     return process
 
 
-def sync(process: EmulatorProcess, base_config: dict[str, Any], discovered: dict[str, Any], streams: list[str],
-         period: str, env: dict[str, str] | None = None) -> tuple[Any, GroundTruth, dict[str, Any]]:
+def sync(
+    process: EmulatorProcess,
+    base_config: dict[str, Any],
+    discovered: dict[str, Any],
+    streams: list[str],
+    period: str,
+    env: dict[str, str] | None = None,
+) -> tuple[Any, GroundTruth, dict[str, Any]]:
     config = dict(base_config, base_url=process.base_url, period=period)
     run = run_connector("read", config, catalog_for(streams, discovered=discovered), env=env)
     truth = GroundTruth(process.dataset())
@@ -63,30 +71,48 @@ def aggregations(process: EmulatorProcess) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])
-def test_per_period_pipelines_with_pages_far_below_one_periods_rows(emulators, emulator_now, base_config, discovered, period):
+def test_per_period_pipelines_with_pages_far_below_one_periods_rows(
+    emulators, emulator_now, base_config, discovered, period
+):
     process = emulator_with(emulators, emulator_now, "per_period_pipeline")
-    run, _, _ = sync(process, base_config, discovered, ["events", "feature_events", "guide_events"], period, SMALL_PAGES)
+    run, _, _ = sync(
+        process, base_config, discovered, ["events", "feature_events", "guide_events"], period, SMALL_PAGES
+    )
     served = aggregations(process)
-    assert any(r.get("rows", 0) > PAGE for r in served), "no answer held more rows than the limit: R-1 not exercised"
+    assert any(r.get("rows", 0) > PAGE for r in served), (
+        "no answer held more rows than the limit: R-1 not exercised"
+    )
     if period == "HOUR":  # a day window of 24 hourly periods (DAY windows start as one local day: one bucket)
-        assert sum("runs the pipeline on its own" in line for line in run.logs()) == 2, "logged once per stream"
+        assert sum("runs the pipeline on its own" in line for line in run.logs()) == 2, (
+            "logged once per stream"
+        )
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])
-def test_receive_time_buckets_lose_no_guide_or_poll_event(emulators, emulator_now, base_config, discovered, period):
+def test_receive_time_buckets_lose_no_guide_or_poll_event(
+    emulators, emulator_now, base_config, discovered, period
+):
     process = emulator_with(emulators, emulator_now, "receive_time_buckets")
     run, truth, config = sync(process, base_config, discovered, ["guide_events", "poll_events"], period)
     start = parse_start_ms(config["start_date"])
     events = truth.records("guide_events", config) + truth.records("poll_events", config)
-    assert any(abs(r["receivedTime"] - r["browserTime"]) > 24 * 3_600_000 for r in events), "skewed events exist"
+    assert any(abs(r["receivedTime"] - r["browserTime"]) > 24 * 3_600_000 for r in events), (
+        "skewed events exist"
+    )
     emitted = run.records("guide_events") + run.records("poll_events")
-    assert any(r["browserTime"] < start for r in emitted), "an event the server selected by receive time is kept"
+    assert any(r["browserTime"] < start for r in emitted), (
+        "an event the server selected by receive time is kept"
+    )
 
 
 def test_results_null_is_an_empty_window(emulators, emulator_now, base_config, discovered):
     process = emulator_with(emulators, emulator_now, "null_results")
-    sync(process, base_config, discovered, ["events", "guide_events", "poll_events", "visitor_history"], "HOUR")
-    assert any(r.get("rows") == 0 and r.get("status") == 200 for r in aggregations(process)), "no empty answer served"
+    sync(
+        process, base_config, discovered, ["events", "guide_events", "poll_events", "visitor_history"], "HOUR"
+    )
+    assert any(r.get("rows") == 0 and r.get("status") == 200 for r in aggregations(process)), (
+        "no empty answer served"
+    )
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])
@@ -95,13 +121,17 @@ def test_strict_filters_and_value_forms(emulators, emulator_now, base_config, di
     streams = ["events", "feature_events", "guide_events", "visitor_history"]
     sync(process, base_config, discovered, streams, period, SMALL_PAGES)
     served = aggregations(process)
-    assert served and all(r.get("status") == 200 for r in served), [r for r in served if r.get("status") != 200][:3]
+    assert served and all(r.get("status") == 200 for r in served), [
+        r for r in served if r.get("status") != 200
+    ][:3]
     assert sum(1 for r in served if r.get("rows") == PAGE) > 3, "keyset pages were asked for"
 
 
 def test_spaced_json(emulators, emulator_now, base_config, discovered):
     process = emulator_with(emulators, emulator_now, "spaced_json")
-    sync(process, base_config, discovered, ["events", "feature_events", "guide_events", "poll_events"], "HOUR")
+    sync(
+        process, base_config, discovered, ["events", "feature_events", "guide_events", "poll_events"], "HOUR"
+    )
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])

@@ -1,19 +1,32 @@
 """Reads one (app, window) partition of an activity stream from the aggregation API.
 
-Why a custom retriever: the aggregation API has no pagination (PENDO_API.md §5.6), so paging is a
+Why a custom retriever: the aggregation API has no pagination (BEHAVIOR.md B-17), so paging is a
 keyset on the sort order (bucket, visitorId); a response must be streamed, not held; a body that
 breaks after some rows were emitted must resume after those rows instead of starting over; and a
 window the API cannot answer (timeout, 5xx after retries) is split in half down to one period.
 
-Per window: `filter: t >= start && t < end` (plus the keyset), `sort: [t, visitorId]`, `limit`. Rows of
-the (t, visitorId) group at a page boundary are asked for again by the next page (`>=`) and the ones
-already emitted are skipped by primary key, so a page boundary can fall anywhere without loss or
-duplicates. The anonymous-visitor toggle is the `identified` stage server side and is checked again
-client side; rows outside the window are dropped, so a lenient server cannot produce duplicates.
+Rollups, per window: `timeSeries` over the window, `filter: t >= start && t < end` (plus the keyset),
+`sort: [t, visitorId]`, `limit`. After a full page the rest of the boundary (t, visitorId) group's bucket is
+asked alone (`t == B && visitorId >= V`, its one period), skipping by primary key the rows already emitted,
+then the buckets after it (`t > B`): `&&` only (BEHAVIOR.md R-11), and exact whether Pendo runs one pipeline
+over the periods or one per period (R-1). An answer longer than `limit` proves per-period pipelines: its
+buckets with `limit` rows are each paged alone, the others are complete (`_read_range`). The anonymous-visitor
+toggle is the `identified` stage server side and is checked again client side; rollup rows outside the window
+are dropped, so a lenient server cannot produce duplicates.
+
+Raw guide/poll events (R-4): Pendo may select them into periods by a receive time while `browserTime` is hours
+off, so they are selected by the `timeSeries` alone (hourly periods; windows start on whole hours, so every
+event is in exactly one window's answer) with no `browserTime` window check; a multi-period answer is held (at
+most `limit` rows) until it is known to be short, a full one is dropped and the span split down to one period,
+which pages by keyset (`_read_raw`). The cursor's state is the window frontier, never a `browserTime`.
+
+Request value forms are those production clients send (R-10): `appId` a list of numeric strings or
+`expandAppIds("*")`, `first` an integer, `last` a numeric string.
 
 Record path (measured in bench/): the body is inflated here (`body_chunks`), cut into blocks of whole rows
 by the streaming reader, and each block becomes RECORD lines with a few byte operations over the whole
-block (`_block_as_records`); only each row's time, visitor and text key fields are decoded. A block that
+block (`_block_as_records`, compact or spaced separators, R-12); only each row's time, visitor and text key
+fields are decoded. A block that
 needs a decision per row (anonymous visitors, the keyset group, rows outside the window, nested objects,
 a key field absent from some rows only) takes the row-by-row path, which gives the same records.
 """
