@@ -28,11 +28,18 @@ def rows(n: int) -> list[dict[str, Any]]:
     per_hour = 2_000
     return [
         {
-            "accountId": f"acct{i % 97}", "appId": -323232, "hour": START + (i // per_hour) * HOUR,
-            "featureId": f"feat{i % 13}", "visitorId": f"visitor{i % per_hour:06d}", "numEvents": i % 7 + 1,
-            "numMinutes": i % 3, "remoteIp": "203.0.113.10", "server": "app.example.com",
+            "accountId": f"acct{i % 97}",
+            "appId": -323232,
+            "hour": START + (i // per_hour) * HOUR,
+            "featureId": f"feat{i % 13}",
+            "visitorId": f"visitor{i % per_hour:06d}",
+            "numEvents": i % 7 + 1,
+            "numMinutes": i % 3,
+            "remoteIp": "203.0.113.10",
+            "server": "app.example.com",
             "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36",
-            "firstTime": START + i, "lastTime": START + i + 1000,
+            "firstTime": START + i,
+            "lastTime": START + i + 1000,
         }
         for i in range(n)
     ]
@@ -42,7 +49,9 @@ def body(data: list[dict[str, Any]], spaced: bool) -> bytes:
     if not spaced:
         return b'{"startTime":0,"results":[' + b",".join(orjson.dumps(r) for r in data) + b"]}"
     rng = random.Random(7)
-    orders = [sorted(data[0], key=lambda _: rng.random()) for _ in range(5)]  # a few key orders, as the emulator
+    orders = [
+        sorted(data[0], key=lambda _: rng.random()) for _ in range(5)
+    ]  # a few key orders, as the emulator
     parts = [json.dumps({k: r[k] for k in orders[i % 5]}).encode() for i, r in enumerate(data)]
     return b'{"results": [' + b", ".join(parts) + b'], "startTime": 0}'
 
@@ -64,8 +73,12 @@ class Response:
 def run(payload: bytes, n: int) -> tuple[float, int, int]:
     retriever = ActivityRetriever(
         requester=Response(b""),  # type: ignore[arg-type]  # never asked: the page reader is driven directly
-        config={"period": "HOUR", "page_size": 10 * n}, parameters={}, name="feature_events",
-        source="featureEvents", time_field="bucket", primary_key=PK,
+        config={"period": "HOUR", "page_size": 10 * n},
+        parameters={},
+        name="feature_events",
+        source="featureEvents",
+        time_field="bucket",
+        primary_key=PK,
     )
     fast = [0, 0]
     original = retriever._block_as_records
@@ -100,8 +113,10 @@ def main() -> None:
         best = min(run(payload, args.rows) for _ in range(args.repeat))
         name = "spaced" if spaced else "compact"
         results[name] = best[0]
-        print(f"{name:8} {len(payload) / 1e6:6.0f} MB  {best[1]:,} records in {best[0]:.2f} s "
-              f"({best[1] / best[0]:,.0f} records/s); blocks row by row: {best[2]}")
+        print(
+            f"{name:8} {len(payload) / 1e6:6.0f} MB  {best[1]:,} records in {best[0]:.2f} s "
+            f"({best[1] / best[0]:,.0f} records/s); blocks row by row: {best[2]}"
+        )
     print(f"spaced / compact: {results['spaced'] / results['compact']:.2f}")
 
 

@@ -525,7 +525,11 @@ class ActivityRetriever(Retriever):
             block = separator.join(_RAW_ROWS.decode(b"[" + text + b"]"))
         if not self._is_rollup:
             return block
-        key = self._time_key if self._time_key in text else self._time_key + b" "  # `"hour":T` or `"hour": T`
+        key = (
+            self._time_key + b" "
+        )  # `"hour": T` (spaced) or `"hour":T`: the compact key is a prefix of the spaced one
+        if key not in text:
+            key = self._time_key
         patterns = [
             (b"%s%d%s" % (key, t, end_), b'%s%d,"periodStart":%d%s' % (key, t, t, end_))
             for t in buckets

@@ -292,3 +292,20 @@ def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_pa
     assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), "no filter over several periods"
     if page_size <= 9:
         assert len(multi) > 1, "a full multi-period page was dropped and the window split"
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(spaced):
+    from source_pendo.activity.retriever import _PageState
+    from source_pendo.activity.rows import AggregationRowReader
+
+    rows = make_rows(days=3, visitors=2)
+    retriever = ActivityRetriever(requester=FakeAggregationApi([]), config={"period": "DAY"}, parameters={}, name="events", source="events", time_field="bucket", primary_key=PK)  # type: ignore[arg-type]
+    text = (json.dumps(rows) if spaced else orjson.dumps(rows).decode()).encode()
+    block = AggregationRowReader(retriever._head_type).feed_block(b'{"results": ' + text + b"}")
+    assert block is not None
+    heads = block[1]
+    out = retriever._block_as_records(block[0], [h.day for h in heads], [h.visitorId for h in heads], len(heads),
+                                      _PageState(None, set(), retriever._group_pks), START, START + 4 * DAY, b"\n")
+    assert out is not None, "the block path, not row by row"
+    assert [json.loads(line) for line in out.split(b"\n")] == [dict(r, periodStart=r["day"]) for r in rows]
