@@ -120,8 +120,12 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(bas
 
 def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered, emulator_now):
     with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, late_rows=True) as emulator:
-        config = dict(base_config, base_url=emulator.base_url, period="HOUR", lookback_window_days=1)
+        config = dict(base_config, base_url=emulator.base_url, period="HOUR")
         oracle = GroundTruth(Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ))
+        # The tiny dataset has 4 late rows, the newest 7 to 31 hours old depending on the clock: a lookback
+        # of whole days just long enough to reach back to it (a fixed 1 day missed it at 22:40Z, 23:30Z).
+        newest_late = max(r["periodStart"] for r in oracle.late_records("events", config))
+        config["lookback_window_days"] = -(-(emulator.now_ms - newest_late) // DAY_MS)
         catalog = catalog_for(["events"], discovered=discovered)
         first = run_connector("read", config, catalog)
         assert first.returncode == 0, first.stderr[-3000:]
