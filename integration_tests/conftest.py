@@ -2,7 +2,9 @@
 
 Every connector run's stdout and stderr are scanned for the integration key (the emulator's, and whatever
 key the run's config carries): a leak fails the test. Start the connector only through the runners below
-(`run_connector`, `run_connector_killed_at`, `run_connector_to_file`), which all scan.
+(`run_connector`, `run_connector_killed_at`, `run_connector_to_file`), which all scan, and which all give the
+connector the session's pinned clock (`SOURCE_PENDO_NOW_MS`, set by the root conftest.py): no run reads the
+wall clock to decide what to read.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from integration_tests.pendo_emulator.truth import GroundTruth
 API_KEY = "emulator-key.us"
 HOUR_MS = 3_600_000
 ONE_APP = "5629499534213120"  # a large positive app id of the emulator's subscription
+CONNECTOR_NOW_ENV = "SOURCE_PENDO_NOW_MS"  # the connector's clock (source_pendo/clock.py)
 EMULATOR_TZ = "America/New_York"  # day buckets at local midnight, with DST, like Pendo's samples (§7)
 
 
@@ -90,6 +93,14 @@ def _arguments(tmp: str, command: str, config: dict[str, Any] | None, catalog: d
     return args + (extra or [])
 
 
+def _connector_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment (plus `extra`), which must carry the pinned clock."""
+    env = dict(os.environ, **(extra or {}))
+    if not env.get(CONNECTOR_NOW_ENV):
+        raise RuntimeError(f"{CONNECTOR_NOW_ENV} is not set: connector runs take the session's pinned clock")
+    return env
+
+
 def _parsed(run: ConnectorRun) -> ConnectorRun:
     for line in run.stdout.splitlines():
         with contextlib.suppress(ValueError):
@@ -102,7 +113,7 @@ def run_connector(command: str, config: dict[str, Any] | None = None, catalog: d
                   extra_args: list[str] | None = None) -> ConnectorRun:
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, command, config, catalog, state, extra_args)
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_connector_env(env), stdin=subprocess.DEVNULL)
     run = _parsed(ConnectorRun(proc.returncode, proc.stdout, proc.stderr, state_in=state))
     assert_no_secret(run.stdout + run.stderr, *secrets_of(config))
     return run
@@ -117,7 +128,8 @@ def run_connector_killed_at(stop: Callable[[dict[str, Any]], bool], config: dict
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(Path(tmp) / "stderr", "w+") as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
+                                    env=_connector_env())
             assert proc.stdout is not None
             deadline = time.monotonic() + timeout
             lines = []
@@ -162,7 +174,8 @@ def run_connector_to_file(stdout_path: Path, config: dict[str, Any], catalog: di
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(stdout_path, "wb") as stdout:
-            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
+            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  env=_connector_env())
     secrets = secrets_of(config)
     overlap = max(len(s) for s in secrets)
     with open(stdout_path, "rb") as stdout:
@@ -207,14 +220,17 @@ def catalog_for(streams: list[str], sync_mode: str = "incremental", discovered: 
 
 
 @pytest.fixture(scope="session")
-def emulator_now() -> int:
-    """The emulator's clock: the current hour, so its data ends where a real sync's clock is."""
-    return int(time.time() * 1000) // HOUR_MS * HOUR_MS
+def emulator_now(test_now_ms: int) -> int:
+    """The emulator's clock: the session's pinned instant (`PENDO_TEST_NOW`, see the root conftest.py), never
+    the wall clock. Its data ends there; the connector's clock (`SOURCE_PENDO_NOW_MS`, set for the session)
+    is a little after it, in the same hour. Start every emulator of a test with `now_ms=emulator_now`."""
+    return test_now_ms
 
 
 @pytest.fixture(scope="session")
 def emulator(emulator_now: int) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as process:
+        assert process.now_ms == emulator_now
         yield process
 
 

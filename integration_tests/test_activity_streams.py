@@ -106,8 +106,8 @@ def test_activity_app_added_to_app_ids_reads_its_history_from_the_all_apps_front
     assert all(r["appId"] == int(ONE_APP) for r in second.records("events"))
 
 
-def test_activity_feature_events_cost_one_request_per_window_not_per_feature(base_config, discovered):
-    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ) as emulator:
+def test_activity_feature_events_cost_one_request_per_window_not_per_feature(base_config, discovered, emulator_now):
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as emulator:
         config = dict(base_config, base_url=emulator.base_url, period="DAY")
         run = run_connector("read", config, catalog_for(["feature_events"], discovered=discovered))
         assert run.returncode == 0, run.stderr[-3000:]
@@ -118,10 +118,14 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(bas
         assert len(requests) == len(windows) >= 1
 
 
-def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered):
-    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ, late_rows=True) as emulator:
-        config = dict(base_config, base_url=emulator.base_url, period="HOUR", lookback_window_days=1)
+def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered, emulator_now):
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, late_rows=True) as emulator:
+        config = dict(base_config, base_url=emulator.base_url, period="HOUR")
         oracle = GroundTruth(Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ))
+        # The tiny dataset has 4 late rows, the newest 7 to 31 hours old depending on the clock: a lookback
+        # of whole days just long enough to reach back to it (a fixed 1 day missed it at 22:40Z, 23:30Z).
+        newest_late = max(r["periodStart"] for r in oracle.late_records("events", config))
+        config["lookback_window_days"] = -(-(emulator.now_ms - newest_late) // DAY_MS)
         catalog = catalog_for(["events"], discovered=discovered)
         first = run_connector("read", config, catalog)
         assert first.returncode == 0, first.stderr[-3000:]
@@ -136,8 +140,8 @@ def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, disco
         assert set(inside) <= second_seen
 
 
-def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(base_config, discovered):
-    with EmulatorProcess(scale="tiny", seed=7, tz=EMULATOR_TZ) as emulator:
+def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(base_config, discovered, emulator_now):
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as emulator:
         config = dict(base_config, base_url=emulator.base_url, start_date="2020-01-01")
         dataset = Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ)
         run = run_connector("read", config, catalog_for(["visitor_history"], discovered=discovered))
