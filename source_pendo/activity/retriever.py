@@ -164,12 +164,11 @@ class ActivityRetriever(Retriever):
             batch = builder.flush()
             if batch is not None:
                 yield batch
-            with self._running_lock:
+            with self._running_lock:  # logged under the lock: the running totals appear in increasing order
                 self._records_so_far += builder.total
-                so_far = self._records_so_far
-            LOGGER.info(
-                f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {so_far} records so far"
-            )
+                LOGGER.info(
+                    f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {self._records_so_far} records so far"
+                )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
         finally:
