@@ -26,14 +26,15 @@ ROLLUPS = ["events", "feature_events", "page_events", "track_events"]
     ],
     ids=["all-apps", "one-app", "anonymous-on"],
 )
-def test_activity_streams_equal_ground_truth(base_config, truth, discovered, period, variant):
-    config = dict(base_config, period=period, **variant)
-    run = run_connector("read", config, catalog_for(ACTIVITY, discovered=discovered))
+def test_activity_streams_equal_ground_truth(world, period, variant):
+    """In both worlds (the default reading of Pendo's API and `pessimistic`, conftest.py)."""
+    config = dict(world.config, period=period, **variant)
+    run = world.read(config, catalog_for(ACTIVITY, discovered=world.discovered))
     assert run.returncode == 0, run.stderr[-3000:]
     for stream in ACTIVITY:
         records = run.records(stream)
         assert_unique_keys(stream, records)
-        assert_records_equal(stream, records, truth.records(stream, config))
+        assert_records_equal(stream, records, world.expected(stream, config))
     assert {s["stream"]["stream_descriptor"]["name"] for s in run.states()} >= set(ACTIVITY)
 
 
@@ -60,12 +61,12 @@ def test_activity_primary_keys_are_unique_across_apps_where_tap_pendo_keys_colli
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])
-def test_activity_second_read_with_state_emits_only_the_lookback_window(base_config, truth, discovered, period):
-    config = dict(base_config, period=period)
-    catalog = catalog_for(ROLLUPS, discovered=discovered)
-    first = run_connector("read", config, catalog)
+def test_activity_second_read_with_state_emits_only_the_lookback_window(world, period):
+    config = dict(world.config, period=period)
+    catalog = catalog_for(ROLLUPS, discovered=world.discovered)
+    first = world.read(config, catalog)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run_connector("read", config, catalog, state=first.final_state())
+    second = world.read(config, catalog, state=first.final_state())
     assert second.returncode == 0, second.stderr[-3000:]
     newest = max(r["periodStart"] for r in first.records("events"))
     for stream in ROLLUPS:
@@ -73,7 +74,7 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(base_con
         # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
         assert all(r["periodStart"] >= newest - 2 * DAY_MS - 3_600_000 for r in again), f"{stream} re-read more than the lookback"
         union = {canonical(r) for r in first.records(stream) + again}
-        assert union == {canonical(r) for r in truth.records(stream, config)}
+        assert union == {canonical(r) for r in world.expected(stream, config)}
 
 
 def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered):
