@@ -45,7 +45,9 @@ RANGES: dict[str, tuple[int, int]] = {
     "request_timeout_seconds": (10, 3_600),
 }
 
-_APP_ID = re.compile(r"^-?[0-9]+$")
+_APP_ID = re.compile(r"-?[0-9]{1,19}")  # fullmatch: a signed 64-bit integer's digits, as Pendo's app ids
+MAX_APP_ID = 2**63 - 1
+EARLIEST_START = "2013-01-01"  # Pendo was founded in 2013: it holds no earlier data
 _START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z)?$")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: a UUID with a region suffix
@@ -83,13 +85,18 @@ def validate_config(config: Mapping[str, Any]) -> None:
         )
 
     region = config.get("region", DEFAULTS["region"])
-    if region not in REGION_HOSTS:
+    if not isinstance(region, str) or region not in REGION_HOSTS:
         raise _config_error(
             f"`region` '{region}' is not a Pendo region: use one of {', '.join(REGION_HOSTS)} "
             "(the host your Pendo subscription lives on)."
         )
 
-    base_url = (config.get("base_url") or "").strip()
+    base_url = config.get("base_url") or ""
+    if not isinstance(base_url, str):
+        raise _config_error(
+            f"`base_url` must be text such as https://app.pendo.io (or left empty to use `region`), not {base_url!r}."
+        )
+    base_url = base_url.strip()
     if base_url:
         if not _SCHEME.match(base_url):
             raise _config_error(
@@ -113,6 +120,11 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
             "2024-01-31T00:00:00Z."
         )
+    if start < _parse_start_date(EARLIEST_START):
+        raise _config_error(
+            f"`start_date` {start_date} is before {EARLIEST_START}, the earliest allowed: Pendo was founded in 2013 "
+            f"and holds no earlier data; use {EARLIEST_START} or later."
+        )
     if start.timestamp() * 1000 > now_ms():
         raise _config_error(
             f"`start_date` {start_date} is in the future: Pendo has no data after now; use today or an earlier date."
@@ -127,11 +139,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise _config_error(
             '`app_ids` must be a list of numeric app ids, e.g. ["-323232"], or empty for all apps.'
         )
-    invalid = [str(app_id) for app_id in app_ids if not _APP_ID.match(str(app_id))]
+    invalid = [app_id for app_id in app_ids if not is_app_id(app_id)]
     if invalid:
+        shown = ", ".join(repr(_shorten(str(app_id))) for app_id in invalid)
         raise _config_error(
-            f"`app_ids` must hold numeric Pendo app ids such as -323232 or 5629499534213120; "
-            f"not numeric: {', '.join(invalid)}."
+            f"`app_ids` must hold Pendo app ids, whole numbers such as -323232 or 5629499534213120 (at most 19 "
+            f"digits); not an app id: {shown}."
         )
 
     lookback = config.get("lookback_window_days", DEFAULTS["lookback_window_days"])
@@ -146,9 +159,27 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise _config_error(f"`{field}` is {value!r}: it must be a whole number from {low} to {high}.")
 
 
+def is_app_id(value: Any) -> bool:
+    """A Pendo app id (a signed 64-bit integer), as text or a number; surrounding whitespace is trimmed."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return False
+    text = str(value).strip() if isinstance(value, str) else str(value) if abs(value) <= MAX_APP_ID else ""
+    return bool(_APP_ID.fullmatch(text)) and abs(int(text)) <= MAX_APP_ID
+
+
+def app_ids(config: Mapping[str, Any]) -> list[str]:
+    """`app_ids` as trimmed text, each once in the order given (the state is keyed by them)."""
+    ids = config.get("app_ids") or []
+    return list(dict.fromkeys(str(app_id).strip() for app_id in ids)) if isinstance(ids, list) else []
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
 def api_base(config: Mapping[str, Any]) -> str:
     """`base_url` (proxies, tests) or the region's host, followed by /api/v1."""
-    base_url = (config.get("base_url") or "").strip()
+    base_url = str(config.get("base_url") or "").strip()
     host = base_url or REGION_HOSTS[config.get("region") or DEFAULTS["region"]]
     return host.rstrip("/") + API_PATH
 
@@ -165,8 +196,9 @@ def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """
     completed = {**DEFAULTS, **{key: value for key, value in config.items() if value is not None}}
     if isinstance(completed["app_ids"], list):
-        completed["app_ids"] = [str(app_id) for app_id in completed["app_ids"]]
-    if (completed.get("base_url") or "").strip() or completed["region"] in REGION_HOSTS:
+        completed["app_ids"] = app_ids(completed)
+    region = completed["region"]
+    if str(completed.get("base_url") or "").strip() or (isinstance(region, str) and region in REGION_HOSTS):
         completed["api_base"] = api_base(completed)
     with contextlib.suppress(KeyError, TypeError, ValueError):  # reported by validate_config
         completed["start_ms"] = start_ms(completed)

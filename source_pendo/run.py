@@ -1,8 +1,9 @@
 """Console entry point `source-pendo`.
 
 The source is built from the `--config`, `--catalog` and `--state` it will run with (the CDK builds streams
-from what the constructor gets), after the config passed `validate_config`: a bad config gets one actionable
-message before any network call, never a traceback.
+from what the constructor gets), after the files were read by inputs.py and the config passed
+`validate_config`: a bad file or setting gets one actionable message before any network call, never a
+traceback (check: a FAILED connection status; discover and read: an error trace and exit 1).
 """
 
 from __future__ import annotations
@@ -34,28 +35,34 @@ def _print_config_error(command: str, error: AirbyteTracedException) -> None:
 def build_source(args: list[str]) -> SourcePendo | None:
     """The source for `args`, or None when the config was rejected (the message is already printed)."""
     from airbyte_cdk.entrypoint import AirbyteEntrypoint
+    from airbyte_cdk.models import AirbyteStateMessage, ConfiguredAirbyteCatalog
     from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
     from source_pendo.config import validate_config
+    from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
     from source_pendo.source import SourcePendo
 
     parsed = AirbyteEntrypoint.parse_args(args)
     config: Mapping[str, Any] | None = None
-    if getattr(parsed, "config", None):
-        config = SourcePendo.read_config(parsed.config)
-        if isinstance(config.get("api_key"), str) and config["api_key"]:
-            update_secrets([config["api_key"]])
-    if parsed.command in COMMANDS_WITH_CONFIG:
-        try:
+    catalog: ConfiguredAirbyteCatalog | None = None
+    state: list[AirbyteStateMessage] | None = None
+    try:
+        if getattr(parsed, "config", None):
+            config = read_config_file(parsed.config)
+            if isinstance(config.get("api_key"), str) and config["api_key"]:
+                update_secrets([config["api_key"]])
+        if parsed.command in COMMANDS_WITH_CONFIG:
             validate_config(config or {})
-        except AirbyteTracedException as error:
-            _print_config_error(parsed.command, error)
-            if parsed.command != "check":
-                sys.exit(1)
-            return None
-    catalog = SourcePendo.read_catalog(parsed.catalog) if getattr(parsed, "catalog", None) else None
-    state = SourcePendo.read_state(parsed.state) if getattr(parsed, "state", None) else None
+        if getattr(parsed, "catalog", None):
+            catalog = read_catalog_file(parsed.catalog)
+        if getattr(parsed, "state", None):
+            state = read_state_file(parsed.state)
+    except AirbyteTracedException as error:
+        _print_config_error(parsed.command, error)
+        if parsed.command != "check":
+            sys.exit(1)
+        return None
     return SourcePendo(config=config, catalog=catalog, state=state)
 
 

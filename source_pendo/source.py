@@ -20,6 +20,7 @@ from source_pendo.activity.streams import build_activity_stream, is_activity_str
 from source_pendo.check import check_connection
 from source_pendo.config import complete_config
 from source_pendo.estimates import entity_estimates
+from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
 from source_pendo.spec import MANIFEST_PATH
 
 CONNECT_TIMEOUT_SECONDS = 30
@@ -39,6 +40,19 @@ class SourcePendo(YamlDeclarativeSource):
         completed = complete_config(config or {})  # `spec` has no config; the manifest still reads defaults
         self._request_timeout = completed["request_timeout_seconds"]
         super().__init__(path_to_yaml=str(MANIFEST_PATH), config=completed, catalog=catalog, state=state)
+
+    # The files, read as run.py read them before building the source: a bad file is one config_error.
+    @staticmethod
+    def read_config(config_path: str) -> dict[str, Any]:
+        return read_config_file(config_path)
+
+    @classmethod
+    def read_catalog(cls, catalog_path: str) -> ConfiguredAirbyteCatalog:
+        return read_catalog_file(catalog_path)
+
+    @classmethod
+    def read_state(cls, state_path: str | None) -> list[AirbyteStateMessage]:
+        return read_state_file(state_path) if state_path else []  # no --state: no state, as the CDK's
 
     def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> ConnectionDefinition:
         """The manifest with the base requester's timeouts taken from `request_timeout_seconds`: the manifest

@@ -55,9 +55,23 @@ def _message(**fields: Any) -> str:
         ({"start_date": "2024-01-31T00:00:00+02:00"}, "is not a date"),
         ({"start_date": None}, "`start_date` 'None' is not a date"),
         ({"start_date": TOMORROW}, f"`start_date` {TOMORROW} is in the future"),
-        ({"start_date": "2026-05-20T14:20:00.001Z"}, "`start_date` 2026-05-20T14:20:00.001Z is in the future"),
+        (
+            {"start_date": "2026-05-20T14:20:00.001Z"},
+            "`start_date` 2026-05-20T14:20:00.001Z is in the future",
+        ),
         ({"period": "WEEK"}, "`period` 'WEEK' is not supported: use DAY or HOUR."),
-        ({"app_ids": ["-323232", "web app"]}, "not numeric: web app."),
+        ({"app_ids": ["-323232", "web app"]}, "not an app id: 'web app'."),
+        (
+            {"app_ids": ["9" * 5000]},
+            "not an app id: '9999999999999999999999999999999999999999… (5000 characters)'.",
+        ),
+        ({"app_ids": ["9223372036854775808"]}, "(at most 19 digits); not an app id: '9223372036854775808'."),
+        ({"app_ids": [True]}, "not an app id: 'True'."),
+        ({"app_ids": ["1\n2"]}, "not an app id"),
+        ({"region": ["us", "eu"]}, "`region` '['us', 'eu']' is not a Pendo region"),
+        ({"base_url": 42}, "`base_url` must be text such as https://app.pendo.io"),
+        ({"start_date": "0001-01-01"}, "`start_date` 0001-01-01 is before 2013-01-01, the earliest allowed"),
+        ({"start_date": "2012-12-31T23:59:59Z"}, "is before 2013-01-01, the earliest allowed"),
         ({"app_ids": "-323232"}, "`app_ids` must be a list"),
         ({"lookback_window_days": -1}, "`lookback_window_days` is -1: it cannot be negative"),
         (
@@ -94,6 +108,8 @@ def test_config_invalid_field_gets_one_actionable_message(fields: dict[str, Any]
         {"base_url": "http://127.0.0.1:8080/prefix/", "lookback_window_days": 0, "page_size": 1000},
         {"concurrency": 16, "request_timeout_seconds": 3600, "include_anonymous_visitors": True},
         {"start_date": "2026-05-20"},  # today, by the pinned clock
+        {"start_date": "2013-01-01"},  # the earliest allowed
+        {"app_ids": ["5629499534213120\n", " -323232 ", 5629499534213121, "9223372036854775807"]},
         {"start_date": "2026-05-20T14:20:00Z"},  # now exactly
     ],
 )
@@ -126,6 +142,11 @@ def test_config_complete_config_fills_defaults_and_derives_api_base() -> None:
     assert completed["page_size"] == 50_000
     assert completed["app_ids"] == ["-323232"]
     assert completed["api_base"] == "https://app.pendo.io/api/v1"
+
+
+def test_config_app_ids_are_trimmed_and_kept_once_in_order() -> None:
+    config = ConfigBuilder().with_(app_ids=["5629499534213120\n", " -323232", "5629499534213120", 7]).build()
+    assert complete_config(config)["app_ids"] == ["5629499534213120", "-323232", "7"]
 
 
 def test_config_constants_match_the_spec() -> None:
