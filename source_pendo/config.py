@@ -59,7 +59,7 @@ def _config_error(message: str) -> AirbyteTracedException:
     )
 
 
-def _parse_start_date(value: str) -> datetime:
+def parse_start_date(value: str) -> datetime:
     """`YYYY-MM-DD` (midnight UTC) or RFC 3339 UTC with a `Z` suffix."""
     if not _START_DATE.match(value):
         raise ValueError(value)
@@ -112,7 +112,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
     start_date = config.get("start_date")
     try:
-        start = _parse_start_date(start_date) if isinstance(start_date, str) else None
+        start = parse_start_date(start_date) if isinstance(start_date, str) else None
     except ValueError:
         start = None
     if start is None:
@@ -120,7 +120,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
             "2024-01-31T00:00:00Z."
         )
-    if start < _parse_start_date(EARLIEST_START):
+    if start < parse_start_date(EARLIEST_START):
         raise _config_error(
             f"`start_date` {start_date} is before {EARLIEST_START}, the earliest allowed: Pendo was founded in 2013 "
             f"and holds no earlier data; use {EARLIEST_START} or later."
@@ -186,7 +186,7 @@ def api_base(config: Mapping[str, Any]) -> str:
 
 def start_ms(config: Mapping[str, Any]) -> int:
     """`start_date` as epoch milliseconds, the unit of every Pendo timestamp."""
-    return int(_parse_start_date(config["start_date"]).timestamp() * 1000)
+    return int(parse_start_date(config["start_date"]).timestamp() * 1000)
 
 
 def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:

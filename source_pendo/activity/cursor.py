@@ -7,14 +7,19 @@ added to `app_ids` would silently skip its history). This cursor keeps one front
 (`*` = all apps in one request when `app_ids` is empty) and emits the whole state after each window.
 
 State (one per stream):
-    {"version": 1, "period": "DAY", "start_date": "2024-01-01",
+    {"version": 1, "period": "DAY", "start_date": "2024-01-01", "include_anonymous_visitors": false,
      "apps": {"-323232": {"periodStart": 1709251200000}, ...}}
+The saved state is validated before it is trusted (_valid_apps): a frontier that is not a whole number of
+epoch ms, is negative, beyond year 9999 or after now, or an app key that is not an app id or `*`, is one
+config_error naming the stream and the key, never read and never written back. App keys are trimmed.
 A frontier F means every bucket starting before F was read after it had closed; the next sync starts
 each app at F - lookback. F only moves through windows that completed contiguously from the app's
 first window, so state never runs ahead of emitted records, even with windows read in parallel.
 
 Settings changes: a new period fails with a message saying what to reset (day and hour rows cannot
-share a table); an earlier start_date re-reads from it; an app new to the state starts at start_date,
+share a table); an earlier start_date re-reads from it (instants are compared: 2024-01-01 and
+2024-01-01T00:00:00Z are one start); include_anonymous_visitors turned on since the last sync (the state
+saves it) re-reads every app from start_date, a backfill of the anonymous rows the earlier syncs left out; an app new to the state starts at start_date,
 or at the `*` frontier when the previous syncs read all apps at once; switching from a list of apps to
 all apps re-reads from start_date (apps outside the old list have no history yet).
 """
@@ -22,6 +27,7 @@ all apps re-reads from start_date (apps outside the old list have no history yet
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -38,11 +44,24 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..clock import now_ms
+from ..config import is_app_id, parse_start_date
 from ..pendo import DAY_MS, HOUR_MS
 
 STATE_VERSION = 1
 ALL_APPS = "*"
+ANONYMOUS_KEY = "include_anonymous_visitors"
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: no epoch-ms time is later
 LOGGER = logging.getLogger("airbyte")
+
+
+def _shown(value: Any) -> str:
+    """A saved value as JSON for a message, cut short (a corrupted state may hold anything)."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _instant(date: str) -> float:
+    return parse_start_date(date).timestamp()
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,8 @@ class StateContext:
     period_sensitive: bool  # rollups: a saved state of another period is a config error
     message_repository: MessageRepository
     connector_state_manager: ConnectorStateManager
+    # The config's include_anonymous_visitors, saved in the state: turned on since, every app is re-read
+    include_anonymous: bool = False
 
 
 class WindowFeedback(Protocol):
@@ -151,6 +172,7 @@ class ActivityCursor(Cursor):
         self._cursor_field = CursorField(cursor_field)
         self._period = windows.period
         self._start_date = state_context.start_date
+        self._include_anonymous = state_context.include_anonymous
         self._start_ms = windows.start_ms
         self._lookback_ms = windows.lookback_ms
         self._settle_ms = windows.settle_ms
@@ -194,30 +216,92 @@ class ActivityCursor(Cursor):
                 ),
                 failure_type=FailureType.config_error,
             )
-        saved: dict[str, Any] = state["apps"]
+        saved = self._valid_apps(state["apps"])
+        earlier_start = self._start_moved_back(state.get("start_date"))
+        anonymous_on = self._include_anonymous and state.get(ANONYMOUS_KEY) is False
+        reread = earlier_start or anonymous_on
         frontiers: dict[str, int | None] = {}
-        earlier_start = state.get("start_date") and self._start_date < str(state["start_date"])
         for app in partitions:
-            entry = saved.get(app)
-            if earlier_start:
+            if reread:
                 frontiers[app] = None
-            elif entry is not None:
-                frontiers[app] = int(entry[self._cursor_field.cursor_field_key])
+            elif app in saved:
+                frontiers[app] = saved[app]
             elif app != ALL_APPS and ALL_APPS in saved:
-                frontiers[app] = int(saved[ALL_APPS][self._cursor_field.cursor_field_key])
+                frontiers[app] = saved[ALL_APPS]
             else:
                 frontiers[app] = None
         if earlier_start:
             LOGGER.info(
                 f"{self._stream_name}: start_date moved back to {self._start_date}; re-reading every app from it."
             )
+        elif anonymous_on:
+            LOGGER.warning(
+                f"{self._stream_name}: include_anonymous_visitors was turned on since the last sync, whose rows left "
+                f"anonymous visitors out: re-reading every app from start_date {self._start_date} (a backfill: with "
+                "append_dedup the rows already synced merge on the primary key; with append they arrive again)."
+            )
         new_apps = [a for a in partitions if frontiers[a] is None and saved]
-        if new_apps and not earlier_start:
+        if new_apps and not reread:
             LOGGER.info(
                 f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date."
             )
-        self._saved_apps = {k: v for k, v in saved.items() if k not in partitions}
+        key = self._cursor_field.cursor_field_key
+        self._saved_apps = {app: {key: f} for app, f in saved.items() if app not in partitions}
         return frontiers
+
+    def _invalid(self, what: str, fix: str = "") -> AirbyteTracedException:
+        message = (
+            f"The saved state of stream {self._stream_name} is invalid: {what}. {fix or 'Correct it in the connection state, or '}"
+            f"clear the stream's data (reset {self._stream_name}) to sync it from start_date again."
+        )
+        return AirbyteTracedException(
+            message=message, internal_message=message, failure_type=FailureType.config_error
+        )
+
+    def _valid_apps(self, apps: Mapping[Any, Any]) -> dict[str, int]:
+        """The saved frontier of each app partition, each checked: a frontier is a past time in epoch ms, under
+        a trimmed app id or `*`. A value the connector could never have saved is a config error, never trusted
+        (a frontier in the future would skip every window silently) and never written back."""
+        key = self._cursor_field.cursor_field_key
+        now = self._clock()
+        frontiers: dict[str, int] = {}
+        for raw_app, entry in apps.items():
+            app = str(raw_app).strip()
+            where = f"apps[{_shown(raw_app)}]"
+            if app != ALL_APPS and not is_app_id(app):
+                raise self._invalid(f"{where} is not an app id (a whole number) or * (all apps)")
+            if not isinstance(entry, Mapping) or key not in entry:
+                raise self._invalid(f"{where} has no {key}")
+            value = entry[key]
+            where = f"{where}.{key}"
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self._invalid(f"{where} is {_shown(value)}, not a time in epoch milliseconds")
+            if not 0 <= value <= MAX_MS or (isinstance(value, float) and not value.is_integer()):
+                raise self._invalid(
+                    f"{where} is not a time in epoch milliseconds (a whole number from 0 to year 9999)"
+                )
+            frontier = int(value)
+            if frontier > now:
+                raise self._invalid(
+                    f"{where} is {iso_minute(frontier)}, after now ({iso_minute(now)}); the connector never saves a "
+                    "position it has not read, so the state was edited or saved by a machine whose clock was ahead",
+                    "Set it to a past time in the connection state (the last time you know was synced), or ",
+                )
+            # two keys that trim to one app (" 123" and "123"): the earlier frontier, so nothing is skipped
+            frontiers[app] = min(frontier, frontiers.get(app, frontier))
+        return frontiers
+
+    def _start_moved_back(self, saved: Any) -> bool:
+        """Whether the config's start_date is an earlier instant than the saved one (instants, not strings:
+        2024-01-01 and 2024-01-01T00:00:00Z are the same start)."""
+        if saved is None:
+            return False
+        if not isinstance(saved, str):
+            raise self._invalid(f"start_date is {_shown(saved)}, not a date")
+        try:
+            return _instant(self._start_date) < _instant(saved)
+        except ValueError:
+            raise self._invalid(f"start_date is {_shown(saved)}, not a date") from None
 
     @property
     def state(self) -> MutableMapping[str, Any]:
@@ -230,6 +314,7 @@ class ActivityCursor(Cursor):
             "version": STATE_VERSION,
             "period": self._period,
             "start_date": self._start_date,
+            ANONYMOUS_KEY: self._include_anonymous,
             "apps": apps,
         }
 

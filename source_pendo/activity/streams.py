@@ -99,6 +99,7 @@ def build_activity_stream(
         period_sensitive=is_rollup,
         message_repository=source._message_repository,
         connector_state_manager=source._connector_state_manager,
+        include_anonymous=bool(config.get("include_anonymous_visitors")),
     )
     partitions = ["*"] if is_history else [str(a) for a in config.get("app_ids") or []] or ["*"]
     cursor = ActivityCursor(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.types import StreamSlice
@@ -24,14 +25,14 @@ class _Partition:
         return self._slice
 
 
-def make_cursor(state: dict[str, Any] | None = None, partitions: list[str] | None = None, period: str = "DAY", start_date: str = "2027-01-05") -> tuple[ActivityCursor, InMemoryMessageRepository]:
+def make_cursor(state: dict[str, Any] | None = None, partitions: list[str] | None = None, period: str = "DAY", start_date: str = "2027-01-05", anonymous: bool = False) -> tuple[ActivityCursor, InMemoryMessageRepository]:
     repo = InMemoryMessageRepository()
     cursor = ActivityCursor(
         stream_name="events", cursor_field="periodStart", partitions=partitions or ["*"],
         windows=WindowPolicy(period=period, start_ms=START, lookback_ms=DAY_MS, settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
                              initial_window_ms=DAY_MS, max_window_ms=30 * DAY_MS, target_rows=1000, max_windows_ahead=100),
         state_context=StateContext(stream_state=state or {}, start_date=start_date, period_sensitive=True, message_repository=repo,
-                                   connector_state_manager=ConnectorStateManager()),
+                                   connector_state_manager=ConnectorStateManager(), include_anonymous=anonymous),
         clock=lambda: NOW,
     )
     return cursor, repo
@@ -110,3 +111,73 @@ def test_activity_cursor_grows_windows_after_sparse_ones_and_shrinks_after_dense
     cursor.observe_window(second, 100_000)
     third = next(slices)
     assert int(third["end"]) - int(third["start"]) == DAY_MS
+
+
+def _saved(frontier: Any, app: Any = "*", **fields: Any) -> dict[str, Any]:
+    return {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {app: {"periodStart": frontier}}, **fields}
+
+
+def _first_start(cursor: ActivityCursor) -> int:
+    return int(next(iter(cursor.stream_slices()))["start"])
+
+
+@pytest.mark.parametrize(
+    ("frontier", "said"),
+    [
+        (None, 'apps["*"].periodStart is null, not a time in epoch milliseconds'),
+        ("last tuesday", 'apps["*"].periodStart is "last tuesday", not a time in epoch milliseconds'),
+        (True, 'apps["*"].periodStart is true'),
+        (1e300, 'apps["*"].periodStart is not a time in epoch milliseconds (a whole number from 0 to year 9999)'),
+        (-1, "is not a time in epoch milliseconds"),
+        (1.5, "is not a time in epoch milliseconds"),
+        (NOW + DAY_MS, "after now (2027-01-15T05:00Z); the connector never saves a position it has not read"),
+    ],
+)
+def test_activity_cursor_an_invalid_saved_frontier_is_a_config_error_naming_stream_and_key(frontier: Any, said: str):
+    with pytest.raises(AirbyteTracedException) as raised:
+        make_cursor(_saved(frontier))
+    message = raised.value.message or ""
+    assert raised.value.failure_type == FailureType.config_error
+    assert "The saved state of stream events is invalid" in message and said in message
+    assert "reset events" in message and "1e+300" not in message
+
+
+def test_activity_cursor_a_frontier_that_is_a_whole_float_is_read_as_ms():
+    assert _first_start(make_cursor(_saved(float(NOW - 2 * DAY_MS)))[0]) == NOW - 3 * DAY_MS
+
+
+@pytest.mark.parametrize("app", ["abc", "", "9" * 30])
+def test_activity_cursor_an_app_key_that_is_not_an_app_id_is_a_config_error(app: str):
+    with pytest.raises(AirbyteTracedException, match="is not an app id"):
+        make_cursor(_saved(NOW - 2 * DAY_MS, app=app))
+
+
+def test_activity_cursor_app_keys_with_whitespace_are_trimmed_to_one_partition_at_the_earlier_frontier():
+    saved = _saved(NOW - 2 * DAY_MS, app="42\n")
+    saved["apps"][" 42"] = {"periodStart": NOW - 4 * DAY_MS}
+    cursor, _ = make_cursor(saved, partitions=["42"])
+    assert _first_start(cursor) == NOW - 5 * DAY_MS
+    assert list(cursor.state["apps"]) == ["42"]
+
+
+def test_activity_cursor_the_same_start_date_written_as_a_timestamp_changes_nothing():
+    saved = _saved(NOW - 2 * DAY_MS, start_date="2027-01-05T00:00:00Z")
+    assert _first_start(make_cursor(saved, start_date="2027-01-05")[0]) == NOW - 3 * DAY_MS
+    assert _first_start(make_cursor(saved, start_date="2027-01-04T23:59:59Z")[0]) == START, "an earlier instant re-reads"
+
+
+def test_activity_cursor_a_saved_start_date_that_is_not_a_date_is_a_config_error():
+    with pytest.raises(AirbyteTracedException, match='start_date is "yesterday", not a date'):
+        make_cursor(_saved(NOW - 2 * DAY_MS, start_date="yesterday"))
+
+
+def test_activity_cursor_anonymous_visitors_turned_on_re_reads_from_start_date(caplog: pytest.LogCaptureFixture):
+    off = _saved(NOW - 2 * DAY_MS, include_anonymous_visitors=False)
+    cursor, _ = make_cursor(off, anonymous=True)
+    assert _first_start(cursor) == START
+    assert cursor.state["include_anonymous_visitors"] is True
+    assert "include_anonymous_visitors was turned on since the last sync" in caplog.text
+    # on -> off, on -> on, and a state saved before the setting was recorded: resume as before
+    for saved, anonymous in [(dict(off, include_anonymous_visitors=True), False), (dict(off, include_anonymous_visitors=True), True),
+                             (_saved(NOW - 2 * DAY_MS), True)]:
+        assert _first_start(make_cursor(saved, anonymous=anonymous)[0]) == NOW - 3 * DAY_MS
