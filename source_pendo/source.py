@@ -24,6 +24,49 @@ from source_pendo.inputs import read_catalog_file, read_config_file, read_state_
 from source_pendo.spec import MANIFEST_PATH
 
 CONNECT_TIMEOUT_SECONDS = 30
+ANONYMOUS_SETTING = "include_anonymous_visitors"
+ENTITY_STREAMS_WITH_ANONYMOUS = (
+    "visitors",
+)  # the activity streams keep the setting in their own state (cursor.py)
+LOGGER = logging.getLogger("airbyte")
+
+
+def backfill_anonymous_visitors(
+    state: list[AirbyteStateMessage] | None, anonymous: bool
+) -> list[AirbyteStateMessage] | None:
+    """The state without the visitors stream's cursor when include_anonymous_visitors was turned on since the
+    state was saved (it records the setting, see `with_anonymous_setting`): anonymous visitors whose lastupdated
+    is before that cursor were never read, so visitors is read whole again (a backfill; append_dedup merges)."""
+    if not anonymous or not state:
+        return state
+    kept = []
+    for message in state:
+        stream = message.stream
+        saved = (
+            getattr(stream.stream_state, ANONYMOUS_SETTING, None) if stream and stream.stream_state else None
+        )
+        if stream and stream.stream_descriptor.name in ENTITY_STREAMS_WITH_ANONYMOUS and saved is False:
+            LOGGER.warning(
+                f"{stream.stream_descriptor.name}: include_anonymous_visitors was turned on since the last sync, "
+                "whose records left anonymous visitors out: reading the stream whole again (a backfill: with "
+                "append_dedup the records already synced merge on the primary key; with append they arrive again)."
+            )
+            continue
+        kept.append(message)
+    return kept
+
+
+def with_anonymous_setting(message: Any, anonymous: bool) -> Any:
+    """A STATE message of the visitors stream records include_anonymous_visitors next to the cursor."""
+    state = getattr(message, "state", None)
+    stream = getattr(state, "stream", None) if state is not None else None
+    if (
+        stream is not None
+        and stream.stream_descriptor.name in ENTITY_STREAMS_WITH_ANONYMOUS
+        and stream.stream_state is not None
+    ):
+        setattr(stream.stream_state, ANONYMOUS_SETTING, anonymous)
+    return message
 
 
 class SourcePendo(YamlDeclarativeSource):
@@ -39,6 +82,8 @@ class SourcePendo(YamlDeclarativeSource):
     ) -> None:
         completed = complete_config(config or {})  # `spec` has no config; the manifest still reads defaults
         self._request_timeout = completed["request_timeout_seconds"]
+        self._anonymous = bool(completed["include_anonymous_visitors"])
+        state = backfill_anonymous_visitors(state, self._anonymous)
         super().__init__(path_to_yaml=str(MANIFEST_PATH), config=completed, catalog=catalog, state=state)
 
     # The files, read as run.py read them before building the source: a bad file is one config_error.
@@ -93,4 +138,4 @@ class SourcePendo(YamlDeclarativeSource):
                 message.release()
                 yield from message.to_messages()
             else:
-                yield message
+                yield with_anonymous_setting(message, self._anonymous)
