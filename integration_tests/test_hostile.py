@@ -449,7 +449,6 @@ def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_er
         assert_loud(run, stream)
 
 
-@xfail("metadata.custom.a_b and metadata.custom_a.b both become metadata_custom_a_b: one value silently overwrites the other")
 def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy, config, discovered):
     proxy.set_modes([{"kind": "metadata_collision", "times": 1, "route": "aggregation", "source": "accounts", "body_contains": '"sort"'}])
     run = run_connector("read", config, catalog_for(["accounts"], discovered=discovered), timeout=120)

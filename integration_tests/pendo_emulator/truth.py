@@ -214,7 +214,8 @@ def promote_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
         if group.startswith("auto_") or not isinstance(fields, dict):
             continue
         for name, value in fields.items():
-            out[f"metadata_{group}_{name}"] = value
+            # a group with an underscore takes two before the field (source_pendo metadata_column)
+            out[f"metadata_{group}__{name}" if "_" in group else f"metadata_{group}_{name}"] = value
     return out
 
 

@@ -24,7 +24,7 @@ from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.types import Config
 
 from source_pendo.api import quick_get
-from source_pendo.components.metadata_columns import PER_APP_GROUP_PREFIX
+from source_pendo.components.metadata_columns import PER_APP_GROUP_PREFIX, metadata_column
 
 logger = logging.getLogger("airbyte")
 
@@ -97,5 +97,5 @@ class MetadataSchemaLoader(SchemaLoader):
             group, name, typed = field["group"], field["field"], column_schema(field.get("Type"))
             metadata.setdefault(group, _object_schema()).setdefault("properties", {})[name] = typed
             if not group.startswith(PER_APP_GROUP_PREFIX):
-                properties[f"metadata_{group}_{name}"] = dict(typed)
+                properties[metadata_column(group, name)] = dict(typed)
         return schema
