@@ -18,7 +18,7 @@ from builders import (
     text_response,
 )
 
-_SOURCES = {"accounts": {"accounts": {"appId": ALL_APPS}}, "visitors": {"visitors": {"identified": True}}}
+_SOURCES = {"accounts": {"accounts": {"appId": ALL_APPS}}, "visitors": {"visitors": {"identified": True, "appId": ALL_APPS}}}
 _ID_FIELDS = {"accounts": "accountId", "visitors": "visitorId"}
 STREAMS = pytest.mark.parametrize("stream", list(_SOURCES))
 
@@ -28,7 +28,7 @@ def _mock_first_page(http_mocker: HttpMocker, stream: str) -> None:
     mock_metadata_schema(http_mocker, stream)
     http_mocker.post(
         aggregation_request(
-            stream, _SOURCES[stream], f'{id_field} > "" && metadata.auto.lastupdated >= 0', id_field
+            stream, _SOURCES[stream], f'{id_field} > ""', id_field
         ),
         aggregation_response(payload(stream)["results"]),
     )
