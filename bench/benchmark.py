@@ -502,6 +502,8 @@ def main() -> int:
     runs: list[Run] = []
     # One emulator per stream: at `large` an emulator holding the events and featureEvents indexes at once
     # needs ~15 GB, more than this machine had free. All of them share one clock (the hour the run started).
+    # The bench keeps the real clock (unlike the tests, see conftest.py): the emulator's data ends at this hour
+    # and the connectors, which get no SOURCE_PENDO_NOW_MS, read the real time a little after it.
     now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
     # the dataset's first bucket (Dataset.start_ms)
     start_ms = (now_ms // DAY_MS - SCALES[scale].days) * DAY_MS

@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DAY_MS = 86_400_000
-TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS
+TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS  # real clock, as the connector it serves (a bench, not a test)
 YESTERDAY = TODAY - DAY_MS
 
 

@@ -2,7 +2,9 @@
 
 Every connector run's stdout and stderr are scanned for the integration key (the emulator's, and whatever
 key the run's config carries): a leak fails the test. Start the connector only through the runners below
-(`run_connector`, `run_connector_killed_at`, `run_connector_to_file`), which all scan.
+(`run_connector`, `run_connector_killed_at`, `run_connector_to_file`), which all scan, and which all give the
+connector the session's pinned clock (`SOURCE_PENDO_NOW_MS`, set by the root conftest.py): no run reads the
+wall clock to decide what to read.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import pytest
 
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import SCALES, Dataset
+from integration_tests.pendo_emulator.readings import expand
 from integration_tests.pendo_emulator.truth import GroundTruth
 
 API_KEY = "emulator-key.us"
 HOUR_MS = 3_600_000
 ONE_APP = "5629499534213120"  # a large positive app id of the emulator's subscription
+CONNECTOR_NOW_ENV = "SOURCE_PENDO_NOW_MS"  # the connector's clock (source_pendo/clock.py)
 EMULATOR_TZ = "America/New_York"  # day buckets at local midnight, with DST, like Pendo's samples (§7)
 
 
@@ -90,6 +94,14 @@ def _arguments(tmp: str, command: str, config: dict[str, Any] | None, catalog: d
     return args + (extra or [])
 
 
+def _connector_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment (plus `extra`), which must carry the pinned clock."""
+    env = dict(os.environ, **(extra or {}))
+    if not env.get(CONNECTOR_NOW_ENV):
+        raise RuntimeError(f"{CONNECTOR_NOW_ENV} is not set: connector runs take the session's pinned clock")
+    return env
+
+
 def _parsed(run: ConnectorRun) -> ConnectorRun:
     for line in run.stdout.splitlines():
         with contextlib.suppress(ValueError):
@@ -102,7 +114,7 @@ def run_connector(command: str, config: dict[str, Any] | None = None, catalog: d
                   extra_args: list[str] | None = None) -> ConnectorRun:
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, command, config, catalog, state, extra_args)
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **(env or {})), stdin=subprocess.DEVNULL)
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_connector_env(env), stdin=subprocess.DEVNULL)
     run = _parsed(ConnectorRun(proc.returncode, proc.stdout, proc.stderr, state_in=state))
     assert_no_secret(run.stdout + run.stderr, *secrets_of(config))
     return run
@@ -117,7 +129,8 @@ def run_connector_killed_at(stop: Callable[[dict[str, Any]], bool], config: dict
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(Path(tmp) / "stderr", "w+") as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
+                                    env=_connector_env())
             assert proc.stdout is not None
             deadline = time.monotonic() + timeout
             lines = []
@@ -162,7 +175,8 @@ def run_connector_to_file(stdout_path: Path, config: dict[str, Any], catalog: di
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(stdout_path, "wb") as stdout:
-            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout)
+            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout,
+                                  env=_connector_env())
     secrets = secrets_of(config)
     overlap = max(len(s) for s in secrets)
     with open(stdout_path, "rb") as stdout:
@@ -207,14 +221,17 @@ def catalog_for(streams: list[str], sync_mode: str = "incremental", discovered: 
 
 
 @pytest.fixture(scope="session")
-def emulator_now() -> int:
-    """The emulator's clock: the current hour, so its data ends where a real sync's clock is."""
-    return int(time.time() * 1000) // HOUR_MS * HOUR_MS
+def emulator_now(test_now_ms: int) -> int:
+    """The emulator's clock: the session's pinned instant (`PENDO_TEST_NOW`, see the root conftest.py), never
+    the wall clock. Its data ends there; the connector's clock (`SOURCE_PENDO_NOW_MS`, set for the session)
+    is a little after it, in the same hour. Start every emulator of a test with `now_ms=emulator_now`."""
+    return test_now_ms
 
 
 @pytest.fixture(scope="session")
 def emulator(emulator_now: int) -> Iterator[EmulatorProcess]:
     with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as process:
+        assert process.now_ms == emulator_now
         yield process
 
 
@@ -244,3 +261,52 @@ def discovered(emulator: EmulatorProcess, base_config: dict[str, Any]) -> dict[s
     run = run_connector("discover", base_config)
     assert run.returncode == 0, run.stderr
     return run.of_type("CATALOG")[0]["catalog"]
+
+
+# ----------------------------------------------------------------------------------------------- worlds
+# The main sync tests run in two worlds: the emulator's default reading of Pendo's API, and `pessimistic`,
+# every least convenient reading the public evidence allows at once (BEHAVIOR.md §R-1 … §R-14). The ground
+# truth is the same records in both; only the answers differ. In the pessimistic world the activity reader
+# pages in pages of a few rows (SOURCE_PENDO_TEST_PAGE_SIZE), so per-period pipelines truncate periods.
+WORLDS = {"default": (), "pessimistic": ("pessimistic",)}
+PESSIMISTIC_PAGE_SIZE = "7"
+
+
+@dataclass
+class World:
+    name: str
+    emulator: EmulatorProcess
+    truth: GroundTruth
+    config: dict[str, Any]
+    discovered: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def expected(self, stream: str, config: dict[str, Any]) -> list[dict[str, Any]]:
+        """What a sync of `stream` must emit here: the truth, except visitor history where Pendo refuses
+        every history call (`history_unavailable`: the stream is skipped with a warning)."""
+        if stream == "visitor_history" and "history_unavailable" in expand(self.emulator.readings):
+            return []
+        return self.truth.records(stream, config)
+
+    def read(self, config: dict[str, Any], catalog: dict[str, Any], state: list[dict[str, Any]] | None = None) -> ConnectorRun:
+        return run_connector("read", config, catalog, state=state, env=self.env or None)
+
+
+@pytest.fixture(scope="session")
+def pessimistic_emulator(emulator_now: int) -> Iterator[EmulatorProcess]:
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, readings=WORLDS["pessimistic"]) as process:
+        yield process
+
+
+@pytest.fixture(scope="session", params=list(WORLDS))
+def world(request: pytest.FixtureRequest, emulator: EmulatorProcess, truth: GroundTruth, base_config: dict[str, Any],
+          discovered: dict[str, Any]) -> World:
+    """One world per parameter: the session emulator (default reading) or a pessimistic one beside it."""
+    if request.param == "default":
+        return World("default", emulator, truth, base_config, discovered)
+    process: EmulatorProcess = request.getfixturevalue("pessimistic_emulator")
+    config = dict(base_config, base_url=process.base_url)
+    run = run_connector("discover", config)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return World("pessimistic", process, GroundTruth(process.dataset()), config, run.of_type("CATALOG")[0]["catalog"],
+                 env={"SOURCE_PENDO_TEST_PAGE_SIZE": PESSIMISTIC_PAGE_SIZE})

@@ -75,12 +75,15 @@ class _Stream:
 class Ledger:
     """Feeds on the syncs of one scenario in order and fails at the first broken rule."""
 
-    def __init__(self, expected: Mapping[str, Iterable[Mapping[str, Any]]], lookback_days: int) -> None:
+    def __init__(self, expected: Mapping[str, Iterable[Mapping[str, Any]]], lookback_days: int,
+                 positions: Mapping[str, str] | None = None) -> None:
+        """`positions`: per stream, the field that places a record against a frontier when it is not the
+        cursor field (guide/poll events under `receive_time_buckets`: `receivedTime`, what the windows select by)."""
         self.lookback_ms = lookback_days * DAY_MS
         self.streams: dict[str, _Stream] = {}
         for name, records in expected.items():
             stream = self.streams[name] = _Stream()
-            cursor = CURSOR_FIELDS.get(name)
+            cursor = (positions or {}).get(name) or CURSOR_FIELDS.get(name)
             for record in records:
                 fp = fingerprint(record)
                 stream.counts[fp] += 1
@@ -205,9 +208,9 @@ def _short(record: Mapping[str, Any]) -> str:
 
 
 def assert_never_lost(syncs: Sequence[Sync], expected: Mapping[str, Iterable[Mapping[str, Any]]], *,
-                      lookback_days: int, complete: bool = True) -> Ledger:
+                      lookback_days: int, complete: bool = True, positions: Mapping[str, str] | None = None) -> Ledger:
     """The invariant over one scenario's syncs, in the order they ran; see the module docstring."""
-    ledger = Ledger(expected, lookback_days)
+    ledger = Ledger(expected, lookback_days, positions)
     for sync in syncs:
         ledger.feed(sync)
     ledger.finish(complete)

@@ -73,12 +73,14 @@ class TestSourcePendoAcceptance(SourceTestSuiteBase):
 
     @pytest.fixture(autouse=True, scope="class")
     @classmethod
-    def _configs_on_the_emulator(cls) -> Iterator[None]:
-        """Start the emulator; every scenario config whose base_url is the placeholder is loaded with the
-        emulator's URL instead (the config the connector is built with, and the file the suite passes it)."""
+    def _configs_on_the_emulator(cls, emulator_now: int) -> Iterator[None]:
+        """Start the emulator on the session's pinned clock (the in-process connector reads the matching
+        `SOURCE_PENDO_NOW_MS`, see conftest.py); every scenario config whose base_url is the placeholder is
+        loaded with the emulator's URL instead (the config the connector is built with, and the file the suite
+        passes it)."""
         original = ConnectorTestScenario.get_config_dict
 
-        with EmulatorProcess(scale="tiny", seed=7) as emulator:
+        with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now) as emulator:
 
             def get_config_dict(
                 self: ConnectorTestScenario, *, connector_root: Path, empty_if_missing: bool

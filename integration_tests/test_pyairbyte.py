@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from integration_tests.comparison import assert_records_equal
-from integration_tests.conftest import assert_no_secret, connector_command
+from integration_tests.conftest import CONNECTOR_NOW_ENV, assert_no_secret, connector_command
 from integration_tests.pendo_emulator.dataset import DAY_MS
 from integration_tests.pendo_emulator.truth import record_key
 
@@ -40,6 +40,8 @@ def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
     env = dict(
         os.environ, AIRBYTE_OFFLINE_MODE="1", DO_NOT_TRACK="1", AIRBYTE_LOCAL_REGISTRY=UNREACHABLE_REGISTRY
     )
+    # PyAirbyte starts the connector with this environment: it reads the session's pinned clock.
+    assert env.get(CONNECTOR_NOW_ENV), f"{CONNECTOR_NOW_ENV} is not set"
     proc = subprocess.run(
         [
             sys.executable,

@@ -23,6 +23,8 @@ PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}  # `timeSeries.period` o
 ANONYMOUS_PREFIX = "_PENDO_T_"  # visitor ids Pendo generates for visitors the app never identified
 ANONYMOUS_PREFIX_BYTES = ANONYMOUS_PREFIX.encode()
 EVERY_APP = 'expandAppIds("*")'  # the `appId` of an aggregation source that reads every app
+# The primary key of an `events` rollup row (manifest.yaml's events stream), for visitor history's reads of it.
+EVENTS_PRIMARY_KEY = ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"]
 
 
 # ---------------------------------------------------------------------------------------------- requests

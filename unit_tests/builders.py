@@ -170,19 +170,26 @@ class ActivityStream:
         return period.lower() if self.rollup else "browserTime"
 
     def request(self, start: int, end: int, period: str = "DAY", app: str = "*", anonymous: bool = False,
-                keyset: tuple[int, str] | None = None, limit: int = 50_000) -> HttpRequest:
-        """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict."""
+                keyset: tuple[int, str] | None = None, limit: int = 50_000, after: int | None = None) -> HttpRequest:
+        """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict. Production value
+        forms (appId a list of numeric strings, `last` a numeric string); a rollup `keyset` asks its bucket
+        alone (`t == B && visitorId >= "V"`), `after` the buckets after B; raw events ask hourly periods with
+        no filter (BEHAVIOR.md R-1, R-4, R-10, R-11)."""
         t = self.time_field(period)
-        app_id: Any = ALL_APPS if app == "*" else int(app)
-        pipeline: list[dict[str, Any]] = [
-            {"source": {self.source: {"appId": app_id}, "timeSeries": {"period": PERIOD_RANGE[period], "first": start, "last": end - 1}}}
-        ]
+        app_id: Any = ALL_APPS if app == "*" else [app]
+        first, last = (keyset[0], keyset[0]) if keyset is not None and self.rollup else (start, end - 1)
+        series = {"period": PERIOD_RANGE[period] if self.rollup else "hourRange", "first": first, "last": str(last)}
+        pipeline: list[dict[str, Any]] = [{"source": {self.source: {"appId": app_id}, "timeSeries": series}}]
         if not anonymous:
             pipeline.append({"identified": "visitorId"})
-        condition = f"{t} >= {start} && {t} < {end}"
+        conditions = [f"{t} >= {start}", f"{t} < {end}"] if self.rollup else []
+        if after is not None:
+            conditions.append(f"{t} > {after}")
         if keyset is not None:
-            condition += f' && ({t} > {keyset[0]} || ({t} == {keyset[0]} && visitorId >= "{keyset[1]}"))'
-        pipeline += [{"filter": condition}, {"sort": [t, "visitorId"]}, {"limit": limit}]
+            conditions += [f"{t} == {keyset[0]}", f'visitorId >= "{keyset[1]}"']
+        if conditions:
+            pipeline.append({"filter": " && ".join(conditions)})
+        pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
         return HttpRequest(
             url=f"{API_BASE}/aggregation",
             body={"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}},

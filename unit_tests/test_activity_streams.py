@@ -69,7 +69,7 @@ def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker)
                             "timeSeries": {
                                 "period": "dayRange",
                                 "first": 1709251200000,
-                                "last": 1709337599999,
+                                "last": "1709337599999",
                             },
                         }
                     },
@@ -160,7 +160,7 @@ def test_activity_stream_anonymous_setting_decides_the_identified_stage_and_the_
     assert record_data(output) == in_order(stream.records(expected))
 
 
-@STREAMS
+@pytest.mark.parametrize("stream", [s for s in ACTIVITY_STREAMS if s.rollup], ids=repr)
 def test_activity_stream_full_page_is_followed_by_a_keyset_page_that_skips_the_rows_already_read(
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
@@ -175,6 +175,7 @@ def test_activity_stream_full_page_is_followed_by_a_keyset_page_that_skips_the_r
     http_mocker.post(
         stream.request(MAR_1, MAR_2, keyset=(bucket, "v0999"), limit=_PAGE), aggregation_response(second_page)
     )
+    http_mocker.post(stream.request(MAR_1, MAR_2, after=bucket, limit=_PAGE), aggregation_response([]))
     http_mocker.post(stream.request(MAR_2, NOW_MS, limit=_PAGE), aggregation_response([]))
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, page_size=_PAGE).build())
@@ -198,14 +199,14 @@ def test_events_keyset_page_body_is_the_whole_pipeline(http_mocker: HttpMocker) 
                             "timeSeries": {
                                 "period": "dayRange",
                                 "first": 1709251200000,
-                                "last": 1709337599999,
+                                "last": "1709251200000",
                             },
                         }
                     },
                     {"identified": "visitorId"},
                     {
-                        "filter": "day >= 1709251200000 && day < 1709337600000 && (day > 1709251200000 || "
-                        '(day == 1709251200000 && visitorId >= "v0999"))'
+                        "filter": "day >= 1709251200000 && day < 1709337600000 && day == 1709251200000 && "
+                        'visitorId >= "v0999"'
                     },
                     {"sort": ["day", "visitorId"]},
                     {"limit": 1000},
@@ -215,6 +216,7 @@ def test_events_keyset_page_body_is_the_whole_pipeline(http_mocker: HttpMocker) 
     )
     http_mocker.post(events.request(MAR_1, MAR_2, limit=_PAGE), aggregation_response(first_page))
     http_mocker.post(keyset_page, aggregation_response(first_page[-1:]))
+    http_mocker.post(events.request(MAR_1, MAR_2, after=MAR_1, limit=_PAGE), aggregation_response([]))
     http_mocker.post(events.request(MAR_2, NOW_MS, limit=_PAGE), aggregation_response([]))
 
     output = _read(events, ConfigBuilder().with_(start_date=_START_DATE, page_size=_PAGE).build())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,7 +21,14 @@ from source_pendo.config import (
 )
 from source_pendo.source import MANIFEST_PATH
 
-TOMORROW = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%d")
+NOW_MS = 1_779_286_800_000  # 2026-05-20T14:20Z: the connector's clock in this module, not the wall clock
+TOMORROW = "2026-05-21"
+
+
+@pytest.fixture(autouse=True)
+def _clock_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start_date` in the future is judged by the connector's clock (source_pendo/clock.py): pin it."""
+    monkeypatch.setenv("SOURCE_PENDO_NOW_MS", str(NOW_MS))
 
 
 def _message(**fields: Any) -> str:
@@ -49,6 +55,7 @@ def _message(**fields: Any) -> str:
         ({"start_date": "2024-01-31T00:00:00+02:00"}, "is not a date"),
         ({"start_date": None}, "`start_date` 'None' is not a date"),
         ({"start_date": TOMORROW}, f"`start_date` {TOMORROW} is in the future"),
+        ({"start_date": "2026-05-20T14:20:00.001Z"}, "`start_date` 2026-05-20T14:20:00.001Z is in the future"),
         ({"period": "WEEK"}, "`period` 'WEEK' is not supported: use DAY or HOUR."),
         ({"app_ids": ["-323232", "web app"]}, "not numeric: web app."),
         ({"app_ids": "-323232"}, "`app_ids` must be a list"),
@@ -86,6 +93,8 @@ def test_config_invalid_field_gets_one_actionable_message(fields: dict[str, Any]
         {"start_date": "2024-01-31T00:00:00.123Z", "app_ids": ["-323232", "5629499534213120"]},
         {"base_url": "http://127.0.0.1:8080/prefix/", "lookback_window_days": 0, "page_size": 1000},
         {"concurrency": 16, "request_timeout_seconds": 3600, "include_anonymous_visitors": True},
+        {"start_date": "2026-05-20"},  # today, by the pinned clock
+        {"start_date": "2026-05-20T14:20:00Z"},  # now exactly
     ],
 )
 def test_config_valid_configs_pass(fields: dict[str, Any]) -> None:

@@ -46,23 +46,32 @@ def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _active_visitors_request(
-    start: int, end: int, anonymous: bool = False, after: str | None = None, limit: int = 50_000
+    start: int,
+    end: int,
+    anonymous: bool = False,
+    keyset: tuple[int, str] | None = None,
+    after: int | None = None,
+    limit: int = 50_000,
 ) -> HttpRequest:
-    """Who had `events` rows in [start, end): every app, hourly buckets, keyset on visitorId."""
-    condition = f"hour >= {start} && hour < {end}"
+    """Who had `events` rows in [start, end): every app, hourly buckets, paged on (hour, visitorId) as the
+    events stream pages (a `keyset` asks the rest of its hour alone, `after` the hours after it)."""
+    conditions = [f"hour >= {start}", f"hour < {end}"]
+    first, last = (keyset[0], keyset[0]) if keyset is not None else (start, end - 1)
     if after is not None:
-        condition += f' && visitorId > "{after}"'
+        conditions.append(f"hour > {after}")
+    if keyset is not None:
+        conditions += [f"hour == {keyset[0]}", f'visitorId >= "{keyset[1]}"']
     pipeline: list[dict[str, Any]] = [
         {
             "source": {
                 "events": {"appId": 'expandAppIds("*")'},
-                "timeSeries": {"period": "hourRange", "first": start, "last": end - 1},
+                "timeSeries": {"period": "hourRange", "first": first, "last": str(last)},
             }
         }
     ]
     if not anonymous:
         pipeline.append({"identified": "visitorId"})
-    pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": limit}]
+    pipeline += [{"filter": " && ".join(conditions)}, {"sort": ["hour", "visitorId"]}, {"limit": limit}]
     return HttpRequest(
         url=f"{API_BASE}/aggregation",
         body={
@@ -76,8 +85,9 @@ def _history_request(visitor_path: str, start: int) -> HttpRequest:
     return get_request(f"visitor/{visitor_path}/history", starttime=str(start))
 
 
-def _active(visitors: list[str]) -> list[dict[str, Any]]:
-    return [{"visitorId": visitor, "appId": -323232, "hour": MAR_1, "numEvents": 1} for visitor in visitors]
+def _active(visitors: list[str], hour: int = MAR_1) -> list[dict[str, Any]]:
+    """Rows of the active-visitors query: an hour inside the window asked for (rows outside it are dropped)."""
+    return [{"visitorId": visitor, "appId": -323232, "hour": hour, "numEvents": 1} for visitor in visitors]
 
 
 def _records(items: list[dict[str, Any]], visitor: str) -> list[dict[str, Any]]:
@@ -105,13 +115,13 @@ def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline
                             "timeSeries": {
                                 "period": "hourRange",
                                 "first": 1709251200000,
-                                "last": 1709337599999,
+                                "last": "1709337599999",
                             },
                         }
                     },
                     {"identified": "visitorId"},
                     {"filter": "hour >= 1709251200000 && hour < 1709337600000"},
-                    {"sort": ["visitorId"]},
+                    {"sort": ["hour", "visitorId"]},
                     {"limit": 50000},
                 ],
             },
@@ -141,7 +151,7 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
     )
     http_mocker.get(_history_request("42", MAR_1), json_response(items + outside))
     http_mocker.get(_history_request(_AWKWARD_PATH, MAR_1), json_response(items[:1]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response(_active(["43"])))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response(_active(["43"], MAR_2)))
     http_mocker.get(_history_request("43", MAR_2), json_response([{**items[2], "ts": MAR_2 + HOUR_MS}]))
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
@@ -204,8 +214,10 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
     first_page = _active(["42"] * (page - 1) + ["43"])  # one row per (visitor, app, hour): visitors repeat
     http_mocker.post(_active_visitors_request(MAR_1, MAR_2, limit=page), aggregation_response(first_page))
     http_mocker.post(
-        _active_visitors_request(MAR_1, MAR_2, after="43", limit=page), aggregation_response(_active(["44"]))
+        _active_visitors_request(MAR_1, MAR_2, keyset=(MAR_1, "43"), limit=page),
+        aggregation_response(_active(["43", "44"])),
     )
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([]))
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
@@ -232,7 +244,7 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
 ) -> None:
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z; lookback_window_days 1 (the default)
     http_mocker.post(
-        _active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"]))
+        _active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"], MAR_2))
     )
     before = payload(_STREAM)  # 2024-03-01 from 02:00Z: before the window
     inside = [{**item, "ts": item["ts"] + DAY_MS} for item in before]  # 2024-03-02 from 02:00Z

@@ -20,13 +20,16 @@ Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unl
 `include_anonymous_visitors` is true.
 
 Readings (readings.py, PENDO_API.md §11) change how the server answers, never which records exist, so this
-contract is the same under every reading, with one exception that follows the data: under
+contract is the same under every reading, with two exceptions that follow the data: under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the
-stream (a connector must not lose them). Build the dataset with the server's readings
-(`Dataset(..., readings=...)`, `EmulatorProcess.dataset()`). Under `receive_time_buckets` guide/poll
-events are still selected by `browserTime` >= `start_date` here: the records do not move, only the
-server's time series does.
+stream (a connector must not lose them). Under `receive_time_buckets` guide/poll events are selected by
+`receivedTime` >= `start_date` (`RAW_SELECTION_TIME`): the records are the same, but which of them belong to
+"the guide events since start_date" is what Pendo selects into those periods, and under that reading
+Pendo selects by its receive time; `browserTime` is the visitor's clock, hours off either way, so a
+`browserTime` cut would ask a connector for events no request for those periods can return (and leave
+out ones every such request returns). Build the dataset with the server's readings
+(`Dataset(..., readings=...)`, `EmulatorProcess.dataset()`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ ROLLUP_STREAMS = {
 }
 NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime"}
 RAW_STREAMS = {"guide_events": "guideEvents", "poll_events": "pollEvents"}
+
+
+def raw_selection_time(readings: Iterable[str]) -> str:
+    """The field the server selects guide/poll events into periods by: receivedTime under R-4."""
+    return "receivedTime" if "receive_time_buckets" in set(readings) else "browserTime"
 CATALOGUE_STREAMS = {
     "features": "features",
     "pages": "pages",
@@ -131,7 +139,8 @@ class GroundTruth:
             return _rollup_records(stream, self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config)
         if stream in RAW_STREAMS:
             rows = self.ds.raw_events(RAW_STREAMS[stream])
-            return [_text_keys_filled(stream, dict(r)) for r in _people(_apps(rows, apps), anonymous) if r["browserTime"] >= start]
+            selected_by = raw_selection_time(self.ds.readings)
+            return [_text_keys_filled(stream, dict(r)) for r in _people(_apps(rows, apps), anonymous) if r[selected_by] >= start]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous)
         if stream == "visitors":

@@ -5,7 +5,8 @@ this package is the Python that reads them. Its modules, in the order data flows
 
     streams.py          the stream object, built from the manifest's declaration around the window cursor
     cursor.py           (app, window) partitions out; per-app frontier state in
-    retriever.py        one window: keyset pages of POST /aggregation, streamed, resumed, split
+    retriever.py        one window: keyset pages of POST /aggregation (exact under one or per-period
+                        pipelines), streamed, resumed, split; raw events held until a page is short
     rows.py             the streaming body parser: network chunks -> blocks of whole rows
     record_batch.py     rows -> ready-made RECORD lines, bounded in flight
     visitor_history.py  the retriever of GET /visitor/{id}/history for the visitors active in a window
@@ -13,10 +14,12 @@ this package is the Python that reads them. Its modules, in the order data flows
 One record, hop by hop, from Pendo's response to stdout:
  1. ActivityCursor.stream_slices yields a StreamSlice {app_id} x {start, end}; a worker thread runs the
     CDK's DeclarativePartition.read, which calls ActivityRetriever.read_records with it.
- 2. ActivityRetriever._read_window builds the body (_body -> pendo.aggregation_body) and sends it through
+ 2. ActivityRetriever._read_window -> _read_range (rollups; _read_bucket continues a bucket) or _read_raw
+    (guide/poll events) builds the body (_body -> pendo.aggregation_body) and sends it through
     the manifest's aggregation requester with `stream_response = True`; SuccessFirstErrorHandler passes a
     2xx without reading its body.
- 3. _read_page: body_chunks(response) yields the body as it arrives (inflated here when gzip).
+ 3. _read_page: body_chunks(response) yields the body as it arrives (inflated here when gzip). _read_raw
+    holds the blocks of a multi-period page instead, until the page is known to be short.
  4. AggregationRowReader.feed_block cuts each chunk into a block: the text of the complete rows and a
     small decoded head (time, visitorId, text key fields) per row.
  5. _read_block -> _block_as_records turns the whole block into data objects with a few byte operations

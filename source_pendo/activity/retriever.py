@@ -1,32 +1,47 @@
 """Reads one (app, window) partition of an activity stream from the aggregation API.
 
-Why a custom retriever: the aggregation API has no pagination (PENDO_API.md §5.6), so paging is a
+Why a custom retriever: the aggregation API has no pagination (BEHAVIOR.md B-17), so paging is a
 keyset on the sort order (bucket, visitorId); a response must be streamed, not held; a body that
 breaks after some rows were emitted must resume after those rows instead of starting over; and a
 window the API cannot answer (timeout, 5xx after retries) is split in half down to one period.
 
-Per window: `filter: t >= start && t < end` (plus the keyset), `sort: [t, visitorId]`, `limit`. Rows of
-the (t, visitorId) group at a page boundary are asked for again by the next page (`>=`) and the ones
-already emitted are skipped by primary key, so a page boundary can fall anywhere without loss or
-duplicates. The anonymous-visitor toggle is the `identified` stage server side and is checked again
-client side; rows outside the window are dropped, so a lenient server cannot produce duplicates.
+Rollups, per window: `timeSeries` over the window, `filter: t >= start && t < end` (plus the keyset),
+`sort: [t, visitorId]`, `limit`. After a full page the rest of the boundary (t, visitorId) group's bucket is
+asked alone (`t == B && visitorId >= V`, its one period), skipping by primary key the rows already emitted,
+then the buckets after it (`t > B`): `&&` only (BEHAVIOR.md R-11), and exact whether Pendo runs one pipeline
+over the periods or one per period (R-1). An answer longer than `limit` proves per-period pipelines: its
+buckets with `limit` rows are each paged alone, the others are complete (`_read_range`). The anonymous-visitor
+toggle is the `identified` stage server side and is checked again client side; rollup rows outside the window
+are dropped, so a lenient server cannot produce duplicates.
+
+Raw guide/poll events (R-4): Pendo may select them into periods by a receive time while `browserTime` is hours
+off, so they are selected by the `timeSeries` alone (hourly periods; windows start on whole hours, so every
+event is in exactly one window's answer) with no `browserTime` window check; a multi-period answer is held (at
+most `limit` rows) until it is known to be short, a full one is dropped and the span split down to one period,
+which pages by keyset (`_read_raw`). The cursor's state is the window frontier, never a `browserTime`.
+
+Request value forms are those production clients send (R-10): `appId` a list of numeric strings or
+`expandAppIds("*")`, `first` an integer, `last` a numeric string.
 
 Record path (measured in bench/): the body is inflated here (`body_chunks`), cut into blocks of whole rows
 by the streaming reader, and each block becomes RECORD lines with a few byte operations over the whole
-block (`_block_as_records`); only each row's time, visitor and text key fields are decoded. A block that
+block (`_block_as_records`, compact or spaced separators, R-12); only each row's time, visitor and text key
+fields are decoded. A block that
 needs a decision per row (anonymous visitors, the keyset group, rows outside the window, nested objects,
 a key field absent from some rows only) takes the row-by-row path, which gives the same records.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import operator
+import os
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import InitVar, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import orjson
@@ -56,6 +71,7 @@ from .rows import AggregationRowReader, MalformedBody, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
+TEST_PAGE_SIZE_ENV = "SOURCE_PENDO_TEST_PAGE_SIZE"
 MAX_PAGE_SIZE = 2_000_000
 PERIOD_FIELD = {"DAY": "day", "HOUR": "hour"}
 NUMERIC_KEY_FIELDS = {"appId", "periodStart", "browserTime", "day", "hour", "ts"}
@@ -106,6 +122,7 @@ class ActivityRetriever(Retriever):
     _running_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _running_sent: bool = field(default=False, init=False, repr=False)
     _records_so_far: int = field(default=0, init=False, repr=False)
+    _per_period: bool = field(default=False, init=False, repr=False)  # §R-1 seen: remembered for the sync
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.requester.stream_response = True  # headers first, body read incrementally below
@@ -115,7 +132,8 @@ class ActivityRetriever(Retriever):
         self._time_bytes = orjson.dumps("periodStart") if self._is_rollup else None
         self._time_key = orjson.dumps(self._time) + b":"
         self._time_of = operator.attrgetter(self._time)
-        self._page_size = int(self.config.get("page_size") or 50_000)
+        # SOURCE_PENDO_TEST_PAGE_SIZE: tests only, a limit below the spec's minimum (pages of a few rows).
+        self._page_size = int(os.environ.get(TEST_PAGE_SIZE_ENV) or self.config.get("page_size") or 50_000)
         self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
         self._pk_fields = [f for f in (self.primary_key or []) if f != "periodStart"]
         # Text key fields are never null in a record: an absent or null one is written "" (see _text_keys).
@@ -146,12 +164,11 @@ class ActivityRetriever(Retriever):
             batch = builder.flush()
             if batch is not None:
                 yield batch
-            with self._running_lock:
+            with self._running_lock:  # logged under the lock: the running totals appear in increasing order
                 self._records_so_far += builder.total
-                so_far = self._records_so_far
-            LOGGER.info(
-                f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {so_far} records so far"
-            )
+                LOGGER.info(
+                    f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {self._records_so_far} records so far"
+                )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
         finally:
@@ -159,91 +176,220 @@ class ActivityRetriever(Retriever):
                 self.cursor.release_window()
 
     # ------------------------------------------------------------------ one window
+    def read_window(self, app: str, start: int, end: int, sink: RecordSink) -> Iterator[RecordBatch]:
+        """The records of one (app, window) into `sink` (batches yielded when it makes them)."""
+        yield from self._read_window(app, start, end, sink)
+
     def _read_window(
-        self, app: str, start: int, end: int, builder: RecordBatchBuilder
+        self, app: str, start: int, end: int, builder: RecordSink
     ) -> Generator[RecordBatch, None, int]:
-        """Keyset pages until a short page; splits the window when the API cannot answer it. Yields the record
-        batches; returns the number of requests that answered."""
-        keyset: tuple[Any, Any] | None = None
-        seen_in_group: set[tuple[Any, ...]] = set()
+        """The window's records (batches yielded); returns the number of requests that answered."""
+        run = _WindowRun(app, start, end, builder)
+        if self._is_rollup:
+            yield from self._read_range(run, start, end)
+        else:
+            yield from self._read_raw(run, start, end)
+        return run.pages
+
+    def _send(self, body: Mapping[str, Any], run: _WindowRun) -> requests.Response | None:
+        response = self.requester.send_request(
+            request_body_json=body,
+            stream_slice=StreamSlice(partition={"app_id": run.app}, cursor_slice={}),
+        )
+        if response is not None:
+            run.pages += 1
+        return response
+
+    def _broke(self, run: _WindowRun, page: _PageState, broke: _BodyBroke) -> None:
+        run.resumes += 1
+        if run.resumes > MAX_BODY_RESUMES:
+            raise AirbyteTracedException(
+                message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
+                internal_message=str(broke.__cause__ or broke),
+                failure_type=FailureType.transient_error,
+            ) from broke
+        LOGGER.warning(
+            f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
+        )
+
+    def _split(self, run: _WindowRun, lo: int, hi: int, unit: int, error: AirbyteTracedException) -> int:
+        """Where a part of the window Pendo could not answer is cut in two; raises when it cannot be."""
+        if error.failure_type == FailureType.config_error or hi - lo <= unit:
+            raise error
+        middle = _split_point(lo, hi, unit)
+        LOGGER.warning(
+            f"{self.name}: app {run.app}, {iso_minute(lo)} to {iso_minute(hi)} failed ({error.message}); splitting at {iso_minute(middle)}"
+        )
+        return middle
+
+    def _read_range(self, run: _WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+        """Rollups: every row of [lo, hi), one `timeSeries` over it, paged on (bucket, visitorId).
+
+        Each answer is complete, or continued exactly under both readings of §R-1 (one pipeline over the
+        periods, or one per period; the rows come sorted by (bucket, visitorId) under both):
+        * fewer rows than `limit`: complete under both.
+        * exactly `limit`: the rest of the last (bucket, visitor) group's bucket (`_read_bucket`), then the
+          buckets after it (`t > B`, the next turn of this loop): exact under both.
+        * more than `limit` (only per-period pipelines do that; remembered for the rest of the sync) or
+          exactly `limit` once that is known: a bucket with `limit` rows may be truncated, every other one is
+          complete; each truncated bucket is paged alone from its last group, and the range is done.
+        The keyset needs no `||` (§R-11): the rest of bucket B is `t == B && visitorId >= V`, the rest of
+        the range `t > B`; the window's bounds stay in every filter."""
+        after: Any = None
         limit = self._page_size
-        pages = resumes = 0
         while True:
-            body = self._body(app, start, end, keyset, limit)
+            body = self._body(run, lo, hi, limit, after=after)
             try:
-                response = self.requester.send_request(
-                    request_body_json=body,
-                    stream_slice=StreamSlice(partition={"app_id": app}, cursor_slice={}),
-                )
+                response = self._send(body, run)
             except AirbyteTracedException as error:
-                if (
-                    error.failure_type == FailureType.config_error
-                    or keyset is not None
-                    or end - start <= self._min_window
-                ):
+                if after is not None or not self._is_rollup:
                     raise
-                middle = _split_point(start, end, self._min_window)
-                LOGGER.warning(
-                    f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)} failed ({error.message}); splitting at {iso_minute(middle)}"
-                )
-                first = yield from self._read_window(app, start, middle, builder)
-                second = yield from self._read_window(app, middle, end, builder)
-                return pages + first + second
-            pages += 1
+                middle = self._split(run, lo, hi, self._min_window, error)
+                yield from self._read_range(run, lo, middle)
+                yield from self._read_range(run, middle, hi)
+                return
             if response is None:
-                return pages
-            page = _PageState(keyset, seen_in_group, self._group_pks)
+                return
+            page = _PageState(None, set(), self._group_pks, limit if self._is_rollup else 0)
+            broken = False
             try:
-                yield from self._read_page(response, page, start, end, builder)
+                yield from self._read_page(response, page, run)
             except _BodyBroke as broke:
-                resumes += 1
-                if resumes > MAX_BODY_RESUMES:
-                    raise AirbyteTracedException(
-                        message=f"Pendo kept breaking off responses for {self.name} (app {app}, {iso_minute(start)} to {iso_minute(end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
-                        internal_message=str(broke.__cause__ or broke),
-                        failure_type=FailureType.transient_error,
-                    ) from broke
-                LOGGER.warning(
-                    f"{self.name}: app {app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
-                )
-                keyset, seen_in_group = page.resume_point()
+                self._broke(run, page, broke)
+                broken = True
+            finally:
+                response.close()
+            page.finish()
+            if not broken and page.rows < limit:
+                return
+            if not broken and self._is_rollup and (page.rows > limit or self._per_period):
+                if page.rows > limit and not self._per_period:
+                    self._per_period = True
+                    LOGGER.info(
+                        f"{self.name}: Pendo answered {page.rows} rows to a request limited to {limit}: each period of a time series runs the pipeline on its own (BEHAVIOR.md R-1); truncated buckets are paged one by one"
+                    )
+                for bucket, visitor, seen in page.truncated:
+                    yield from self._read_bucket(run, lo, hi, (bucket, visitor), seen)
+                return
+            last = page.last_group
+            for bucket, visitor, seen in page.truncated:  # per-period answers truncated before the break
+                if last is None or bucket != last[0]:
+                    yield from self._read_bucket(run, lo, hi, (bucket, visitor), seen)
+            if last is None:  # nothing emitted: the same request again (a wider one if the page was full)
+                if not broken:
+                    limit = self._widened(limit, page)
+                continue
+            keyset, seen = page.resume_point()
+            assert keyset is not None
+            yield from self._read_bucket(run, lo, hi, keyset, seen)
+            after, limit = keyset[0], self._page_size
+
+    def _read_bucket(
+        self, run: _WindowRun, lo: int, hi: int, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
+    ) -> Generator[RecordBatch, None, None]:
+        """The rows of one bucket (one rollup period, or one browserTime value of a single raw period) from
+        visitor keyset[1] on, skipping the primary keys in `seen`; a request for one period is answered the
+        same under both readings of §R-1."""
+        limit = self._page_size
+        while True:
+            body = self._body(run, lo, hi, limit, keyset=keyset)
+            response = self._send(body, run)
+            if response is None:
+                return
+            page = _PageState(keyset, seen, self._group_pks, 0)
+            try:
+                yield from self._read_page(response, page, run)
+            except _BodyBroke as broke:
+                self._broke(run, page, broke)
+                keyset, seen = _resume(page, keyset, seen)
                 continue
             finally:
                 response.close()
             if page.rows < limit:
-                return pages
-            new_keyset, seen_in_group = page.resume_point()
+                return
+            new_keyset, seen = _resume(page, keyset, seen)
             if new_keyset == keyset and page.emitted == 0:
-                limit = min(limit * 2, MAX_PAGE_SIZE)  # one (bucket, visitor) group fills a page: widen it
-                if limit == MAX_PAGE_SIZE and page.rows >= MAX_PAGE_SIZE:
-                    raise AirbyteTracedException(
-                        message=f"{self.name}: a single visitor has more than {MAX_PAGE_SIZE} rows in one bucket",
-                        failure_type=FailureType.system_error,
-                    )
+                limit = self._widened(limit, page)
             keyset = new_keyset
 
+    def _widened(self, limit: int, page: _PageState) -> int:
+        """One (bucket, visitor) group fills a page: a wider one."""
+        if limit >= MAX_PAGE_SIZE and page.rows >= MAX_PAGE_SIZE:
+            raise AirbyteTracedException(
+                message=f"{self.name}: a single visitor has more than {MAX_PAGE_SIZE} rows in one bucket",
+                failure_type=FailureType.system_error,
+            )
+        return min(limit * 2, MAX_PAGE_SIZE)
+
+    def _read_raw(self, run: _WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+        """Raw guide/poll events of the hourly periods of [lo, hi), selected by the `timeSeries` alone (§R-4:
+        Pendo may select them into periods by a receive time while `browserTime` is hours off, so a
+        `browserTime` filter would lose them for good). Under §R-1+§R-4 a multi-period answer is not sorted
+        across periods, so no keyset is taken over it: a page is held (at most `limit` rows) until it is
+        known to be short, then emitted; a full one is dropped and the span split in halves down to one
+        period, which pages by keyset (`_read_range`)."""
+        if hi - lo <= HOUR_MS:
+            yield from self._read_range(run, lo, hi)
+            return
+        limit = self._page_size
+        while True:
+            body = self._body(run, lo, hi, limit)
+            try:
+                response = self._send(body, run)
+            except AirbyteTracedException as error:
+                middle = self._split(run, lo, hi, HOUR_MS, error)
+                yield from self._read_raw(run, lo, middle)
+                yield from self._read_raw(run, middle, hi)
+                return
+            if response is None:
+                return
+            held: list[tuple[bytes, list[Any]]] = []
+            rows = 0
+            try:
+                reader = AggregationRowReader(self._head_type)
+                for chunk in body_chunks(response):
+                    block = reader.feed_block(chunk)
+                    if block is not None:
+                        held.append(block)
+                        rows += len(block[1])
+                        if rows >= limit:
+                            break
+                if rows < limit:
+                    reader.close()
+            except _BODY_ERRORS as error:
+                self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
+                continue  # nothing was emitted: ask again
+            finally:
+                response.close()
+            if rows >= limit:
+                middle = _split_point(lo, hi, HOUR_MS)
+                yield from self._read_raw(run, lo, middle)
+                yield from self._read_raw(run, middle, hi)
+                return
+            page = _PageState(None, set(), self._group_pks, 0)
+            for text, heads in held:
+                yield from self._read_block(text, heads, page, run)
+            batch = run.builder.flush()
+            if batch is not None:
+                yield batch
+            return
+
     def _read_page(
-        self, response: requests.Response, page: _PageState, start: int, end: int, builder: RecordBatchBuilder
+        self, response: requests.Response, page: _PageState, run: _WindowRun
     ) -> Iterator[RecordBatch]:
         reader = AggregationRowReader(self._head_type)
+        builder = run.builder
         try:
             for chunk in body_chunks(response):
                 block = reader.feed_block(chunk)
                 if block is not None:
-                    yield from self._read_block(block[0], block[1], page, start, end, builder)
+                    yield from self._read_block(block[0], block[1], page, run)
             reader.close()
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            OSError,
-            zlib.error,
-            TruncatedBody,
-            MalformedBody,
-        ) as error:
+        except _BODY_ERRORS as error:
             batch = builder.flush()  # rows parsed before the break are whole rows: emit them
             if batch is not None:
                 yield batch
-            raise _BodyBroke() from error
+            raise _broke_from(error) from error
         batch = builder.flush()
         if batch is not None:
             yield batch
@@ -253,15 +399,17 @@ class ActivityRetriever(Retriever):
         text: bytes,
         heads: list[Any],
         page: _PageState,
-        start: int,
-        end: int,
-        builder: RecordBatchBuilder,
+        run: _WindowRun,
     ) -> Iterator[RecordBatch]:
         """One block of rows (the text of the complete rows of a network chunk, and their time and visitor)."""
+        builder = run.builder
+        start, end = (run.start, run.end) if self._is_rollup else (_NO_BOUND_LOW, _NO_BOUND_HIGH)
         count = len(heads)
         page.rows += count
         times = list(map(self._time_of, heads))
         visitors = list(map(_VISITOR_OF, heads))
+        if page.limit:
+            page.observe(text, times, visitors)
         absent = self._absent_text_keys(text, heads, visitors, count)
         block = (
             None
@@ -357,20 +505,30 @@ class ActivityRetriever(Retriever):
             bucket, visitor = page.keyset
             if any(t == bucket and v == visitor for t, v in zip(times, visitors, strict=True)):
                 return None
-        flat = text.count(b"}") == count and text.count(b"},{") == count - 1  # flat rows, compact separators
+        # Flat rows (one `}` each) between compact (`},{`) or spaced (`}, {`, §R-12) separators: detected
+        # once per block, never per row.
+        between = b"},{"
+        flat = text.count(b"}") == count
+        if flat and text.count(between) != count - 1:
+            between = b"}, {"
+            flat = text.count(between) == count - 1
         if flat and self._is_rollup and len(buckets) == 1:  # the common case: one bucket, `periodStart` first
             leading = b"{%s:%d," % (self._time_bytes, times[0]) + absent
-            return leading + text[1:].replace(b"},{", b"}" + separator + leading)
+            return leading + text[1:].replace(between, b"}" + separator + leading)
         if flat:
             leading = b"{" + absent
-            block = leading + text[1:].replace(b"},{", b"}" + separator + leading)
+            block = leading + text[1:].replace(between, b"}" + separator + leading)
         elif absent:
             return None
         else:
             block = separator.join(_RAW_ROWS.decode(b"[" + text + b"]"))
         if not self._is_rollup:
             return block
-        key = self._time_key
+        key = (
+            self._time_key + b" "
+        )  # `"hour": T` (spaced) or `"hour":T`: the compact key is a prefix of the spaced one
+        if key not in text:
+            key = self._time_key
         patterns = [
             (b"%s%d%s" % (key, t, end_), b'%s%d,"periodStart":%d%s' % (key, t, t, end_))
             for t in buckets
@@ -395,41 +553,100 @@ class ActivityRetriever(Retriever):
 
     # ------------------------------------------------------------------ request
     def _body(
-        self, app: str, start: int, end: int, keyset: tuple[Any, Any] | None, limit: int
+        self,
+        run: _WindowRun,
+        lo: int,
+        hi: int,
+        limit: int,
+        after: Any = None,
+        keyset: tuple[Any, Any] | None = None,
     ) -> dict[str, Any]:
+        """One request: [lo, hi) of the window (a rollup `keyset` asks its bucket alone), `t > after`, or the
+        rest of `keyset`'s bucket from its visitor on. Only `&&` of comparisons (§R-11); value forms
+        production clients send (§R-10): `appId` a list of numeric strings or `expandAppIds("*")`, `first`
+        an integer, `last` a numeric string."""
         t = self._time
-        app_param: Any = EVERY_APP if app == "*" else int(app)
+        first, last = lo, hi - 1
+        if keyset is not None and self._is_rollup:
+            first = last = int(keyset[0])
+        app_param: Any = EVERY_APP if run.app == "*" else [str(run.app)]
+        period = PERIOD_RANGE[self._period] if self._is_rollup else PERIOD_RANGE["HOUR"]
         source: dict[str, Any] = {
             self.source: {"appId": app_param},
-            "timeSeries": {"period": PERIOD_RANGE[self._period], "first": start, "last": end - 1},
+            "timeSeries": {"period": period, "first": first, "last": str(last)},
         }
         pipeline: list[dict[str, Any]] = [{"source": source}]
         if not self._anonymous:
             pipeline.append({"identified": "visitorId"})
-        condition = f"{t} >= {start} && {t} < {end}"
+        conditions = [f"{t} >= {run.start}", f"{t} < {run.end}"] if self._is_rollup else []
+        if after is not None:
+            conditions.append(f"{t} > {after}")
         if keyset is not None:
-            bucket, visitor = keyset
-            condition += f" && ({t} > {bucket} || ({t} == {bucket} && visitorId >= {literal(visitor)}))"
-        pipeline += [{"filter": condition}, {"sort": [t, "visitorId"]}, {"limit": limit}]
+            conditions += [f"{t} == {keyset[0]}", f"visitorId >= {literal(keyset[1])}"]
+        if conditions:
+            pipeline.append({"filter": " && ".join(conditions)})
+        pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
         return aggregation_body(self.name, pipeline)
 
 
+class RecordSink(Protocol):
+    """Where a window's records go: a RecordBatchBuilder, or a collector (visitor history's active visitors)."""
+
+    total: int
+
+    @property
+    def separator(self) -> bytes: ...
+
+    def add(
+        self, row: bytes, leading_field: bytes | None = None, leading_value: int = 0
+    ) -> RecordBatch | None: ...
+
+    def add_block(self, block: bytes, count: int) -> RecordBatch | None: ...
+
+    def flush(self) -> RecordBatch | None: ...
+
+
+@dataclass
+class _WindowRun:
+    """One window being read: where its records go and what its requests cost."""
+
+    app: str
+    start: int
+    end: int
+    builder: RecordSink
+    pages: int = 0
+    resumes: int = 0
+
+
 class _PageState:
-    """What one page has emitted, so a later page (or a resumed one) can continue right after it."""
+    """What one page has emitted, so a later page (or a resumed one) can continue right after it.
+
+    With `limit` (rollup range pages) it also counts the rows of each bucket as the server sent them, and
+    keeps, for every bucket that reached `limit` rows, its last (bucket, visitor) group and that group's
+    primary keys (`truncated`): under per-period pipelines (§R-1) such a bucket may have been cut off.
+    Per block that is a comparison or two (a block rarely spans buckets); the rows are sorted by
+    (bucket, visitorId) under both readings."""
 
     def __init__(
         self,
         keyset: tuple[Any, Any] | None,
         seen: set[tuple[Any, ...]],
         group_pks: Callable[[bytes, tuple[Any, Any]], set[tuple[Any, ...]]],
+        limit: int = 0,
     ) -> None:
         self.keyset = keyset
         self.seen = seen
+        self.limit = limit
         self.rows = 0
         self.emitted = 0
         self.last_group: tuple[Any, Any] | None = None
+        self.truncated: list[tuple[Any, Any, set[tuple[Any, ...]]]] = []
         self._tail_blocks: list[bytes] = []  # the blocks that hold rows of last_group
         self._group_pks = group_pks
+        self._bucket: Any = None  # the bucket being counted, its rows so far, its last visitor
+        self._bucket_rows = 0
+        self._bucket_visitor: Any = None
+        self._bucket_tail: list[bytes] = []
 
     def note(self, text: bytes, last_group: tuple[Any, Any], emitted: int) -> None:
         """A block was emitted up to a row of `last_group`."""
@@ -439,6 +656,38 @@ class _PageState:
         else:
             self.last_group, self._tail_blocks = last_group, [text]
 
+    def observe(self, text: bytes, times: list[Any], visitors: list[Any]) -> None:
+        """Count a block's rows per bucket (all rows, emitted or not)."""
+        n = len(times)
+        i = 0
+        while i < n:
+            bucket = times[i]
+            j = n if times[-1] == bucket else bisect.bisect_right(times, bucket, i)
+            if bucket != self._bucket:
+                self._finish_bucket()
+                self._bucket, self._bucket_rows, self._bucket_visitor, self._bucket_tail = bucket, 0, None, []
+            self._bucket_rows += j - i
+            visitor = visitors[j - 1]
+            if visitor == self._bucket_visitor:
+                self._bucket_tail.append(text)
+            else:
+                self._bucket_visitor, self._bucket_tail = visitor, [text]
+            i = j
+
+    def finish(self) -> None:
+        """The page ended: the last bucket is counted too."""
+        self._finish_bucket()
+        self._bucket = None
+
+    def _finish_bucket(self) -> None:
+        if self._bucket is not None and self.limit and self._bucket_rows >= self.limit:
+            group = (self._bucket, self._bucket_visitor)
+            pks: set[tuple[Any, ...]] = set()
+            for text in self._bucket_tail:
+                pks |= self._group_pks(text, group)
+            self.truncated.append((self._bucket, self._bucket_visitor, pks))
+        self._bucket_tail = []
+
     def resume_point(self) -> tuple[tuple[Any, Any] | None, set[tuple[Any, ...]]]:
         """The keyset to ask from next, and the primary keys of that group already emitted."""
         if self.last_group is None:
@@ -447,6 +696,30 @@ class _PageState:
         for text in self._tail_blocks:
             pks |= self._group_pks(text, self.last_group)
         return self.last_group, pks
+
+
+def _resume(
+    page: _PageState, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
+) -> tuple[tuple[Any, Any], set[tuple[Any, ...]]]:
+    new_keyset, new_seen = page.resume_point()
+    return (keyset, seen) if new_keyset is None else (new_keyset, new_seen)
+
+
+_BODY_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    zlib.error,
+    TruncatedBody,
+    MalformedBody,
+)
+_NO_BOUND_LOW, _NO_BOUND_HIGH = -(2**62), 2**62  # raw events: the time series alone selects them (§R-4)
+
+
+def _broke_from(error: BaseException) -> _BodyBroke:
+    broke = _BodyBroke()
+    broke.__cause__ = error
+    return broke
 
 
 def _with_empty_keys(row: bytes, fields: list[str]) -> bytes:

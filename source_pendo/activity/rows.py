@@ -9,7 +9,8 @@ How: bytes are fed as they arrive. The envelope's keys before `results` are skip
 tokenizer; inside the array, a candidate cut is the last `}` followed by `,{` or `]`; the text up to the
 cut is decoded by msgspec as a list of `Raw` slices, which validates it (a cut inside a string or a
 nested object cannot decode, so the reader steps back to an earlier candidate). A body that ends
-before the closing `]}` raises `TruncatedBody`: callers never emit a half-parsed row.
+before the closing `]}` raises `TruncatedBody`: callers never emit a half-parsed row. `"results": null` is
+an empty result (BEHAVIOR.md R-5), not a broken body.
 """
 
 from __future__ import annotations
@@ -109,6 +110,14 @@ class AggregationRowReader:
             if pos >= len(buf):
                 return
             if key == b'"results"':
+                if buf[pos : pos + 1] == b"n":  # `"results": null`: no rows (§R-5)
+                    if len(buf) < pos + 4:
+                        return
+                    if buf[pos : pos + 4] != b"null":
+                        raise MalformedBody("`results` is not an array")
+                    self._buf = buf[pos + 4 :]
+                    self._state = "trailer"
+                    return
                 if buf[pos : pos + 1] != b"[":
                     raise MalformedBody("`results` is not an array")
                 self._buf = buf[pos + 1 :]

@@ -2,7 +2,7 @@
 
 Why Python: the history endpoint answers one visitor and one 24-hour window per call and keeps 180 days
 (PENDO_API.md §4.10), so the calls must be bounded by who was actually active. Per window this retriever
-asks the `events` rollup (hourRange, keyset on visitorId) which visitors had activity in it, then fetches
+asks the `events` rollup (hourRange, paged as the events stream pages it) which visitors had activity in it, then fetches
 the history of each of those visitors only: visitors with no activity since the cursor cost no call.
 Items carry no visitor id on the wire; the record gets `visitorId`. Windows come from the activity cursor
 (one day each, starting no earlier than 179 days ago), so state is checkpointed after every day.
@@ -20,14 +20,16 @@ from dataclasses import InitVar, dataclass
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
 from ..components.skip_not_found import skipped
-from ..pendo import ANONYMOUS_PREFIX, EVERY_APP, PERIOD_RANGE, aggregation_body, literal
+from ..pendo import EVENTS_PRIMARY_KEY
 from .cursor import WindowFeedback, iso_minute
+from .retriever import ActivityRetriever
 
 LOGGER = logging.getLogger("airbyte")
 REFUSED = (400, 422)  # history refused for every visitor (the requester's skip_statuses), not one visitor
@@ -44,8 +46,16 @@ class VisitorHistoryRetriever(Retriever):
     cursor: WindowFeedback | None = None
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
-        self._page_size = int(self.config.get("page_size") or 50_000)
-        self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
+        # Who was active: the `events` rollup by hour over the window, read as the events stream reads it.
+        self._events = ActivityRetriever(
+            requester=self.requester,
+            config=dict(self.config, period="HOUR"),
+            parameters={},
+            name=self.name,
+            source="events",
+            time_field="bucket",
+            primary_key=EVENTS_PRIMARY_KEY,
+        )
         self._history_refused = False  # set once Pendo refuses history (400/422): no more calls this sync
 
     def read_records(
@@ -92,36 +102,39 @@ class VisitorHistoryRetriever(Retriever):
             self.cursor.abandon_window(stream_slice)
 
     def _active_visitors(self, start: int, end: int) -> list[str]:
-        """Distinct visitors with `events` rows in [start, end), paged on visitorId."""
-        visitors: list[str] = []
-        last: str | None = None
-        while True:
-            condition = f"hour >= {start} && hour < {end}"
-            if last is not None:
-                condition += f" && visitorId > {literal(last)}"
-            pipeline: list[dict[str, Any]] = [
-                {
-                    "source": {
-                        "events": {"appId": EVERY_APP},
-                        "timeSeries": {"period": PERIOD_RANGE["HOUR"], "first": start, "last": end - 1},
-                    }
-                },
-            ]
-            if not self._anonymous:
-                pipeline.append({"identified": "visitorId"})
-            pipeline += [{"filter": condition}, {"sort": ["visitorId"]}, {"limit": self._page_size}]
-            body = aggregation_body(self.name, pipeline)
-            response = self.requester.send_request(
-                request_body_json=body, stream_slice=StreamSlice(partition={}, cursor_slice={})
-            )
-            rows = (response.json() or {}).get("results", []) if response is not None else []
-            for row in rows:
-                visitor = row.get("visitorId")
-                if not isinstance(visitor, str) or (visitors and visitors[-1] == visitor):
-                    continue
-                if not self._anonymous and visitor.startswith(ANONYMOUS_PREFIX):
-                    continue
-                visitors.append(visitor)
-            if len(rows) < self._page_size:
-                return visitors
-            last = rows[-1].get("visitorId")
+        """Distinct visitors with `events` rows in [start, end): the window's (hour, visitorId) rows, read with
+        the events stream's paging (exact whether Pendo runs one pipeline over the 24 hourly periods or one
+        per period, BEHAVIOR.md R-1), collected in a set."""
+        collector = _VisitorCollector()
+        for _ in self._events.read_window("*", start, end, collector):
+            pass  # the collector makes no batches
+        return sorted(collector.visitors)
+
+
+class _VisitorCollector:
+    """A record sink (retriever.RecordSink) that keeps the distinct visitor ids of the rows it is given."""
+
+    separator = b","  # data objects joined by a bare comma: a block is then a JSON array's content
+
+    def __init__(self) -> None:
+        self.visitors: set[str] = set()
+        self.total = 0
+
+    def add(self, row: bytes, leading_field: bytes | None = None, leading_value: int = 0) -> None:
+        self.add_block(row, 1)
+
+    def add_block(self, block: bytes, count: int) -> None:
+        self.total += count
+        self.visitors.update(
+            v.visitorId for v in _VISITORS.decode(b"[" + block + b"]") if isinstance(v.visitorId, str)
+        )
+
+    def flush(self) -> None:
+        return None
+
+
+class _Visitor(msgspec.Struct):
+    visitorId: Any = None
+
+
+_VISITORS = msgspec.json.Decoder(list[_Visitor])

@@ -13,12 +13,14 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.activity.retriever import ActivityRetriever
 from source_pendo.activity.record_batch import RecordBatch
+from source_pendo.activity.retriever import ActivityRetriever
 
 DAY = 86_400_000
 START = 1_800_000_000_000 - 1_800_000_000_000 % DAY
 PK = ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"]
+RAW_PK = ["appId", "guideId", "guideStepId", "visitorId", "accountId", "type", "browserTime"]
+HOUR = 3_600_000
 
 
 def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
@@ -50,41 +52,69 @@ class FakeResponse:
         pass
 
 
+def _matches(row: dict[str, Any], condition: str) -> bool:
+    """A strict filter (§R-11): `field op literal` comparisons joined by `&&`, nothing else."""
+    assert "||" not in condition and "(" not in condition, condition
+    for part in condition.split(" && "):
+        field, op, text = part.split(" ", 2)
+        value, literal = row.get(field), json.loads(text)
+        ok = {">=": value >= literal, ">": value > literal, "<": value < literal, "==": value == literal}[op]
+        if not ok:
+            return False
+    return True
+
+
 class FakeAggregationApi:
-    """Answers the retriever's bodies from a row list: window filter, keyset, sort, limit; optional faults."""
+    """Answers the retriever's bodies from a row list: window filter, keyset, sort, limit; optional faults.
+
+    Only production value forms (§R-10) are accepted; `per_period` runs filter/sort/limit once per day (§R-1)."""
 
     def __init__(self, rows: list[dict[str, Any]], reject_windows_longer_than: int | None = None, break_first_page_after: int | None = None,
-                 gzip: bool = False, truncate_first_page_after: int | None = None, body_text: Any = None) -> None:
-        self.rows = sorted(rows, key=lambda r: (r["day"], r["visitorId"]))
+                 gzip: bool = False, truncate_first_page_after: int | None = None, body_text: Any = None, per_period: bool = False,
+                 time: str = "day", period: int = DAY, select: str | None = None) -> None:
+        self.rows = sorted(rows, key=lambda r: (r[time], r["visitorId"]))
+        self.select = select or time  # the time a period selects rows by (receivedTime under §R-4)
         self.reject_longer = reject_windows_longer_than
         self.break_after = break_first_page_after
         self.gzip, self.truncate_after = gzip, truncate_first_page_after
         self.body_text = body_text or (lambda body: body)  # how the body is written (escapes, spacing)
+        self.per_period, self.time, self.period = per_period, time, period
         self.bodies: list[dict[str, Any]] = []
+        self.served: list[int] = []  # rows per response
+        self.empty: Any = []  # what an empty `results` is written as
         self.stream_response = False
 
     def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
         self.bodies.append(request_body_json)
         pipeline = request_body_json["request"]["pipeline"]
-        ts = pipeline[0]["source"]["timeSeries"]
-        start, end = ts["first"], ts["last"] + 1
+        source = pipeline[0]["source"]
+        ts = source["timeSeries"]
+        app = next(v["appId"] for k, v in source.items() if k != "timeSeries")
+        assert app == 'expandAppIds("*")' or (isinstance(app, list) and all(isinstance(a, str) for a in app)), app
+        assert isinstance(ts["first"], int) and isinstance(ts["last"], str), ts
+        first = ts["first"] - ts["first"] % self.period
+        last = int(ts["last"])
+        start, end = first, last - last % self.period + self.period
         if self.reject_longer and end - start > self.reject_longer:
             raise AirbyteTracedException(message="Pendo timed out", failure_type=FailureType.transient_error)
-        condition = next(s["filter"] for s in pipeline if "filter" in s)
+        condition = next((s["filter"] for s in pipeline if "filter" in s), None)
         limit = next(s["limit"] for s in pipeline if "limit" in s)
-        keyset = None
-        if "visitorId >=" in condition:
-            bucket = int(condition.split("day > ")[1].split(" ")[0])
-            visitor = json.loads(condition.split("visitorId >= ")[1].rstrip("))"))
-            keyset = (bucket, visitor)
-        rows = [r for r in self.rows if start <= r["day"] < end and (keyset is None or (r["day"], r["visitorId"]) >= keyset)][:limit]
-        body = self.body_text(orjson.dumps({"startTime": start, "results": rows}))
-        first = len(self.bodies) == 1
-        return FakeResponse(body, self.break_after if first else None, self.gzip, self.truncate_after if first else None)
+        selected = [r for r in self.rows if start <= r[self.select] < end]
+        periods = [[r for r in selected if p <= r[self.select] < p + self.period] for p in range(start, end, self.period)] if self.per_period else [selected]
+        rows = []
+        for part in periods:
+            rows += [r for r in part if condition is None or _matches(r, condition)][:limit]
+        self.served.append(len(rows))
+        body = self.body_text(orjson.dumps({"startTime": start, "results": rows or self.empty}))
+        first_body = len(self.bodies) == 1
+        return FakeResponse(body, self.break_after if first_body else None, self.gzip, self.truncate_after if first_body else None)
 
 
-def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int = START + 4 * DAY) -> list[dict[str, Any]]:
-    retriever = ActivityRetriever(requester=api, config={"period": "DAY", "page_size": page_size}, parameters={}, name="events", source="events", time_field="bucket", primary_key=PK)  # type: ignore[arg-type]
+def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int = START + 4 * DAY, period: str = "DAY",
+         raw: bool = False) -> list[dict[str, Any]]:
+    kind = {"name": "guide_events", "source": "guideEvents", "time_field": "browserTime", "primary_key": RAW_PK} if raw else {
+        "name": "events", "source": "events", "time_field": "bucket", "primary_key": PK}
+    retriever = ActivityRetriever(requester=api, config={"period": period, "page_size": page_size}, parameters={}, **kind)  # type: ignore[arg-type]
     out = []
     for message in retriever.read_records({}, StreamSlice(partition={"app_id": "*"}, cursor_slice={"start": str(start), "end": str(end)})):
         if isinstance(message, RecordBatch):
@@ -120,7 +150,7 @@ def test_activity_retriever_splits_a_window_the_api_cannot_answer_down_to_one_pe
     api = FakeAggregationApi(rows, reject_windows_longer_than=DAY)
     records = read(api, page_size=1000)
     assert len(records) == len(rows)
-    answered = [b for b in api.bodies if b["request"]["pipeline"][0]["source"]["timeSeries"]["last"] + 1 - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"] <= DAY]
+    answered = [b for b in api.bodies if int(b["request"]["pipeline"][0]["source"]["timeSeries"]["last"]) + 1 - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"] <= DAY]
     assert len(answered) == 4
 
 
@@ -167,3 +197,115 @@ def test_activity_retriever_writes_absent_or_null_text_key_fields_as_empty_strin
     assert all(r["remoteIp"] == "ip" for r in records if r["day"] >= START + 2 * DAY)
     assert sorted(r["accountId"] for r in records if r["day"] >= START + 2 * DAY) == sorted("" if i % 3 else "a" for i in range(len(mixed)))
     assert all(None not in (r["visitorId"], r["accountId"], r["server"], r["userAgent"]) for r in records)
+
+
+def _truth(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
+
+
+@pytest.mark.parametrize("per_period", [False, True], ids=["one-pipeline", "per-period"])
+@pytest.mark.parametrize("page_size", [3, 5, 13, 14, 15, 100])
+def test_activity_retriever_is_exact_whether_each_period_runs_its_own_pipeline(per_period, page_size):
+    rows = make_rows(days=4, visitors=7)  # 14 rows a day
+    api = FakeAggregationApi(rows, per_period=per_period)
+    records = read(api, page_size=page_size)
+    assert _keys(records) == _truth(rows)
+    if per_period and page_size < 14:
+        assert max(api.served) > page_size, "an answer longer than the limit proved per-period pipelines"
+
+
+def test_activity_retriever_pages_each_truncated_bucket_alone_once_per_period_answers_are_seen():
+    rows = make_rows(days=4, visitors=7)
+    api = FakeAggregationApi(rows, per_period=True)
+    assert _keys(read(api, page_size=5)) == _truth(rows)
+    first = api.bodies[0]["request"]["pipeline"]
+    assert first[0]["source"]["timeSeries"] == {"period": "dayRange", "first": START, "last": str(START + 4 * DAY - 1)}
+    later = [b["request"]["pipeline"] for b in api.bodies[1:]]
+    assert all(p[0]["source"]["timeSeries"]["first"] == int(p[0]["source"]["timeSeries"]["last"]) for p in later), (
+        "after the first answer only single buckets are asked for")
+    assert all(f"day >= {START} && day < {START + 4 * DAY} && day == " in p[2]["filter"] and "visitorId >= " in p[2]["filter"] for p in later)
+
+
+def test_activity_retriever_keyset_has_no_or_and_keeps_the_window_bounds():
+    rows = make_rows(days=2, visitors=7)
+    api = FakeAggregationApi(rows)
+    assert _keys(read(api, page_size=14, end=START + 2 * DAY)) == _truth(rows)
+    filters = [next(s["filter"] for s in b["request"]["pipeline"] if "filter" in s) for b in api.bodies]
+    bounds = f"day >= {START} && day < {START + 2 * DAY}"
+    assert filters[0] == bounds
+    assert filters[1] == f'{bounds} && day == {START} && visitorId >= "v6"', "the rest of the boundary bucket"
+    assert filters[2] == f"{bounds} && day > {START}", "then the buckets after it"
+    assert all("||" not in f and "(" not in f for f in filters)
+
+
+def test_activity_retriever_reads_results_null_as_an_empty_window():
+    api = FakeAggregationApi([])
+    api.empty = None
+    assert read(api, page_size=5) == [] and len(api.bodies) == 1
+
+
+def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_path(monkeypatch):
+    rows = make_rows(days=4, visitors=7)
+    compact = read(FakeAggregationApi(rows), page_size=1000)
+    made: list[bool] = []
+    original = ActivityRetriever._block_as_records
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        block = original(self, *args, **kwargs)
+        made.append(block is not None)
+        return block
+
+    monkeypatch.setattr(ActivityRetriever, "_block_as_records", spy)
+    spaced = read(FakeAggregationApi(rows, body_text=lambda b: json.dumps(json.loads(b)).encode()), page_size=1000)
+    assert sorted(map(canonical_json, spaced)) == sorted(map(canonical_json, compact))
+    assert made and all(made), "every spaced block took the block path"
+
+
+def canonical_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True)
+
+
+def make_raw(hours: range = range(-6, 12), per_hour: int = 9, skew: int = 0) -> list[dict[str, Any]]:
+    """Guide events; with `skew`, every third one is received `skew` ms off its browserTime (§R-4)."""
+    out = []
+    for h in hours:
+        for i in range(per_hour):
+            t = START + h * HOUR + i * 1000 * (i % 4)
+            received = t + (skew if i % 3 == 0 else -skew if i % 3 == 1 else 0)
+            out.append({"appId": 1, "guideId": "g", "guideStepId": "s", "visitorId": f"v{i % 4}", "accountId": "a",
+                        "type": "guideSeen", "browserTime": t, "receivedTime": received})
+    return out
+
+
+@pytest.mark.parametrize("per_period", [False, True], ids=["one-pipeline", "per-period"])
+@pytest.mark.parametrize("page_size", [2, 4, 9, 10, 1000])
+def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_page(per_period, page_size):
+    rows = make_raw(skew=5 * HOUR)
+    inside = [r for r in rows if START <= r["receivedTime"] < START + 6 * HOUR]
+    api = FakeAggregationApi(rows, per_period=per_period, time="browserTime", period=HOUR, select="receivedTime")
+    records = read(api, page_size=page_size, end=START + 6 * HOUR, raw=True)
+    assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in inside)
+    assert any(not (START <= r["browserTime"] < START + 6 * HOUR) for r in records), "browserTime outside the window is kept"
+    timeseries = [b["request"]["pipeline"][0]["source"]["timeSeries"] for b in api.bodies]
+    assert all(ts["period"] == "hourRange" for ts in timeseries)
+    multi = [b for b, ts in zip(api.bodies, timeseries, strict=True) if int(ts["last"]) + 1 - ts["first"] > HOUR]
+    assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), "no filter over several periods"
+    if page_size <= 9:
+        assert len(multi) > 1, "a full multi-period page was dropped and the window split"
+
+
+@pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
+def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(spaced):
+    from source_pendo.activity.retriever import _PageState
+    from source_pendo.activity.rows import AggregationRowReader
+
+    rows = make_rows(days=3, visitors=2)
+    retriever = ActivityRetriever(requester=FakeAggregationApi([]), config={"period": "DAY"}, parameters={}, name="events", source="events", time_field="bucket", primary_key=PK)  # type: ignore[arg-type]
+    text = (json.dumps(rows) if spaced else orjson.dumps(rows).decode()).encode()
+    block = AggregationRowReader(retriever._head_type).feed_block(b'{"results": ' + text + b"}")
+    assert block is not None
+    heads = block[1]
+    out = retriever._block_as_records(block[0], [h.day for h in heads], [h.visitorId for h in heads], len(heads),
+                                      _PageState(None, set(), retriever._group_pks), START, START + 4 * DAY, b"\n")
+    assert out is not None, "the block path, not row by row"
+    assert [json.loads(line) for line in out.split(b"\n")] == [dict(r, periodStart=r["day"]) for r in rows]

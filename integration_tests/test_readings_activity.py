@@ -1,0 +1,142 @@
+"""Activity streams under the readings of Pendo's aggregation API (BEHAVIOR.md R-1, R-4, R-5, R-10, R-11, R-12).
+
+Each test runs the installed connector against an emulator process switched to one reading (or all of them,
+`pessimistic`) and checks its output against the ground truth under the invariant (integration_tests/invariant.py),
+plus the request log proving the reading was exercised. Pages of a few rows (`SOURCE_PENDO_TEST_PAGE_SIZE`, below
+the spec's minimum) make one period's rows fill many pages, which is where per-period pipelines bite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from integration_tests.conftest import EMULATOR_TZ, catalog_for, run_connector
+from integration_tests.invariant import assert_never_lost
+from integration_tests.pendo_emulator import EmulatorProcess
+from integration_tests.pendo_emulator.readings import READINGS
+from integration_tests.pendo_emulator.truth import GroundTruth, parse_start_ms, raw_selection_time
+
+SMALL_PAGES = {"SOURCE_PENDO_TEST_PAGE_SIZE": "7"}
+# Every reading but R-13 (403 rateLimitExceeded), which is error handling, not the read path: until the
+# connector retries it, a throttled request fails the sync loudly (as the invariant allows, but not exactly).
+PESSIMISTIC_READ_PATH = tuple(name for name in READINGS if name != "rate_limit_403")
+PAGE = 7
+
+
+@pytest.fixture(scope="module")
+def emulators(emulator_now: int) -> Iterator[dict[tuple[str, ...], EmulatorProcess]]:
+    """One emulator per set of readings, started when a test first asks for it."""
+    started: dict[tuple[str, ...], EmulatorProcess] = {}
+    yield started
+    for process in started.values():
+        process.stop()
+
+
+def emulator_with(
+    emulators: dict[tuple[str, ...], EmulatorProcess], now: int, *readings: str
+) -> EmulatorProcess:
+    if readings not in emulators:
+        emulators[readings] = EmulatorProcess(
+            scale="tiny", seed=7, now_ms=now, tz=EMULATOR_TZ, readings=list(readings)
+        ).start()
+    process = emulators[readings]
+    process.reset()
+    return process
+
+
+def sync(
+    process: EmulatorProcess,
+    base_config: dict[str, Any],
+    discovered: dict[str, Any],
+    streams: list[str],
+    period: str,
+    env: dict[str, str] | None = None,
+) -> tuple[Any, GroundTruth, dict[str, Any]]:
+    config = dict(base_config, base_url=process.base_url, period=period)
+    run = run_connector("read", config, catalog_for(streams, discovered=discovered), env=env)
+    truth = GroundTruth(process.dataset())
+    readings = process.dataset().readings
+    positions = {s: raw_selection_time(readings) for s in ("guide_events", "poll_events")}
+    expected = {s: truth.records(s, config) for s in streams}
+    assert_never_lost([run], expected, lookback_days=int(config["lookback_window_days"]), positions=positions)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run, truth, config
+
+
+def aggregations(process: EmulatorProcess) -> list[dict[str, Any]]:
+    return [r for r in process.stats()["requests"] if r.get("route") == "aggregation"]
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+def test_per_period_pipelines_with_pages_far_below_one_periods_rows(
+    emulators, emulator_now, base_config, discovered, period
+):
+    process = emulator_with(emulators, emulator_now, "per_period_pipeline")
+    run, _, _ = sync(
+        process, base_config, discovered, ["events", "feature_events", "guide_events"], period, SMALL_PAGES
+    )
+    served = aggregations(process)
+    assert any(r.get("rows", 0) > PAGE for r in served), (
+        "no answer held more rows than the limit: R-1 not exercised"
+    )
+    if period == "HOUR":  # a day window of 24 hourly periods (DAY windows start as one local day: one bucket)
+        assert sum("runs the pipeline on its own" in line for line in run.logs()) == 2, (
+            "logged once per stream"
+        )
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+def test_receive_time_buckets_lose_no_guide_or_poll_event(
+    emulators, emulator_now, base_config, discovered, period
+):
+    process = emulator_with(emulators, emulator_now, "receive_time_buckets")
+    run, truth, config = sync(process, base_config, discovered, ["guide_events", "poll_events"], period)
+    start = parse_start_ms(config["start_date"])
+    events = truth.records("guide_events", config) + truth.records("poll_events", config)
+    assert any(abs(r["receivedTime"] - r["browserTime"]) > 24 * 3_600_000 for r in events), (
+        "skewed events exist"
+    )
+    emitted = run.records("guide_events") + run.records("poll_events")
+    assert any(r["browserTime"] < start for r in emitted), (
+        "an event the server selected by receive time is kept"
+    )
+
+
+def test_results_null_is_an_empty_window(emulators, emulator_now, base_config, discovered):
+    process = emulator_with(emulators, emulator_now, "null_results")
+    sync(
+        process, base_config, discovered, ["events", "guide_events", "poll_events", "visitor_history"], "HOUR"
+    )
+    assert any(r.get("rows") == 0 and r.get("status") == 200 for r in aggregations(process)), (
+        "no empty answer served"
+    )
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+def test_strict_filters_and_value_forms(emulators, emulator_now, base_config, discovered, period):
+    process = emulator_with(emulators, emulator_now, "strict_filters", "strict_value_forms")
+    streams = ["events", "feature_events", "guide_events", "visitor_history"]
+    sync(process, base_config, discovered, streams, period, SMALL_PAGES)
+    served = aggregations(process)
+    assert served and all(r.get("status") == 200 for r in served), [
+        r for r in served if r.get("status") != 200
+    ][:3]
+    assert sum(1 for r in served if r.get("rows") == PAGE) > 3, "keyset pages were asked for"
+
+
+def test_spaced_json(emulators, emulator_now, base_config, discovered):
+    process = emulator_with(emulators, emulator_now, "spaced_json")
+    sync(
+        process, base_config, discovered, ["events", "feature_events", "guide_events", "poll_events"], "HOUR"
+    )
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+def test_pessimistic_every_reading_at_once(emulators, emulator_now, base_config, discovered, period):
+    process = emulator_with(emulators, emulator_now, *PESSIMISTIC_READ_PATH)
+    streams = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"]
+    sync(process, base_config, discovered, streams, period, SMALL_PAGES)
+    assert any(r.get("rows", 0) > PAGE for r in aggregations(process))
