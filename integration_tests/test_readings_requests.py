@@ -48,10 +48,11 @@ def warnings(run) -> list[str]:
     return [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "WARN"]
 
 
-def test_visitors_by_app_reads_every_visitor_of_every_app(base_config, discovered, emulator_now):
+@pytest.mark.parametrize("app_ids", [[], [ONE_APP]], ids=["all-apps", "one-app"])
+def test_visitors_by_app_reads_every_visitor_of_every_app(base_config, discovered, emulator_now, app_ids):
     """R-2: without appId Pendo may answer the default app's visitors only; visitors asks for every app."""
     with pendo(emulator_now, "visitors_by_app") as (process, truth):
-        config = configured(base_config, process)
+        config = configured(base_config, process, app_ids=app_ids)
         run = run_connector("read", config, catalog_for(["visitors", "accounts"], discovered=discovered))
         assert_equal_truth(run, truth, config, ["visitors", "accounts"])
         estimates = {m["trace"]["estimate"]["name"]: m["trace"]["estimate"]["row_estimate"] for m in run.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}

@@ -31,12 +31,10 @@ from source_pendo.pendo import EVERY_APP
 
 def _count_source(stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The aggregation source the stream reads (manifest.yaml, entity_aggregation_requester)."""
-    app_id = config.get("app_ids") or EVERY_APP
-    if stream == "visitors":
-        return {
-            "visitors": {"identified": not config.get("include_anonymous_visitors", False), "appId": app_id}
-        }
-    return {"accounts": {"appId": app_id}}
+    if stream == "visitors":  # every app's visitors, whatever app_ids says (BEHAVIOR.md §R-2)
+        identified = not config.get("include_anonymous_visitors", False)
+        return {"visitors": {"identified": identified, "appId": EVERY_APP}}
+    return {"accounts": {"appId": config.get("app_ids") or EVERY_APP}}
 
 
 def entity_estimates(

@@ -80,3 +80,13 @@ def test_visitors_record_promotes_every_group_but_per_app_ones(http_mocker: Http
     assert record["metadata_pendo_donotprocess"] is False
     assert not [column for column in record if column.startswith("metadata_auto__")]
     assert record["metadata"]["auto__323232"]["lastvisit"] == 1709305380812
+
+
+def test_visitors_ask_for_every_app_whatever_app_ids_says(http_mocker: HttpMocker) -> None:
+    # configured ids would make the answer depend on whether Pendo scopes visitors by app at all
+    _mock_read_prerequisites(http_mocker)
+    http_mocker.post(_visitors_request(), aggregation_response(payload(_STREAM)["results"]))
+
+    output = read_stream(_STREAM, ConfigBuilder().with_(app_ids=["-323232"]).build())
+
+    assert [r.record.data["visitorId"] for r in output.records] == ["42", "43"]
