@@ -18,12 +18,26 @@ from integration_tests.conftest import API_KEY, EMULATOR_TZ, ONE_APP, catalog_fo
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.truth import GroundTruth
 
-ENTITIES = ["accounts", "visitors", "features", "pages", "guides", "track_types", "reports", "report_results", "segments", "metadata_accounts", "metadata_visitors"]
+ENTITIES = [
+    "accounts",
+    "visitors",
+    "features",
+    "pages",
+    "guides",
+    "track_types",
+    "reports",
+    "report_results",
+    "segments",
+    "metadata_accounts",
+    "metadata_visitors",
+]
 
 
 @contextmanager
 def pendo(emulator_now: int, *readings: str) -> Iterator[tuple[EmulatorProcess, GroundTruth]]:
-    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, readings=readings) as process:
+    with EmulatorProcess(
+        scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, readings=readings
+    ) as process:
         yield process, GroundTruth(process.dataset())
 
 
@@ -55,28 +69,42 @@ def test_visitors_by_app_reads_every_visitor_of_every_app(base_config, discovere
         config = configured(base_config, process, app_ids=app_ids)
         run = run_connector("read", config, catalog_for(["visitors", "accounts"], discovered=discovered))
         assert_equal_truth(run, truth, config, ["visitors", "accounts"])
-        estimates = {m["trace"]["estimate"]["name"]: m["trace"]["estimate"]["row_estimate"] for m in run.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}
+        estimates = {
+            m["trace"]["estimate"]["name"]: m["trace"]["estimate"]["row_estimate"]
+            for m in run.of_type("TRACE")
+            if m["trace"]["type"] == "ESTIMATE"
+        }
         assert estimates["visitors"] == len(truth.records("visitors", config))
 
 
-def test_missing_lastupdated_first_sync_reads_every_row_and_the_next_sync_still_runs(base_config, discovered, emulator_now):
+def test_missing_lastupdated_first_sync_reads_every_row_and_the_next_sync_still_runs(
+    base_config, discovered, emulator_now
+):
     """R-3: rows without metadata.auto.lastupdated are read on a first sync; they do not break the cursor."""
     with pendo(emulator_now, "missing_lastupdated") as (process, truth):
         config = configured(base_config, process)
         catalog = catalog_for(["accounts", "visitors"], discovered=discovered)
         first = run_connector("read", config, catalog)
         assert_equal_truth(first, truth, config, ["accounts", "visitors"])
-        assert any("lastupdated" not in r for r in first.records("accounts") + first.records("visitors")), "the reading removed no field"
+        assert any("lastupdated" not in r for r in first.records("accounts") + first.records("visitors")), (
+            "the reading removed no field"
+        )
         second = run_connector("read", config, catalog, state=first.final_state())
         assert second.returncode == 0, second.stderr[-3000:]
         for stream in ("accounts", "visitors"):
-            saved = int(next(s for s in first.final_state() if s["stream"]["stream_descriptor"]["name"] == stream)["stream"]["stream_state"]["lastupdated"])
+            saved = int(
+                next(s for s in first.final_state() if s["stream"]["stream_descriptor"]["name"] == stream)[
+                    "stream"
+                ]["stream_state"]["lastupdated"]
+            )
             since = saved - config["lookback_window_days"] * 86_400_000
             # documented (BEHAVIOR.md §R-3): a lastupdated filter cannot find rows without the field
             assert all(int(r["lastupdated"]) >= since for r in second.records(stream))
 
 
-def test_null_results_are_no_rows_for_entity_requests_estimates_and_check(base_config, discovered, emulator_now):
+def test_null_results_are_no_rows_for_entity_requests_estimates_and_check(
+    base_config, discovered, emulator_now
+):
     """R-5: `"results": null` means no rows, on a first sync, on an incremental one that finds nothing, in check."""
     with pendo(emulator_now, "null_results") as (process, truth):
         config = configured(base_config, process)
@@ -85,7 +113,12 @@ def test_null_results_are_no_rows_for_entity_requests_estimates_and_check(base_c
         first = run_connector("read", config, catalog)
         assert_equal_truth(first, truth, config, ENTITIES)
         empty = configured(base_config, process, app_ids=["1"])  # an app without objects: every answer empty
-        second = run_connector("read", empty, catalog_for(["accounts", "visitors", "track_types"], discovered=discovered), state=first.final_state())
+        second = run_connector(
+            "read",
+            empty,
+            catalog_for(["accounts", "visitors", "track_types"], discovered=discovered),
+            state=first.final_state(),
+        )
         assert second.returncode == 0, second.stderr[-3000:]
         assert second.records("track_types") == []
         assert not second.errors()
@@ -97,7 +130,9 @@ def test_bad_request_400_names_the_rejected_request_not_the_region(base_config, 
         config = configured(base_config, process, api_key=f"noagg-{API_KEY}")
         status = check_status(config)
         assert status["status"] == "FAILED"
-        assert "HTTP 400 from" in status["message"] and "Aggregation API" in status["message"], status["message"]
+        assert "HTTP 400 from" in status["message"] and "Aggregation API" in status["message"], status[
+            "message"
+        ]
         assert "region" not in status["message"]
 
         run = run_connector("read", config, catalog_for(["pages", "accounts"], discovered=discovered))
@@ -105,7 +140,9 @@ def test_bad_request_400_names_the_rejected_request_not_the_region(base_config, 
         errors = run.errors()
         assert errors and errors[0]["failure_type"] == "system_error", errors  # then the CDK's sync summary
         message = errors[0]["message"]
-        assert message.startswith('Pendo rejected a request of stream accounts (HTTP 400 to POST /api/v1/aggregation (source accounts)): "Bad Request".'), message
+        assert message.startswith(
+            'Pendo rejected a request of stream accounts (HTTP 400 to POST /api/v1/aggregation (source accounts)): "Bad Request".'
+        ), message
         assert "region" not in message
         assert_records_equal("pages", run.records("pages"), truth.records("pages", config))
 
@@ -114,11 +151,15 @@ def test_bad_request_400_names_the_rejected_request_not_the_region(base_config, 
 
 
 @pytest.mark.parametrize("reading", ["history_unavailable", "history_unavailable_400"])
-def test_history_unavailable_warns_once_and_every_other_stream_completes(base_config, discovered, emulator_now, reading):
+def test_history_unavailable_warns_once_and_every_other_stream_completes(
+    base_config, discovered, emulator_now, reading
+):
     """R-7: visitor history refused for every visitor: one WARNING, no more calls, state kept, others complete."""
     with pendo(emulator_now, reading) as (process, truth):
         config = configured(base_config, process)
-        run = run_connector("read", config, catalog_for(["visitor_history", "accounts", "pages"], discovered=discovered))
+        run = run_connector(
+            "read", config, catalog_for(["visitor_history", "accounts", "pages"], discovered=discovered)
+        )
         assert_equal_truth(run, truth, config, ["accounts", "pages"])
         assert run.records("visitor_history") == []
         refused = [w for w in warnings(run) if w.startswith("visitor_history: Pendo refused visitor history")]
@@ -127,12 +168,16 @@ def test_history_unavailable_warns_once_and_every_other_stream_completes(base_co
         # refused at the first call; windows already in flight on the other workers may each have made one
         assert 1 <= len(calls) <= config.get("concurrency", 4), len(calls)
         assert all(r["form_urlencoded"] for r in calls)
-        history_state = [s for s in run.final_state() if s["stream"]["stream_descriptor"]["name"] == "visitor_history"]
+        history_state = [
+            s for s in run.final_state() if s["stream"]["stream_descriptor"]["name"] == "visitor_history"
+        ]
         assert all(not s["stream"]["stream_state"].get("apps") for s in history_state), history_state
 
 
 @pytest.mark.parametrize("app_ids", [[], [ONE_APP]], ids=["all-apps", "one-app"])
-def test_no_tracktype_rest_reads_track_types_from_the_aggregation_source(base_config, discovered, emulator_now, app_ids):
+def test_no_tracktype_rest_reads_track_types_from_the_aggregation_source(
+    base_config, discovered, emulator_now, app_ids
+):
     """R-8: GET /tracktype answers 404; track_types come from the trackTypes source, the same records."""
     with pendo(emulator_now, "no_tracktype_rest") as (process, truth):
         config = configured(base_config, process, app_ids=app_ids)
@@ -141,22 +186,32 @@ def test_no_tracktype_rest_reads_track_types_from_the_aggregation_source(base_co
         assert not [r for r in process.stats()["requests"] if r["route"] == "tracktype"]
 
 
-def test_report_errors_skip_each_unexportable_report_once_and_read_the_others(base_config, discovered, emulator_now):
+def test_report_errors_skip_each_unexportable_report_once_and_read_the_others(
+    base_config, discovered, emulator_now
+):
     """R-9: unexportable reports answer 400, 402, 422 or a 200 object: each skipped with one WARNING."""
     with pendo(emulator_now, "report_errors") as (process, truth):
         config = configured(base_config, process)
         run = run_connector("read", config, catalog_for(["report_results", "reports"], discovered=discovered))
         assert_equal_truth(run, truth, config, ["report_results", "reports"])
-        refused = {r["path"].split("/")[4] for r in process.stats()["requests"] if r["route"] == "report_results" and r["status"] != 200}
+        refused = {
+            r["path"].split("/")[4]
+            for r in process.stats()["requests"]
+            if r["route"] == "report_results" and r["status"] != 200
+        }
         skipped = [w for w in warnings(run) if w.startswith("Skipping report ")]
         exported = {r["reportId"] for r in truth.records("report_results", config)}
         unexportable = {r["id"] for r in truth.records("reports", config)} - exported
         assert refused <= unexportable
-        assert sorted(w.split(":")[0].removeprefix("Skipping report ") for w in skipped) == sorted(unexportable)
+        assert sorted(w.split(":")[0].removeprefix("Skipping report ") for w in skipped) == sorted(
+            unexportable
+        )
 
 
 @pytest.mark.parametrize("app_ids", [[], [ONE_APP]], ids=["all-apps", "one-app"])
-def test_strict_value_forms_every_request_uses_a_production_form(base_config, discovered, emulator_now, app_ids):
+def test_strict_value_forms_every_request_uses_a_production_form(
+    base_config, discovered, emulator_now, app_ids
+):
     """R-10: only the forms production clients send are accepted (appId strings or expandAppIds("*"))."""
     with pendo(emulator_now, "strict_value_forms") as (process, truth):
         config = configured(base_config, process, app_ids=app_ids)
@@ -174,7 +229,9 @@ def test_rate_limit_403_is_throttling_retried_not_a_rejected_key(base_config, di
         process.reset()
         run = run_connector("read", config, catalog_for(ENTITIES, discovered=discovered))
         assert_equal_truth(run, truth, config, ENTITIES)
-        assert [r for r in process.stats()["requests"] if r.get("reading") == "rate_limit_403"], "nothing was throttled"
+        assert [r for r in process.stats()["requests"] if r.get("reading") == "rate_limit_403"], (
+            "nothing was throttled"
+        )
 
 
 def test_read_only_key_check_and_read_say_the_key_lacks_write_access(base_config, discovered, emulator_now):
@@ -183,7 +240,9 @@ def test_read_only_key_check_and_read_say_the_key_lacks_write_access(base_config
         config = configured(base_config, process, api_key=f"readonly-{API_KEY}")
         status = check_status(config)
         assert status["status"] == "FAILED"
-        assert "lacks write access" in status["message"] and "Allow Write Access" in status["message"], status["message"]
+        assert "lacks write access" in status["message"] and "Allow Write Access" in status["message"], (
+            status["message"]
+        )
 
         run = run_connector("read", config, catalog_for(["pages", "accounts"], discovered=discovered))
         assert run.returncode != 0

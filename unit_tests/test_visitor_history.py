@@ -217,7 +217,9 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
         _active_visitors_request(MAR_1, MAR_2, keyset=(MAR_1, "43"), limit=page),
         aggregation_response(_active(["43", "44"])),
     )
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([]))
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([])
+    )
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
