@@ -10,7 +10,7 @@ disturbed. Every test also asserts that its fault really fired (in the emulator'
 them can pass without having been tested. The README's "Faults" section lists the matrix.
 
 Backoff without `Retry-After` is the manifest's (7 s, then 13 s, ...): bursts here are one or two faults long.
-Faults that must outlast all six retries answer `Retry-After: 1` (RFC 9110 allows it on 503; PENDO_API.md §6
+Faults that must outlast all six retries answer `Retry-After: 1` (RFC 9110 allows it on 503; BEHAVIOR.md §B-3
 leaves open whether Pendo sends one), so the retries take seconds, not the six minutes of the real backoff.
 """
 
@@ -41,7 +41,9 @@ from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, HOUR_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, parse_start_ms
 
-FIRST_BACKOFF_S = 7  # ExponentialBackoffStrategy factor 3: 3 * 2^1 + 1 (CDK_NOTES.md)
+# ExponentialBackoffStrategy factor 3: 3 * 2^1 (airbyte_cdk.sources.declarative.requesters.error_handlers.
+# backoff_strategies), plus the 1 s airbyte_cdk.sources.streams.http.rate_limiting adds to every wait.
+FIRST_BACKOFF_S = 7
 RETRY_WAIT = re.compile(r"Retrying in (\d+(?:\.\d+)?) seconds")
 
 

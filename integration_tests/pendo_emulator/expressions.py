@@ -1,4 +1,4 @@
-"""Pendo's aggregation expression language (PENDO_API.md §5.5), as the emulator understands it.
+"""Pendo's aggregation expression language (BEHAVIOR.md §B-12, §F-2), as the emulator understands it.
 
 Expressions appear in the ``filter``, ``select`` and ``eval`` stages and in ``timeSeries`` ``first``/``last``
 (§5.4). Text is tokenised, parsed by a Pratt parser into a small immutable AST and compiled into nested closures,

@@ -1,4 +1,4 @@
-"""The aggregation request envelope and its row-processing stages (PENDO_API.md §5.1, §5.3-§5.5).
+"""The aggregation request envelope and its row-processing stages (BEHAVIOR.md §B-9-§B-13, §F-2).
 
 ``parse_request`` validates a ``POST /api/v1/aggregation`` body into an ``AggregationRequest``: the source stage
 (name, app selection, params, ``timeSeries``) and the operator stages after it, each parsed into a small object

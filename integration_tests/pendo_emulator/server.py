@@ -1,4 +1,4 @@
-"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (PENDO_API.md §1-§6).
+"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (BEHAVIOR.md §B-1-§B-19).
 
 Routes, each answered as the spec documents it:
   POST /api/v1/aggregation                      {startTime, results}; 422 without a pipeline; 400 bad filter
@@ -12,7 +12,7 @@ Bodies are streamed with chunked transfer encoding and gzip-compressed when the 
 Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
 
 Readings (`EmulatorSettings.readings`, CLI `--reading`; readings.py lists them) switch the answers to other
-readings of PENDO_API.md §11; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
+readings of BEHAVIOR.md §R-1 … §R-14; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
 `history_unavailable(_400)`, `no_tracktype_rest`, `report_errors`, `spaced_json`, `rate_limit_403`,
 `read_only_key` (`readonly-<key>`); the others act in pipeline.py, query.py and dataset.py.
 """
@@ -263,7 +263,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         if not key or key not in keys:
             return 403, "Forbidden"
         if keys[key] != (region or self.emulator.settings.region):
-            return 400, "Bad Request"  # a valid key on another region's host (PENDO_API.md §1)
+            return 400, "Bad Request"  # a valid key on another region's host (BEHAVIOR.md §B-1)
         return None
 
     def _reading_refusal(
@@ -415,7 +415,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         if row is None:
             return self._send_bytes(404, b"", "text/plain; charset=utf-8", entry)
         obj: dict[str, Any] = {"id": entity_id, "metadata": row["metadata"]}
-        if kind == "visitor":  # PENDO_API.md §4.9
+        if kind == "visitor":  # the REST visitor object: accountIds, account, firstidentifiedvisit
             auto = row["metadata"]["auto"]
             obj["accountIds"] = list(auto.get("accountids", []))
             if auto.get("accountid"):

@@ -19,7 +19,7 @@ This is the connector's output contract, written once, next to the data it is co
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
-Readings (readings.py, PENDO_API.md §11) change how the server answers, never which records exist, so this
+Readings (readings.py, BEHAVIOR.md §R-1 … §R-14) change how the server answers, never which records exist, so this
 contract is the same under every reading, with two exceptions that follow the data: under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the

@@ -1,6 +1,7 @@
 """Server-level tests of the Pendo emulator: every documented fact it implements, over real HTTP.
 
-Each test names the behaviour it checks and, in its docstring or comments, the PENDO_API.md section.
+Each test names the behaviour it checks and, in its docstring or comments, the BEHAVIOR.md section where
+BEHAVIOR.md has one (facts the connector does not rely on are described in place).
 Tests marked "Regression" guard emulator bugs these tests found (fixed in 147b36d).
 """
 
