@@ -5,8 +5,8 @@
 the server can inspect to plan a fast path (e.g. seek with a filter's range before sorting). ``apply_stages`` runs
 the operator stages over a row stream, lazily where the stage allows it.
 
-Errors are ``PipelineError`` carrying the HTTP status, body and content type Pendo answers with (§5.7 g). Where
-the document is silent about a shape, the request is rejected (400) rather than interpreted.
+Errors are ``PipelineError`` carrying the HTTP status, body and content type Pendo answers with (§B-3, §B-9). Where
+the evidence is silent about a shape, the request is rejected (400) rather than interpreted.
 """
 
 from __future__ import annotations
