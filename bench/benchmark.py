@@ -876,7 +876,7 @@ def markdown(meta: dict[str, Any], runs: list[Run]) -> str:
             if STREAMS[stream][1]:
                 notes.append(
                     f"{stream}: tap-pendo asks `{STREAMS[stream][0]}` once per {STREAMS[stream][1]} object with only the object id "
-                    "and no `appId`; Pendo answers such a request for the default app only (PENDO_API.md §5.3, the emulator "
+                    "and no `appId`; Pendo answers such a request for the default app only (BEHAVIOR.md §B-10, §R-2; the emulator "
                     "does the same), so the objects of the other apps yield no rows."
                 )
         for r in (ours, plain, tap):

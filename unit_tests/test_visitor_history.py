@@ -217,7 +217,9 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
         _active_visitors_request(MAR_1, MAR_2, keyset=(MAR_1, "43"), limit=page),
         aggregation_response(_active(["43", "44"])),
     )
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([]))
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([])
+    )
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
@@ -258,3 +260,44 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
     assert output.most_recent_state.stream_state.__dict__ == activity_state(
         "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
     )
+
+
+# ------------------------------------------------------------------------------------------ history refused
+def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mocker: HttpMocker) -> None:
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(
+        HttpRequest(
+            url=f"{API_BASE}/visitor/42/history",
+            query_params={"starttime": str(MAR_1)},
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        json_response(payload(_STREAM)),
+    )
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(_records(payload(_STREAM), "42"))
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_visitor_history_refused_warns_once_stops_calling_and_keeps_the_state(
+    http_mocker: HttpMocker, status: int
+) -> None:
+    # concurrency 1: one reader, so the second window starts after the refusal (no call for it at all)
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42", "43"])))
+    refused = _history_request("42", MAR_1)
+    http_mocker.get(refused, json_response({"overall": {}, "fields": {"starttime": "Invalid"}}, status))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE, concurrency=1).build())
+
+    assert output.records == []
+    assert not output.errors
+    warnings = [log.log.message for log in output.logs if log.log.level.value == "WARN"]
+    assert warnings == [
+        f"visitor_history: Pendo refused visitor history (HTTP {status} to GET /visitor/{{id}}/history); no more "
+        "history calls in this sync, and visitor_history's state stays where it was. Other streams are not "
+        "affected. Some Pendo subscriptions do not serve this endpoint."
+    ]
+    http_mocker.assert_number_of_calls(refused, 1)
+    assert output.most_recent_state.stream_state.__dict__["apps"] == {}

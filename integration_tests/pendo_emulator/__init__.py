@@ -1,11 +1,11 @@
-"""Pendo API emulator: a real loopback HTTP server that behaves like Pendo's v1 API (PENDO_API.md).
+"""Pendo API emulator: a real loopback HTTP server that behaves like Pendo's v1 API (BEHAVIOR.md).
 
 Use it as a process (`EmulatorProcess`, or `python -m integration_tests.pendo_emulator serve`) or
 in-process (`server.make_server`). `truth.GroundTruth` says which records each connector stream must
 yield for a config, computed from the same seeded dataset the server answers from.
 
 Readings (readings.py): `EmulatorProcess(readings=["pessimistic"])` or `--reading NAME` makes the server
-answer as another reading of Pendo's API that PENDO_API.md §11 lists (R-1 … R-14): per_period_pipeline,
+answer as another reading of Pendo's API that BEHAVIOR.md lists (§R-1 … §R-14): per_period_pipeline,
 visitors_by_app, missing_lastupdated, receive_time_buckets, null_results, bad_request_400,
 history_unavailable, no_tracktype_rest, report_errors, strict_value_forms, strict_filters, spaced_json,
 rate_limit_403, read_only_key; `pessimistic` is all of them. The records that exist do not change, so the

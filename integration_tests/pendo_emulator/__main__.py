@@ -2,13 +2,14 @@
 
 `serve` prints one JSON line `{"base_url": ..., "now_ms": ..., "pid": ...}` once it is listening, then
 serves until killed. `truth` prints the records each stream must yield for a connector config.
-`--reading NAME` (repeatable; `pessimistic` = all of PENDO_API.md §11's readings) switches the answers to
+`--reading NAME` (repeatable; `pessimistic` = all of BEHAVIOR.md's readings §R-1 … §R-14) switches the answers to
 another reading of Pendo's API (readings.py); give `truth` the same readings as `serve`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "truth"):
-        p = sub.add_parser(name, epilog=readings.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, epilog=readings.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.add_argument("--scale", default="tiny", choices=["tiny", "small", "large"])
         p.add_argument("--seed", type=int, default=7)
         p.add_argument(
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             action="append",
             choices=readings.ALL_NAMES,
             metavar="NAME",
-            help="switch on a reading of PENDO_API.md §11 (repeatable; 'pessimistic' = all; listed below)",
+            help="switch on a reading of BEHAVIOR.md §R-1 … §R-14 (repeatable; 'pessimistic' = all; listed below)",
         )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")
@@ -95,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"base_url": base_url(server), "now_ms": emulator.settings.now_ms, "pid": os.getpid()}),
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -3,19 +3,19 @@
 Everything is derived from `(scale, seed, now_ms, tz)`, so the emulator process and the test process
 build the same data independently and the ground truth never has to cross a process boundary.
 
-Facts it follows (PENDO_API.md):
-* §3: ids are 27-char URL-safe base64 strings, the default app is -323232, anonymous visitors are
-  `_PENDO_T_` + 11 URL-safe chars, timestamps are epoch milliseconds.
-* §5.3: rollup sources (events, featureEvents, pageEvents, trackEvents) carry `day` or `hour`, never
-  both; guideEvents/pollEvents are raw events with `browserTime`; per-app metadata group `auto_<app>`
-  with `-` written as `_`.
-* §7: `day` is local midnight in the subscription time zone; a day row is the sum of its hour rows.
-* §5.3 "Optional fields depend on subscription settings": the third app does not log remote
-  addresses, so its rows have no `remoteIp` (connectors must tolerate a missing key field).
-* §11 R-4: a guide/poll event's `receivedTime` (the server's receive time) is mostly seconds after
+Facts it follows (BEHAVIOR.md sections where it has one):
+* ids are 27-char URL-safe base64 strings, the default app is -323232 (§B-10), anonymous visitors are
+  `_PENDO_T_` + 11 URL-safe chars, timestamps are epoch milliseconds (§B-18).
+* §B-15, §B-16: rollup sources (events, featureEvents, pageEvents, trackEvents) carry `day` or `hour`,
+  never both; guideEvents/pollEvents are raw events with `browserTime`; per-app metadata group
+  `auto_<app>` with `-` written as `_` (§B-14 row shape).
+* §B-18: `day` is local midnight in the subscription time zone; a day row is the sum of its hour rows.
+* §B-15 "`remoteIp` may be absent": the third app does not log remote addresses, so its rows have no
+  `remoteIp` (connectors must tolerate a missing key field).
+* §R-4: a guide/poll event's `receivedTime` (the server's receive time) is mostly seconds after
   `browserTime` (the visitor's clock), but for some events hours, and for a few more than a day, off it
   in either direction; the server selects by it under the `receive_time_buckets` reading.
-* §11 R-3: with the `missing_lastupdated` reading some visitors and accounts have no
+* §R-3: with the `missing_lastupdated` reading some visitors and accounts have no
   `metadata.auto.lastupdated` (the only reading that changes the data; readings.py).
 
 Activity is generated hourly per app as "sessions" (an active visitor in an hour); every source
@@ -95,7 +95,7 @@ def object_id(*parts: Any) -> str:
 
 
 def metadata_group_for_app(app_id: int) -> str:
-    """`auto_` + app id with `-` written as `_` (PENDO_API.md §5.3: default app -> `auto__323232`)."""
+    """`auto_` + app id with `-` written as `_` (BEHAVIOR.md §B-14 row shape: default app -> `auto__323232`)."""
     return "auto_" + str(app_id).replace("-", "_")
 
 
@@ -177,7 +177,7 @@ class Dataset:
 
     @cached_property
     def users(self) -> list[dict[str, Any]]:
-        """Pendo users that own and edit catalogue objects (PENDO_API.md §3 user objects)."""
+        """Pendo users that own and edit catalogue objects (`createdByUser`, `lastUpdatedByUser`, `ownedByUser` objects)."""
         return [
             {
                 "id": str(5415320457969664 + i),
@@ -295,7 +295,7 @@ class Dataset:
                 for s in range(1 + i % 3)
             ]
             polls: list[dict[str, Any]] = []
-            if i % 2 == 0:  # an NPS guide: a rating poll and a free-text follow-up (PENDO_API.md §4.3)
+            if i % 2 == 0:  # an NPS guide: a rating and a free-text poll (BEHAVIOR.md §F-2)
                 polls = [
                     {
                         "id": object_id(self.seed, "poll", guide["id"], 0)[:11],
@@ -503,7 +503,7 @@ class Dataset:
         return rows
 
     def day_rows(self, source: str) -> list[dict[str, Any]]:
-        """Day rows: the sum of the hour rows of each local day (PENDO_API.md §7)."""
+        """Day rows: the sum of the hour rows of each local day (BEHAVIOR.md §B-18)."""
         key = f"day:{source}"
         if key not in self._cache:
             self._cache[key] = self.rollup_by_day(self.hour_rows(source), source)

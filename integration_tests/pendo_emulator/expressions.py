@@ -1,16 +1,16 @@
-"""Pendo's aggregation expression language (PENDO_API.md §5.5), as the emulator understands it.
+"""Pendo's aggregation expression language (BEHAVIOR.md §B-12, §F-2), as the emulator understands it.
 
 Expressions appear in the ``filter``, ``select`` and ``eval`` stages and in ``timeSeries`` ``first``/``last``
-(§5.4). Text is tokenised, parsed by a Pratt parser into a small immutable AST and compiled into nested closures,
+(§B-11). Text is tokenised, parsed by a Pratt parser into a small immutable AST and compiled into nested closures,
 so evaluating a row costs a few Python calls instead of a tree walk. Sub-expressions that do not read the row
 (literals, ``now()``, ``date(...)``, arithmetic on those) are folded once at compile time.
 
 The range helpers at the bottom (``conjuncts``, ``field_bound``, ``lex_lower_bound``) recognise the filter shapes
-of connector keyset paging (§5.6) so the server can seek into sorted data instead of scanning every row.
+of connector keyset paging (§B-17) so the server can seek into sorted data instead of scanning every row.
 
-Anything the document does not attest is rejected rather than guessed: ``in [...]`` and brackets (§5.5),
+Anything Pendo's public bodies do not attest is rejected rather than guessed: ``in [...]`` and brackets,
 assignment, functions the emulator does not implement, malformed literals. ``ExpressionError`` is what the
-server turns into ``400 Cannot parse filter expression`` (§5.5).
+server turns into ``400 Cannot parse filter expression`` (§B-3).
 """
 
 from __future__ import annotations

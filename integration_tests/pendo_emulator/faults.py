@@ -7,7 +7,7 @@ matches, then fires on the next `times` matches (`null` = forever) or with `prob
 a run is repeatable). Kinds:
 
 * `status`    answer `status` (429, 500, 502, 503, 400, 403, 404...) with an optional `Retry-After`
-              (seconds; RFC 9110 allows it on 429 and 503, PENDO_API.md §6 leaves open whether Pendo sends it)
+              (seconds; RFC 9110 allows it on 429 and 503, BEHAVIOR.md §B-3 leaves open whether Pendo sends it)
               and an optional `body` text, where `{key}` stands for the request's integration key (a
               server or proxy that echoes the credential in an error: the client must not print it).
 * `slow`      wait `delay_s` before the headers (longer than the client's read timeout = a timeout).
@@ -15,7 +15,7 @@ a run is repeatable). Kinds:
 * `reset`     send headers and `after_bytes` of the body, then drop the connection (RST).
 * `truncate`  send `after_bytes` of the body and end the response cleanly: framing is valid, the JSON
               is not (the case a client can only catch by parsing to the end).
-* `wrong_region` answer 400 as Pendo does for a valid key on another region's host (PENDO_API.md §1).
+* `wrong_region` answer 400 as Pendo does for a valid key on another region's host (BEHAVIOR.md §B-1).
 
 Routes: aggregation, page, feature, guide, tracktype, report, report_results, segment,
 metadata_schema, visitor_history, visitor, account, or `*`.
@@ -79,7 +79,9 @@ class FaultRule:
             rule.times = None
         return rule
 
-    def matches(self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None) -> bool:
+    def matches(
+        self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None
+    ) -> bool:
         if self.covers_ms is not None and (window is None or not window[0] <= self.covers_ms <= window[1]):
             return False
         return (

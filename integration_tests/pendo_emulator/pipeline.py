@@ -1,12 +1,12 @@
-"""The aggregation request envelope and its row-processing stages (PENDO_API.md §5.1, §5.3-§5.5).
+"""The aggregation request envelope and its row-processing stages (BEHAVIOR.md §B-9-§B-13, §F-2).
 
 ``parse_request`` validates a ``POST /api/v1/aggregation`` body into an ``AggregationRequest``: the source stage
 (name, app selection, params, ``timeSeries``) and the operator stages after it, each parsed into a small object
 the server can inspect to plan a fast path (e.g. seek with a filter's range before sorting). ``apply_stages`` runs
 the operator stages over a row stream, lazily where the stage allows it.
 
-Errors are ``PipelineError`` carrying the HTTP status, body and content type Pendo answers with (§5.7 g). Where
-the document is silent about a shape, the request is rejected (400) rather than interpreted.
+Errors are ``PipelineError`` carrying the HTTP status, body and content type Pendo answers with (§B-3, §B-9). Where
+the evidence is silent about a shape, the request is rejected (400) rather than interpreted.
 """
 
 from __future__ import annotations
@@ -388,7 +388,9 @@ class AggregationRequest:
     stages: list[Stage]
 
 
-def parse_request(body: Any, now_ms: int | None = None, readings: frozenset[str] = frozenset()) -> AggregationRequest:
+def parse_request(
+    body: Any, now_ms: int | None = None, readings: frozenset[str] = frozenset()
+) -> AggregationRequest:
     """Validate an aggregation body; ``now_ms`` is the clock for ``now()`` in ``timeSeries`` (default: real time).
 
     Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3). ``readings``
@@ -423,7 +425,9 @@ def rejected(readings: frozenset[str], field: str, message: str) -> PipelineErro
     ``text/plain`` under ``bad_request_400`` (R-6)."""
     if "bad_request_400" in readings:
         return _bad_request(message)
-    return PipelineError(422, orjson.dumps({"overall": {}, "fields": {field: message}}).decode(), "application/json")
+    return PipelineError(
+        422, orjson.dumps({"overall": {}, "fields": {field: message}}).decode(), "application/json"
+    )
 
 
 _NUMERIC_STRING_RE = re.compile(r"-?[0-9]+")

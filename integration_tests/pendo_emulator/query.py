@@ -161,7 +161,7 @@ class QueryEngine:
 
     # ------------------------------------------------------------------ time series
     def _bucket_range(self, ts: pipeline.TimeSeries) -> tuple[int, int]:
-        """[first bucket start, end of last bucket) per PENDO_API.md §5.4."""
+        """[first bucket start, end of last bucket) per BEHAVIOR.md §B-11."""
         ds = self.dataset
         first = ds.bucket_start(ts.period, ts.first_ms)
         if ts.count is not None:
@@ -190,11 +190,14 @@ class QueryEngine:
             index = self.index(source, "raw_received" if "receive_time_buckets" in self.readings else "raw")
         if ts is not None:
             lo_t, hi_t = self._bucket_range(ts)
-        else:  # no time series: all time (PENDO_API.md §5.4)
+        else:  # no time series: all time (the emulator's choice; no request the connector sends relies on it)
             lo_t, hi_t = -(2**62), 2**62
         if ts is not None and "per_period_pipeline" in self.readings:
             # Planned now, before `_mark_served`: a late row must not show in the request that serves its bucket.
-            selections = [self._select(request, period, index, b, e) for b, e in self._periods(index, ts.period, lo_t, hi_t)]
+            selections = [
+                self._select(request, period, index, b, e)
+                for b, e in self._periods(index, ts.period, lo_t, hi_t)
+            ]
             blobs: Iterator[bytes] = itertools.chain.from_iterable(selections)
         else:
             blobs = self._select(request, period, index, lo_t, hi_t)
@@ -260,7 +263,11 @@ class QueryEngine:
         late_checks: list[Any],
     ) -> Iterator[bytes]:
         rows, blobs = index.rows, index.blobs
-        late = [r for r in self._late_candidates(source, period, lo_t, hi_t, index) if all(c(r) for c in late_checks)]
+        late = [
+            r
+            for r in self._late_candidates(source, period, lo_t, hi_t, index)
+            if all(c(r) for c in late_checks)
+        ]
         if late:
             merged = sorted(
                 [(index.keyset[i], i, None) for i in range(lo, hi)]

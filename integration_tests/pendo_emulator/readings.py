@@ -1,7 +1,7 @@
 """Readings: switches that make the emulator answer as a less convenient, still evidence-compatible Pendo.
 
-PENDO_API.md §11 lists places where the public evidence allows more than one reading of Pendo's API
-(R-1 … R-14). The default world is the reading the emulator was written from; each switch below turns one
+BEHAVIOR.md §R-1 … §R-14 lists places where the public evidence allows more than one reading of Pendo's
+API. The default world is the reading the emulator was written from; each switch below turns one
 other reading on. A switch never changes which records exist (the ground truth): only how the server
 answers. The one exception is `missing_lastupdated`, which removes a field's value from some rows; the
 ground truth follows the data there (truth.py).
@@ -45,7 +45,7 @@ READINGS: dict[str, str] = {
     'request twice) answers 403 {"error": "rateLimitExceeded", ...}',
     "read_only_key": "R-14: readonly-<key> is accepted; its GETs work, its aggregations answer 403",
 }
-"""The readings of PENDO_API.md §11, name → what changes (also the CLI help)."""
+"""The readings of BEHAVIOR.md §R-1 … §R-14, name → what changes (also the CLI help)."""
 
 EXTRA_READINGS: dict[str, str] = {
     "history_unavailable_400": "R-7 variant: GET /visitor/{id}/history answers 400 for every visitor "

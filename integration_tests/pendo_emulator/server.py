@@ -1,4 +1,4 @@
-"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (PENDO_API.md §1-§6).
+"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (BEHAVIOR.md §B-1-§B-19).
 
 Routes, each answered as the spec documents it:
   POST /api/v1/aggregation                      {startTime, results}; 422 without a pipeline; 400 bad filter
@@ -12,7 +12,7 @@ Bodies are streamed with chunked transfer encoding and gzip-compressed when the 
 Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
 
 Readings (`EmulatorSettings.readings`, CLI `--reading`; readings.py lists them) switch the answers to other
-readings of PENDO_API.md §11; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
+readings of BEHAVIOR.md §R-1 … §R-14; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
 `history_unavailable(_400)`, `no_tracktype_rest`, `report_errors`, `spaced_json`, `rate_limit_403`,
 `read_only_key` (`readonly-<key>`); the others act in pipeline.py, query.py and dataset.py.
 """
@@ -50,7 +50,11 @@ HISTORY_UNAVAILABLE_BODY = b'{"overall":{},"fields":{"starttime":"Invalid"}}'
 REPORT_ERRORS: dict[str, tuple[int, str, str]] = {
     "Path": (400, "text/plain; charset=utf-8", "Bad Request"),
     "Funnels": (402, "text/plain; charset=utf-8", "Payment Required"),
-    "Retention": (422, "application/json", '{"overall":{},"fields":{"reportId":"report type cannot be exported"}}'),
+    "Retention": (
+        422,
+        "application/json",
+        '{"overall":{},"fields":{"reportId":"report type cannot be exported"}}',
+    ),
     "Workflows": (200, "application/json", '{"id":"{id}","message":"This report type cannot be exported"}'),
     "Data Explorer": (200, "application/json", '{"results":null,"reportId":"{id}"}'),
 }
@@ -72,7 +76,9 @@ class EmulatorSettings:
     readings: Iterable[str] = ()  # readings.py names, `pessimistic` included
 
     def dataset(self) -> Dataset:
-        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings))
+        return Dataset(
+            SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings)
+        )
 
 
 class Emulator:
@@ -89,7 +95,9 @@ class Emulator:
         self.faults = FaultPlan(settings.faults)
         self._log_lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
-        self._rate_offset = random.Random(f"{settings.seed}:rateLimit").randrange(readings_module.RATE_LIMIT_EVERY)
+        self._rate_offset = random.Random(f"{settings.seed}:rateLimit").randrange(
+            readings_module.RATE_LIMIT_EVERY
+        )
         self._reset_rate_limit()
 
     def _reset_rate_limit(self) -> None:
@@ -187,9 +195,12 @@ class PendoHandler(BaseHTTPRequestHandler):
             rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
-            if rule is not None and rule.kind in ("status", "wrong_region", "slow"):
-                if self._apply_pre_fault(rule, entry):
-                    return
+            if (
+                rule is not None
+                and rule.kind in ("status", "wrong_region", "slow")
+                and self._apply_pre_fault(rule, entry)
+            ):
+                return
             handler(api_path, query, body, entry, rule)
         finally:
             if not self._logged:
@@ -242,13 +253,17 @@ class PendoHandler(BaseHTTPRequestHandler):
                 (readings_module.READ_ONLY_PREFIX, "read_only_key", "read_only"),
                 (readings_module.NO_AGGREGATION_PREFIX, "bad_request_400", "no_aggregation"),
             ):
-                if key.startswith(prefix) and reading in self.emulator.readings and key[len(prefix) :] in keys:
+                if (
+                    key.startswith(prefix)
+                    and reading in self.emulator.readings
+                    and key[len(prefix) :] in keys
+                ):
                     key, self._key_kind = key[len(prefix) :], kind
                     break
         if not key or key not in keys:
             return 403, "Forbidden"
         if keys[key] != (region or self.emulator.settings.region):
-            return 400, "Bad Request"  # a valid key on another region's host (PENDO_API.md §1)
+            return 400, "Bad Request"  # a valid key on another region's host (BEHAVIOR.md §B-1)
         return None
 
     def _reading_refusal(
@@ -400,7 +415,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         if row is None:
             return self._send_bytes(404, b"", "text/plain; charset=utf-8", entry)
         obj: dict[str, Any] = {"id": entity_id, "metadata": row["metadata"]}
-        if kind == "visitor":  # PENDO_API.md §4.9
+        if kind == "visitor":  # the REST visitor object: accountIds, account, firstidentifiedvisit
             auto = row["metadata"]["auto"]
             obj["accountIds"] = list(auto.get("accountids", []))
             if auto.get("accountid"):
@@ -601,7 +616,9 @@ _SPACED_ENCODER = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False)
 _KEY_ORDERS = 8  # orders drawn per distinct key set; each object takes one of them at random
 
 
-def spaced_dumps(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None) -> bytes:
+def spaced_dumps(
+    obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None
+) -> bytes:
     """JSON with `", "` and `": "` separators and every object's keys in an order drawn from `rng` (R-12).
 
     `orders` caches, per key set, `_KEY_ORDERS` shuffled orders to choose from (pass one dict per response

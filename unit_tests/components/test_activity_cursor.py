@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -25,14 +26,36 @@ class _Partition:
         return self._slice
 
 
-def make_cursor(state: dict[str, Any] | None = None, partitions: list[str] | None = None, period: str = "DAY", start_date: str = "2027-01-05", anonymous: bool = False) -> tuple[ActivityCursor, InMemoryMessageRepository]:
+def make_cursor(
+    state: dict[str, Any] | None = None,
+    partitions: list[str] | None = None,
+    period: str = "DAY",
+    start_date: str = "2027-01-05",
+    anonymous: bool = False,
+) -> tuple[ActivityCursor, InMemoryMessageRepository]:
     repo = InMemoryMessageRepository()
     cursor = ActivityCursor(
-        stream_name="events", cursor_field="periodStart", partitions=partitions or ["*"],
-        windows=WindowPolicy(period=period, start_ms=START, lookback_ms=DAY_MS, settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
-                             initial_window_ms=DAY_MS, max_window_ms=30 * DAY_MS, target_rows=1000, max_windows_ahead=100),
-        state_context=StateContext(stream_state=state or {}, start_date=start_date, period_sensitive=True, message_repository=repo,
-                                   connector_state_manager=ConnectorStateManager(), include_anonymous=anonymous),
+        stream_name="events",
+        cursor_field="periodStart",
+        partitions=partitions or ["*"],
+        windows=WindowPolicy(
+            period=period,
+            start_ms=START,
+            lookback_ms=DAY_MS,
+            settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
+            initial_window_ms=DAY_MS,
+            max_window_ms=30 * DAY_MS,
+            target_rows=1000,
+            max_windows_ahead=100,
+        ),
+        state_context=StateContext(
+            stream_state=state or {},
+            start_date=start_date,
+            period_sensitive=True,
+            message_repository=repo,
+            connector_state_manager=ConnectorStateManager(),
+            include_anonymous=anonymous,
+        ),
         clock=lambda: NOW,
     )
     return cursor, repo
@@ -44,7 +67,7 @@ def test_activity_cursor_windows_cover_start_to_now_without_gaps_round_robin_ove
     for app in ("1", "2"):
         windows = [(int(s["start"]), int(s["end"])) for s in slices if s.partition["app_id"] == app]
         assert windows[0][0] == START and windows[-1][1] == NOW
-        assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert [s.partition["app_id"] for s in slices[:2]] == ["1", "2"]
 
 
@@ -63,32 +86,56 @@ def test_activity_cursor_frontier_stops_before_buckets_that_were_still_open():
         cursor.close_partition(_Partition(s))
     frontier = cursor.state["apps"]["*"]["periodStart"]
     assert frontier <= NOW - 25 * HOUR_MS
-    assert len([m for m in repo.consume_queue()]) == len(list(make_cursor()[0].stream_slices())), "one checkpoint per window"
+    assert len([m for m in repo.consume_queue()]) == len(list(make_cursor()[0].stream_slices())), (
+        "one checkpoint per window"
+    )
 
 
 def test_activity_cursor_resumes_from_state_minus_lookback():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved)
     first = next(iter(cursor.stream_slices()))
     assert int(first["start"]) == NOW - 3 * DAY_MS
 
 
 def test_activity_cursor_new_app_starts_from_the_all_apps_frontier():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, partitions=["42"])
     first = next(iter(cursor.stream_slices()))
     assert first.partition["app_id"] == "42" and int(first["start"]) == NOW - 3 * DAY_MS
 
 
 def test_activity_cursor_switch_from_app_list_to_all_apps_reads_from_start_date():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"42": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"42": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, partitions=["*"])
     assert int(next(iter(cursor.stream_slices()))["start"]) == START
-    assert cursor.state["apps"]["42"] == {"periodStart": NOW - 2 * DAY_MS}, "progress of other partitions is kept"
+    assert cursor.state["apps"]["42"] == {"periodStart": NOW - 2 * DAY_MS}, (
+        "progress of other partitions is kept"
+    )
 
 
 def test_activity_cursor_earlier_start_date_rereads_everything():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-09", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-09",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, start_date="2027-01-05")
     assert int(next(iter(cursor.stream_slices()))["start"]) == START
 
@@ -114,7 +161,13 @@ def test_activity_cursor_grows_windows_after_sparse_ones_and_shrinks_after_dense
 
 
 def _saved(frontier: Any, app: Any = "*", **fields: Any) -> dict[str, Any]:
-    return {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {app: {"periodStart": frontier}}, **fields}
+    return {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {app: {"periodStart": frontier}},
+        **fields,
+    }
 
 
 def _first_start(cursor: ActivityCursor) -> int:
@@ -127,13 +180,18 @@ def _first_start(cursor: ActivityCursor) -> int:
         (None, 'apps["*"].periodStart is null, not a time in epoch milliseconds'),
         ("last tuesday", 'apps["*"].periodStart is "last tuesday", not a time in epoch milliseconds'),
         (True, 'apps["*"].periodStart is true'),
-        (1e300, 'apps["*"].periodStart is not a time in epoch milliseconds (a whole number from 0 to year 9999)'),
+        (
+            1e300,
+            'apps["*"].periodStart is not a time in epoch milliseconds (a whole number from 0 to year 9999)',
+        ),
         (-1, "is not a time in epoch milliseconds"),
         (1.5, "is not a time in epoch milliseconds"),
         (NOW + DAY_MS, "after now (2027-01-15T05:00Z); the connector never saves a position it has not read"),
     ],
 )
-def test_activity_cursor_an_invalid_saved_frontier_is_a_config_error_naming_stream_and_key(frontier: Any, said: str):
+def test_activity_cursor_an_invalid_saved_frontier_is_a_config_error_naming_stream_and_key(
+    frontier: Any, said: str
+):
     with pytest.raises(AirbyteTracedException) as raised:
         make_cursor(_saved(frontier))
     message = raised.value.message or ""
@@ -163,7 +221,9 @@ def test_activity_cursor_app_keys_with_whitespace_are_trimmed_to_one_partition_a
 def test_activity_cursor_the_same_start_date_written_as_a_timestamp_changes_nothing():
     saved = _saved(NOW - 2 * DAY_MS, start_date="2027-01-05T00:00:00Z")
     assert _first_start(make_cursor(saved, start_date="2027-01-05")[0]) == NOW - 3 * DAY_MS
-    assert _first_start(make_cursor(saved, start_date="2027-01-04T23:59:59Z")[0]) == START, "an earlier instant re-reads"
+    assert _first_start(make_cursor(saved, start_date="2027-01-04T23:59:59Z")[0]) == START, (
+        "an earlier instant re-reads"
+    )
 
 
 def test_activity_cursor_a_saved_start_date_that_is_not_a_date_is_a_config_error():
@@ -171,13 +231,18 @@ def test_activity_cursor_a_saved_start_date_that_is_not_a_date_is_a_config_error
         make_cursor(_saved(NOW - 2 * DAY_MS, start_date="yesterday"))
 
 
-def test_activity_cursor_anonymous_visitors_turned_on_re_reads_from_start_date(caplog: pytest.LogCaptureFixture):
+def test_activity_cursor_anonymous_visitors_turned_on_re_reads_from_start_date(
+    caplog: pytest.LogCaptureFixture,
+):
     off = _saved(NOW - 2 * DAY_MS, include_anonymous_visitors=False)
     cursor, _ = make_cursor(off, anonymous=True)
     assert _first_start(cursor) == START
     assert cursor.state["include_anonymous_visitors"] is True
     assert "include_anonymous_visitors was turned on since the last sync" in caplog.text
     # on -> off, on -> on, and a state saved before the setting was recorded: resume as before
-    for saved, anonymous in [(dict(off, include_anonymous_visitors=True), False), (dict(off, include_anonymous_visitors=True), True),
-                             (_saved(NOW - 2 * DAY_MS), True)]:
+    for saved, anonymous in [
+        (dict(off, include_anonymous_visitors=True), False),
+        (dict(off, include_anonymous_visitors=True), True),
+        (_saved(NOW - 2 * DAY_MS), True),
+    ]:
         assert _first_start(make_cursor(saved, anonymous=anonymous)[0]) == NOW - 3 * DAY_MS

@@ -1,7 +1,7 @@
 """Fixtures for the emulator's server-level tests: in-process servers on loopback and small HTTP helpers.
 
 The servers run `server.make_server` in a daemon thread on port 0 with a fixed clock, so every test sees
-the same seeded subscription (PENDO_API.md §9 "Determinism"). Tests that change run-time state (faults,
+the same seeded subscription (the emulator's data are deterministic for a seed and clock). Tests that change run-time state (faults,
 late rows) reset it themselves, so the module-scoped servers can be shared.
 """
 
@@ -89,7 +89,7 @@ def aggregation_body(pipeline: list[Any]) -> dict[str, Any]:
 
 
 def source(name: str, params: Any = None, time_series: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`{"source": {name: params, "timeSeries": ...}}` (PENDO_API.md §5.3)."""
+    """`{"source": {name: params, "timeSeries": ...}}` (BEHAVIOR.md §B-10)."""
     spec: dict[str, Any] = {name: params}
     if time_series is not None:
         spec["timeSeries"] = time_series

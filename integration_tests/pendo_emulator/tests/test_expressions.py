@@ -1,4 +1,4 @@
-"""Pendo's expression language as the emulator implements it (PENDO_API.md §5.4-§5.6)."""
+"""Pendo's expression language as the emulator implements it (BEHAVIOR.md §B-11, §B-12, §B-17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Aggregation envelope validation and row stages (PENDO_API.md §5.1-§5.7)."""
+"""Aggregation envelope validation and row stages (BEHAVIOR.md §B-9-§B-17)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each reading of PENDO_API.md §11 (readings.py) bites: the same request is answered differently with the
+"""Each reading of BEHAVIOR.md §R-1 … §R-14 (readings.py) bites: the same request is answered differently with the
 switch on than off, so a connector test can never pass because a switch did nothing. Plus `--reading` on
 the command line and `EmulatorProcess(readings=...)`.
 """
