@@ -217,7 +217,9 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
         _active_visitors_request(MAR_1, MAR_2, keyset=(MAR_1, "43"), limit=page),
         aggregation_response(_active(["43", "44"])),
     )
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([]))
+    http_mocker.post(
+        _active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([])
+    )
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
     http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
@@ -258,3 +260,34 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
     assert output.most_recent_state.stream_state.__dict__ == activity_state(
         "DAY", _START_DATE, {"*": {"ts": _SETTLED}}
     )
+
+
+@pytest.mark.parametrize("form", [float, str], ids=["float", "string"])
+def test_visitor_history_ts_as_an_integral_float_or_a_numeric_string_is_that_time_as_an_integer(
+    http_mocker: HttpMocker, form: Any
+) -> None:
+    items = payload(_STREAM)
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response([{**i, "ts": form(i["ts"])} for i in items]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(_records(items, "42"))
+    assert all(type(r.record.data["ts"]) is int for r in output.records)
+
+
+@pytest.mark.parametrize("ts", [None, "yesterday", 1709251200000.5], ids=["missing", "text", "non-integral"])
+def test_visitor_history_ts_missing_or_not_an_integer_fails_naming_stream_field_and_window(
+    http_mocker: HttpMocker, ts: Any
+) -> None:
+    items = payload(_STREAM)
+    bad = {k: v for k, v in items[0].items() if k != "ts"} if ts is None else {**items[0], "ts": ts}
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response([*items[1:], bad]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    error = output.errors[0].trace.error.message  # the stream's error (the sync's summary follows it)
+    assert error.startswith("visitor_history: ") and "`ts`" in error and "2024-03-01T00:00" in error

@@ -276,7 +276,7 @@ def _last_row_end(buf: bytes, end: int, floor: int = 0, tries: int = 64) -> int 
     are not candidates (a value full of `}`: the scanner's job)."""
     for _ in range(tries):
         brace = buf.rfind(b"}", floor, end)
-        if brace < 0 or brace <= floor and floor:
+        if brace < 0 or (brace <= floor and floor):
             return floor or None
         if _ROW_END.match(buf, brace):
             return brace

@@ -25,15 +25,32 @@ HOUR = 3_600_000
 
 def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
     return [
-        {"appId": 1, "day": START + d * DAY, "visitorId": f"v{v}", "accountId": "a", "server": "s", "remoteIp": "ip", "userAgent": ua, "numEvents": 1}
-        for d in range(days) for v in range(visitors) for ua in ("ua1", "ua2")
+        {
+            "appId": 1,
+            "day": START + d * DAY,
+            "visitorId": f"v{v}",
+            "accountId": "a",
+            "server": "s",
+            "remoteIp": "ip",
+            "userAgent": ua,
+            "numEvents": 1,
+        }
+        for d in range(days)
+        for v in range(visitors)
+        for ua in ("ua1", "ua2")
     ]
 
 
 class FakeResponse:
     """A streamed response: `raw.stream` hands out the body in 50-byte pieces, or breaks off after `break_after`."""
 
-    def __init__(self, body: bytes, break_after: int | None = None, gzip: bool = False, truncate_after: int | None = None) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        break_after: int | None = None,
+        gzip: bool = False,
+        truncate_after: int | None = None,
+    ) -> None:
         self._body = zlib.compress(body, wbits=31) if gzip else body
         self._break_after, self._truncate_after = break_after, truncate_after
         self.headers: dict[str, str] = {"Content-Encoding": "gzip"} if gzip else {}
@@ -69,9 +86,19 @@ class FakeAggregationApi:
 
     Only production value forms (§R-10) are accepted; `per_period` runs filter/sort/limit once per day (§R-1)."""
 
-    def __init__(self, rows: list[dict[str, Any]], reject_windows_longer_than: int | None = None, break_first_page_after: int | None = None,
-                 gzip: bool = False, truncate_first_page_after: int | None = None, body_text: Any = None, per_period: bool = False,
-                 time: str = "day", period: int = DAY, select: str | None = None) -> None:
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        reject_windows_longer_than: int | None = None,
+        break_first_page_after: int | None = None,
+        gzip: bool = False,
+        truncate_first_page_after: int | None = None,
+        body_text: Any = None,
+        per_period: bool = False,
+        time: str = "day",
+        period: int = DAY,
+        select: str | None = None,
+    ) -> None:
         self.rows = sorted(rows, key=lambda r: (r[time], r["visitorId"]))
         self.select = select or time  # the time a period selects rows by (receivedTime under §R-4)
         self.reject_longer = reject_windows_longer_than
@@ -90,7 +117,9 @@ class FakeAggregationApi:
         source = pipeline[0]["source"]
         ts = source["timeSeries"]
         app = next(v["appId"] for k, v in source.items() if k != "timeSeries")
-        assert app == 'expandAppIds("*")' or (isinstance(app, list) and all(isinstance(a, str) for a in app)), app
+        assert app == 'expandAppIds("*")' or (
+            isinstance(app, list) and all(isinstance(a, str) for a in app)
+        ), app
         assert isinstance(ts["first"], int) and isinstance(ts["last"], str), ts
         first = ts["first"] - ts["first"] % self.period
         last = int(ts["last"])
@@ -100,23 +129,48 @@ class FakeAggregationApi:
         condition = next((s["filter"] for s in pipeline if "filter" in s), None)
         limit = next(s["limit"] for s in pipeline if "limit" in s)
         selected = [r for r in self.rows if start <= r[self.select] < end]
-        periods = [[r for r in selected if p <= r[self.select] < p + self.period] for p in range(start, end, self.period)] if self.per_period else [selected]
+        periods = (
+            [
+                [r for r in selected if p <= r[self.select] < p + self.period]
+                for p in range(start, end, self.period)
+            ]
+            if self.per_period
+            else [selected]
+        )
         rows = []
         for part in periods:
             rows += [r for r in part if condition is None or _matches(r, condition)][:limit]
         self.served.append(len(rows))
         body = self.body_text(orjson.dumps({"startTime": start, "results": rows or self.empty}))
         first_body = len(self.bodies) == 1
-        return FakeResponse(body, self.break_after if first_body else None, self.gzip, self.truncate_after if first_body else None)
+        return FakeResponse(
+            body,
+            self.break_after if first_body else None,
+            self.gzip,
+            self.truncate_after if first_body else None,
+        )
 
 
-def read(api: FakeAggregationApi, page_size: int, start: int = START, end: int = START + 4 * DAY, period: str = "DAY",
-         raw: bool = False) -> list[dict[str, Any]]:
-    kind = {"name": "guide_events", "source": "guideEvents", "time_field": "browserTime", "primary_key": RAW_PK} if raw else {
-        "name": "events", "source": "events", "time_field": "bucket", "primary_key": PK}
-    retriever = ActivityRetriever(requester=api, config={"period": period, "page_size": page_size}, parameters={}, **kind)  # type: ignore[arg-type]
+def read(
+    api: FakeAggregationApi,
+    page_size: int,
+    start: int = START,
+    end: int = START + 4 * DAY,
+    period: str = "DAY",
+    raw: bool = False,
+) -> list[dict[str, Any]]:
+    kind = (
+        {"name": "guide_events", "source": "guideEvents", "time_field": "browserTime", "primary_key": RAW_PK}
+        if raw
+        else {"name": "events", "source": "events", "time_field": "bucket", "primary_key": PK}
+    )
+    retriever = ActivityRetriever(
+        requester=api, config={"period": period, "page_size": page_size}, parameters={}, **kind
+    )  # type: ignore[arg-type]
     out = []
-    for message in retriever.read_records({}, StreamSlice(partition={"app_id": "*"}, cursor_slice={"start": str(start), "end": str(end)})):
+    for message in retriever.read_records(
+        {}, StreamSlice(partition={"app_id": "*"}, cursor_slice={"start": str(start), "end": str(end)})
+    ):
         if isinstance(message, RecordBatch):
             out += [json.loads(line)["record"]["data"] for line in message.lines.split(b"\n")]
             message.release()
@@ -142,7 +196,9 @@ def test_activity_retriever_resumes_after_the_last_emitted_row_when_a_body_break
     records = read(api, page_size=1000)
     assert len(records) == len(rows) and len(set(_keys(records))) == len(rows)
     resumed = api.bodies[1]["request"]["pipeline"]
-    assert any("visitorId >=" in s.get("filter", "") for s in resumed), "the retry asks from the keyset, not from the start"
+    assert any("visitorId >=" in s.get("filter", "") for s in resumed), (
+        "the retry asks from the keyset, not from the start"
+    )
 
 
 def test_activity_retriever_splits_a_window_the_api_cannot_answer_down_to_one_period():
@@ -150,7 +206,14 @@ def test_activity_retriever_splits_a_window_the_api_cannot_answer_down_to_one_pe
     api = FakeAggregationApi(rows, reject_windows_longer_than=DAY)
     records = read(api, page_size=1000)
     assert len(records) == len(rows)
-    answered = [b for b in api.bodies if int(b["request"]["pipeline"][0]["source"]["timeSeries"]["last"]) + 1 - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"] <= DAY]
+    answered = [
+        b
+        for b in api.bodies
+        if int(b["request"]["pipeline"][0]["source"]["timeSeries"]["last"])
+        + 1
+        - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"]
+        <= DAY
+    ]
     assert len(answered) == 4
 
 
@@ -161,21 +224,32 @@ def test_activity_retriever_gives_up_when_one_period_still_fails():
 
 
 def test_activity_retriever_keeps_nested_objects_as_they_are_and_adds_period_start_at_the_top():
-    rows = [dict(r, properties={"day": 1, "steps": [{"a": 1}, {"b": "},{"}]}) for r in make_rows(days=2, visitors=3)]
+    rows = [
+        dict(r, properties={"day": 1, "steps": [{"a": 1}, {"b": "},{"}]})
+        for r in make_rows(days=2, visitors=3)
+    ]
     records = read(FakeAggregationApi(rows), page_size=1000)
     assert sorted(records, key=lambda r: (r["day"], r["visitorId"], r["userAgent"])) == sorted(
-        (dict(r, periodStart=r["day"]) for r in rows), key=lambda r: (r["day"], r["visitorId"], r["userAgent"]))
+        (dict(r, periodStart=r["day"]) for r in rows),
+        key=lambda r: (r["day"], r["visitorId"], r["userAgent"]),
+    )
 
 
 def test_activity_retriever_reads_rows_written_with_spaces_between_them():
     rows = make_rows(days=2, visitors=3)
-    records = read(FakeAggregationApi(rows, body_text=lambda body: body.replace(b"},{", b"},\n  {")), page_size=1000)
+    records = read(
+        FakeAggregationApi(rows, body_text=lambda body: body.replace(b"},{", b"},\n  {")), page_size=1000
+    )
     assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
 
 
 def test_activity_retriever_drops_anonymous_visitors_even_when_their_ids_are_escaped():
-    rows = make_rows(days=2, visitors=3) + [dict(r, visitorId="_PENDO_T_" + r["visitorId"]) for r in make_rows(days=2, visitors=2)]
-    escaped = FakeAggregationApi(rows, body_text=lambda body: body.replace(b'"_PENDO_T_', b'"\\u005fPENDO_T_'))
+    rows = make_rows(days=2, visitors=3) + [
+        dict(r, visitorId="_PENDO_T_" + r["visitorId"]) for r in make_rows(days=2, visitors=2)
+    ]
+    escaped = FakeAggregationApi(
+        rows, body_text=lambda body: body.replace(b'"_PENDO_T_', b'"\\u005fPENDO_T_')
+    )
     records = read(escaped, page_size=1000)
     assert len(records) == 2 * 3 * 2 and not any(r["visitorId"].startswith("_PENDO_T_") for r in records)
 
@@ -189,13 +263,20 @@ def test_activity_retriever_reads_gzip_bodies_and_resumes_after_one_that_stops_s
 
 
 def test_activity_retriever_writes_absent_or_null_text_key_fields_as_empty_strings():
-    no_address = [{k: v for k, v in r.items() if k != "remoteIp"} for r in make_rows(days=2, visitors=3)]  # a whole block without it
-    mixed = [dict(r, day=r["day"] + 2 * DAY, accountId=None if i % 3 else r["accountId"]) for i, r in enumerate(make_rows(days=2, visitors=3))]
+    no_address = [
+        {k: v for k, v in r.items() if k != "remoteIp"} for r in make_rows(days=2, visitors=3)
+    ]  # a whole block without it
+    mixed = [
+        dict(r, day=r["day"] + 2 * DAY, accountId=None if i % 3 else r["accountId"])
+        for i, r in enumerate(make_rows(days=2, visitors=3))
+    ]
     records = read(FakeAggregationApi(no_address + mixed), page_size=1000)
     assert len(records) == len(no_address) + len(mixed)
     assert all(r["remoteIp"] == "" for r in records if r["day"] < START + 2 * DAY)
     assert all(r["remoteIp"] == "ip" for r in records if r["day"] >= START + 2 * DAY)
-    assert sorted(r["accountId"] for r in records if r["day"] >= START + 2 * DAY) == sorted("" if i % 3 else "a" for i in range(len(mixed)))
+    assert sorted(r["accountId"] for r in records if r["day"] >= START + 2 * DAY) == sorted(
+        "" if i % 3 else "a" for i in range(len(mixed))
+    )
     assert all(None not in (r["visitorId"], r["accountId"], r["server"], r["userAgent"]) for r in records)
 
 
@@ -219,11 +300,20 @@ def test_activity_retriever_pages_each_truncated_bucket_alone_once_per_period_an
     api = FakeAggregationApi(rows, per_period=True)
     assert _keys(read(api, page_size=5)) == _truth(rows)
     first = api.bodies[0]["request"]["pipeline"]
-    assert first[0]["source"]["timeSeries"] == {"period": "dayRange", "first": START, "last": str(START + 4 * DAY - 1)}
+    assert first[0]["source"]["timeSeries"] == {
+        "period": "dayRange",
+        "first": START,
+        "last": str(START + 4 * DAY - 1),
+    }
     later = [b["request"]["pipeline"] for b in api.bodies[1:]]
-    assert all(p[0]["source"]["timeSeries"]["first"] == int(p[0]["source"]["timeSeries"]["last"]) for p in later), (
-        "after the first answer only single buckets are asked for")
-    assert all(f"day >= {START} && day < {START + 4 * DAY} && day == " in p[2]["filter"] and "visitorId >= " in p[2]["filter"] for p in later)
+    assert all(
+        p[0]["source"]["timeSeries"]["first"] == int(p[0]["source"]["timeSeries"]["last"]) for p in later
+    ), "after the first answer only single buckets are asked for"
+    assert all(
+        f"day >= {START} && day < {START + 4 * DAY} && day == " in p[2]["filter"]
+        and "visitorId >= " in p[2]["filter"]
+        for p in later
+    )
 
 
 def test_activity_retriever_keyset_has_no_or_and_keeps_the_window_bounds():
@@ -256,7 +346,9 @@ def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_pat
         return block
 
     monkeypatch.setattr(ActivityRetriever, "_block_as_records", spy)
-    spaced = read(FakeAggregationApi(rows, body_text=lambda b: json.dumps(json.loads(b)).encode()), page_size=1000)
+    spaced = read(
+        FakeAggregationApi(rows, body_text=lambda b: json.dumps(json.loads(b)).encode()), page_size=1000
+    )
     assert sorted(map(canonical_json, spaced)) == sorted(map(canonical_json, compact))
     assert made and all(made), "every spaced block took the block path"
 
@@ -272,8 +364,18 @@ def make_raw(hours: range = range(-6, 12), per_hour: int = 9, skew: int = 0) -> 
         for i in range(per_hour):
             t = START + h * HOUR + i * 1000 * (i % 4)
             received = t + (skew if i % 3 == 0 else -skew if i % 3 == 1 else 0)
-            out.append({"appId": 1, "guideId": "g", "guideStepId": "s", "visitorId": f"v{i % 4}", "accountId": "a",
-                        "type": "guideSeen", "browserTime": t, "receivedTime": received})
+            out.append(
+                {
+                    "appId": 1,
+                    "guideId": "g",
+                    "guideStepId": "s",
+                    "visitorId": f"v{i % 4}",
+                    "accountId": "a",
+                    "type": "guideSeen",
+                    "browserTime": t,
+                    "receivedTime": received,
+                }
+            )
     return out
 
 
@@ -282,14 +384,22 @@ def make_raw(hours: range = range(-6, 12), per_hour: int = 9, skew: int = 0) -> 
 def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_page(per_period, page_size):
     rows = make_raw(skew=5 * HOUR)
     inside = [r for r in rows if START <= r["receivedTime"] < START + 6 * HOUR]
-    api = FakeAggregationApi(rows, per_period=per_period, time="browserTime", period=HOUR, select="receivedTime")
+    api = FakeAggregationApi(
+        rows, per_period=per_period, time="browserTime", period=HOUR, select="receivedTime"
+    )
     records = read(api, page_size=page_size, end=START + 6 * HOUR, raw=True)
     assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in inside)
-    assert any(not (START <= r["browserTime"] < START + 6 * HOUR) for r in records), "browserTime outside the window is kept"
+    assert any(not (START <= r["browserTime"] < START + 6 * HOUR) for r in records), (
+        "browserTime outside the window is kept"
+    )
     timeseries = [b["request"]["pipeline"][0]["source"]["timeSeries"] for b in api.bodies]
     assert all(ts["period"] == "hourRange" for ts in timeseries)
-    multi = [b for b, ts in zip(api.bodies, timeseries, strict=True) if int(ts["last"]) + 1 - ts["first"] > HOUR]
-    assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), "no filter over several periods"
+    multi = [
+        b for b, ts in zip(api.bodies, timeseries, strict=True) if int(ts["last"]) + 1 - ts["first"] > HOUR
+    ]
+    assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), (
+        "no filter over several periods"
+    )
     if page_size <= 9:
         assert len(multi) > 1, "a full multi-period page was dropped and the window split"
 
@@ -300,12 +410,124 @@ def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(
     from source_pendo.activity.rows import AggregationRowReader
 
     rows = make_rows(days=3, visitors=2)
-    retriever = ActivityRetriever(requester=FakeAggregationApi([]), config={"period": "DAY"}, parameters={}, name="events", source="events", time_field="bucket", primary_key=PK)  # type: ignore[arg-type]
+    retriever = ActivityRetriever(
+        requester=FakeAggregationApi([]),
+        config={"period": "DAY"},
+        parameters={},
+        name="events",
+        source="events",
+        time_field="bucket",
+        primary_key=PK,
+    )  # type: ignore[arg-type]
     text = (json.dumps(rows) if spaced else orjson.dumps(rows).decode()).encode()
     block = AggregationRowReader(retriever._head_type).feed_block(b'{"results": ' + text + b"}")
     assert block is not None
     heads = block[1]
-    out = retriever._block_as_records(block[0], [h.day for h in heads], [h.visitorId for h in heads], len(heads),
-                                      _PageState(None, set(), retriever._group_pks), START, START + 4 * DAY, b"\n")
+    out = retriever._block_as_records(
+        block[0],
+        [h.day for h in heads],
+        [h.visitorId for h in heads],
+        len(heads),
+        _PageState(None, set(), retriever._group_pks),
+        START,
+        START + 4 * DAY,
+        b"\n",
+    )
     assert out is not None, "the block path, not row by row"
     assert [json.loads(line) for line in out.split(b"\n")] == [dict(r, periodStart=r["day"]) for r in rows]
+
+
+def _rewrite_times(field: str, how: str) -> Any:
+    """A body_text that writes `field` of every row `how` (as the hostile proxy's time_fields mode does)."""
+
+    def rewrite(body: bytes) -> bytes:
+        payload = json.loads(body)
+        for row in payload["results"] or []:
+            if how == "remove":
+                del row[field]
+            else:
+                row[field] = {
+                    "float": float(row[field]),
+                    "string": str(row[field]),
+                    "text": "yesterday",
+                    "half": row[field] + 0.5,
+                }[how]
+        return json.dumps(payload).encode()
+
+    return rewrite
+
+
+@pytest.mark.parametrize("how", ["float", "string"])
+@pytest.mark.parametrize("page_size", [3, 1000])
+def test_a_time_written_as_an_integral_float_or_a_numeric_string_is_that_time_written_as_an_integer(
+    how, page_size
+):
+    rows = make_rows(days=2, visitors=3)
+    records = read(FakeAggregationApi(rows, body_text=_rewrite_times("day", how)), page_size=page_size)
+    assert sorted(records, key=lambda r: (r["day"], r["visitorId"], r["userAgent"])) == sorted(
+        (dict(r, periodStart=r["day"]) for r in rows),
+        key=lambda r: (r["day"], r["visitorId"], r["userAgent"]),
+    )
+    assert all(type(r["day"]) is int for r in records)
+
+
+@pytest.mark.parametrize("how", ["float", "string"])
+def test_a_raw_event_browser_time_as_a_float_or_a_string_is_read_as_that_time(how):
+    rows = make_raw(skew=0)
+    inside = [r for r in rows if START <= r["receivedTime"] < START + 6 * HOUR]
+    api = FakeAggregationApi(
+        rows,
+        time="browserTime",
+        period=HOUR,
+        select="receivedTime",
+        body_text=_rewrite_times("browserTime", how),
+    )
+    records = read(api, page_size=4, end=START + 6 * HOUR, raw=True)
+    assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in inside)
+
+
+@pytest.mark.parametrize("how", ["remove", "text", "half"])
+@pytest.mark.parametrize("raw", [False, True], ids=["day", "browserTime"])
+def test_a_time_missing_or_not_an_integer_fails_the_sync_naming_stream_field_and_window(how, raw):
+    if raw:
+        api = FakeAggregationApi(
+            make_raw(skew=0),
+            time="browserTime",
+            period=HOUR,
+            select="receivedTime",
+            body_text=_rewrite_times("browserTime", how),
+        )
+        with pytest.raises(AirbyteTracedException) as caught:
+            read(api, page_size=4, end=START + 6 * HOUR, raw=True)
+        field, stream = "browserTime", "guide_events"
+    else:
+        with pytest.raises(AirbyteTracedException) as caught:
+            read(FakeAggregationApi(make_rows(), body_text=_rewrite_times("day", how)), page_size=1000)
+        field, stream = "day", "events"
+    message = caught.value.message or ""
+    assert f"{stream}:" in message and f"`{field}`" in message and "window" in message and "app *" in message
+
+
+def test_as_time_accepts_int_integral_float_and_numeric_string_only():
+    from source_pendo.activity.retriever import as_time
+
+    assert [as_time(v) for v in (1795651200000, 1795651200000.0, "1795651200000", "-5")] == [
+        1795651200000
+    ] * 3 + [-5]
+    assert [
+        as_time(v)
+        for v in (None, "yesterday", 1.5, float("nan"), float("inf"), True, "1e3", " 1", "9" * 30, [1], {})
+    ] == [None] * 11
+
+
+def test_a_value_nested_deeper_than_the_decoder_allows_fails_naming_the_stream_not_a_recursion_error():
+    deep = "[" * 100_000 + "1" + "]" * 100_000
+
+    def nest(body: bytes) -> bytes:
+        return body.replace(b'"numEvents":1', b'"numEvents":1,"deep":' + deep.encode(), 1)
+
+    with pytest.raises(AirbyteTracedException) as caught:
+        read(FakeAggregationApi(make_rows(), body_text=nest), page_size=1000)
+    assert (caught.value.message or "").startswith("events: ") and "nested deeper" in (
+        caught.value.message or ""
+    )

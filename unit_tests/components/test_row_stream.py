@@ -11,7 +11,12 @@ from source_pendo.activity.rows import AggregationRowReader, MalformedBody, Trun
 
 ROWS = [
     {"visitorId": "a", "day": 1, "parameters": {"tab": "x"}, "n": 1},
-    {"visitorId": 'quote " and }, { inside', "day": 2, "properties": {"plan": "pro"}, "list": [{"a": 1}, {"b": 2}]},
+    {
+        "visitorId": 'quote " and }, { inside',
+        "day": 2,
+        "properties": {"plan": "pro"},
+        "list": [{"a": 1}, {"b": 2}],
+    },
     {"visitorId": "back\\slash\\", "day": 3, "text": "]} trailing", "unicode": "Ünïcode ✓"},
     {"visitorId": "d", "day": 4, "nested": {"deep": {"deeper": [1, 2, {"x": "},{"}]}}},
 ]
