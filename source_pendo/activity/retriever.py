@@ -366,7 +366,7 @@ class ActivityRetriever(Retriever):
                 if rows < limit:
                     reader.close()
             except TooDeep as error:
-                raise self._too_deep(run, error) from error
+                raise self._too_deep(run, error) from None
             except _BODY_ERRORS as error:
                 self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
                 continue  # nothing was emitted: ask again
@@ -397,7 +397,7 @@ class ActivityRetriever(Retriever):
                     yield from self._read_block(block[0], block[1], page, run)
             reader.close()
         except TooDeep as error:
-            raise self._too_deep(run, error) from error
+            raise self._too_deep(run, error) from None
         except _BODY_ERRORS as error:
             batch = builder.flush()  # rows parsed before the break are whole rows: emit them
             if batch is not None:

@@ -194,10 +194,10 @@ class AggregationRowReader:
             raise MalformedBody(f"an aggregation row does not have the expected shape: {error}") from error
         except msgspec.DecodeError:
             return None
-        except RecursionError as error:
-            raise TooDeep(
+        except RecursionError:
+            raise TooDeep(  # not chained: the user's error names the row's depth, not the decoder's recursion
                 f"an aggregation row holds a value nested deeper than {sys.getrecursionlimit()} levels"
-            ) from error
+            ) from None
 
     def _parse_trailer(self) -> None:
         """After `]`: optional `,"key": scalar` pairs, then the closing `}`."""
