@@ -324,6 +324,34 @@ def test_connector_exits_soon_after_its_stdout_is_closed_mid_sync(config, discov
         run.finish()
 
 
+def test_connector_exits_soon_after_its_stdout_is_closed_with_readers_waiting_on_a_full_batch_gate(small, base_config, discovered):
+    """The `small` scale by HOUR, several activity streams in parallel: the test stops reading for a few seconds so
+    the pipe and the batch gate fill (readers block on the gate), then closes stdout. Before the fix the readers sat
+    out the gate's 120 s timeout, again and again, and the framework's threads kept the process alive."""
+    emulator, _ = small
+    config = dict(base_config, base_url=emulator.base_url, period="HOUR", page_size=1_000,
+                  start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 3 * 86400)))
+    catalog = catalog_for(["events", "feature_events", "page_events", "track_events"], discovered=discovered)
+    run = _Popen(config, catalog)
+    try:
+        assert run.proc.stdout is not None
+        while b'"type":"RECORD"' not in (line := run.proc.stdout.readline()):
+            assert line, "the sync ended before its first record"
+            run.lines.append(line)
+        time.sleep(3)  # nobody reads: the pipe fills, the batches in flight reach the gate's limit
+        run.proc.stdout.close()
+        closed = time.monotonic()
+        try:
+            code = run.proc.wait(timeout=HANG_BOUND_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {HANG_BOUND_S} s after its stdout was closed")
+        assert time.monotonic() - closed < 10, "a reader waited on the batch gate after the writer was gone"
+        assert code != 0, "a sync whose output was cut off exited 0"
+    finally:
+        err = run.finish()
+    assert TRACEBACK not in err and "stdout was closed" in err
+
+
 # ----------------------------------------------------------------------------------------------- Retry-After
 
 RETRY_WAIT = re.compile(r"(?:Retrying in|Sleeping for|waiting) (\d+(?:\.\d+)?) ?s", re.IGNORECASE)
