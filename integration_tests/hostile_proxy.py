@@ -71,7 +71,9 @@ ROUTE_PREFIXES = {
     "segment": "segment", "metadata": "metadata_schema", "account": "account",
 }
 ENTITY_KEYSET = re.compile(r'(\w+ > )"((?:[^"\\]|\\.)+)"')
-ACTIVITY_KEYSET = re.compile(r" && \(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)")
+ACTIVITY_KEYSET = re.compile(  # `t > B`, `t == B && visitorId >= V` (and the older `t > B || (t == B && ...)`)
+    r" && (?:\(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)"
+    r"|\w+ > -?\d+|\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+))")
 
 
 def route_of(path: str) -> str:

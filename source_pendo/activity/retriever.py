@@ -260,6 +260,7 @@ class ActivityRetriever(Retriever):
             if response is None:
                 return
             page = _PageState(None, set(), self._group_pks, limit if self._is_rollup else 0)
+            page.after = after
             broken = False
             try:
                 yield from self._read_page(response, page, run)
@@ -424,6 +425,8 @@ class ActivityRetriever(Retriever):
         if not exact_times:  # 1.0e12 or "1000..." is that time; anything else stops the sync (§B-18)
             times = [self._checked_time(t, run) for t in times]
         visitors = list(map(_VISITOR_OF, heads))
+        if page.after is not None or page.keyset is not None:
+            self._check_keyset_kept(times[0], visitors[0], page, run)
         if page.limit:
             page.observe(text, times, visitors)
         absent = self._absent_text_keys(text, heads, visitors, count)
@@ -558,6 +561,26 @@ class ActivityRetriever(Retriever):
             block = block.replace(old, new)
         return block
 
+    def _check_keyset_kept(self, t: int, visitor: Any, page: _PageState, run: _WindowRun) -> None:
+        """A follow-up page must start after what was read (`t > after`) or in the keyset's bucket from its
+        visitor on (`t == B && visitorId >= V`); a block of it that starts before is a server ignoring the
+        keyset, whose pages would repeat rows for ever: the sync stops, naming the stream (BEHAVIOR.md §B-17).
+        Once per block (its first row: the rows are sorted)."""
+        if page.after is not None:
+            ignored = t <= page.after
+            asked = f"{self._time} > {page.after}"
+        else:
+            assert page.keyset is not None
+            bucket, from_visitor = page.keyset
+            ignored = t != bucket or (type(visitor) is type(from_visitor) and visitor < from_visitor)
+            asked = f"{self._time} == {bucket} && visitorId >= {literal(from_visitor)}"
+        if ignored:
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo answered the next page of app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)} with rows before the ones asked for ({asked}): the server ignores the keyset filter, so paging would repeat the same rows for ever. The sync stopped; progress is saved up to the last complete window.",
+                internal_message=f"{self.name}: first row ({t}, {visitor!r}) for {asked}",
+                failure_type=FailureType.system_error,
+            )
+
     def _checked_time(self, value: Any, run: _WindowRun) -> int:
         """The row's time as an integer (§B-18), or the sync fails naming the stream, the field and the window:
         a row whose time is unknown is never taken as outside the window (dropped with exit 0)."""
@@ -670,6 +693,7 @@ class _PageState:
         limit: int = 0,
     ) -> None:
         self.keyset = keyset
+        self.after: Any = None  # a range page's `t > after`, checked like the keyset
         self.seen = seen
         self.limit = limit
         self.rows = 0

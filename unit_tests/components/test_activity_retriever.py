@@ -531,3 +531,30 @@ def test_a_value_nested_deeper_than_the_decoder_allows_fails_naming_the_stream_n
     assert (caught.value.message or "").startswith("events: ") and "nested deeper" in (
         caught.value.message or ""
     )
+
+
+class KeysetIgnoringApi(FakeAggregationApi):
+    """A server that drops the keyset conditions (`t > B`, `t == B && visitorId >= V`) from every filter."""
+
+    def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
+        import copy
+        import re
+
+        body = copy.deepcopy(request_body_json)
+        for stage in body["request"]["pipeline"]:
+            if "filter" in stage:
+                stage["filter"] = re.sub(
+                    r" && (?:\w+ > -?\d+|\w+ == -?\d+ && visitorId >= \"[^\"]*\")", "", stage["filter"]
+                )
+        return super().send_request(body, stream_slice)
+
+
+@pytest.mark.parametrize("page_size", [3, 5, 14])
+def test_a_server_ignoring_the_keyset_stops_the_sync_naming_the_stream_never_endless_duplicates(page_size):
+    api = KeysetIgnoringApi(make_rows())
+    with pytest.raises(AirbyteTracedException) as caught:
+        read(api, page_size=page_size)
+    assert (caught.value.message or "").startswith("events: ") and "ignores the keyset" in (
+        caught.value.message or ""
+    )
+    assert len(api.bodies) <= 3
