@@ -30,7 +30,9 @@ def parse_instant(text: str) -> int:
         return int(text)
     moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     if moment.tzinfo is None:
-        raise ValueError(f"{TEST_NOW_ENV}={text!r} has no time zone: write it in UTC, e.g. 2026-03-08T07:30:00Z")
+        raise ValueError(
+            f"{TEST_NOW_ENV}={text!r} has no time zone: write it in UTC, e.g. 2026-03-08T07:30:00Z"
+        )
     return int(moment.timestamp() * 1000)
 
 

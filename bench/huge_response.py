@@ -24,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 DAY_MS = 86_400_000
-TODAY = int(time.time() * 1000) // DAY_MS * DAY_MS  # real clock, as the connector it serves (a bench, not a test)
+TODAY = (
+    int(time.time() * 1000) // DAY_MS * DAY_MS
+)  # real clock, as the connector it serves (a bench, not a test)
 YESTERDAY = TODAY - DAY_MS
 
 
@@ -49,10 +51,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         window_start = body["request"]["pipeline"][0]["source"]["timeSeries"]["first"]
-        with Handler.lock:  # the rows are yesterday's: only the first request for yesterday's window gets them
+        with (
+            Handler.lock
+        ):  # the rows are yesterday's: only the first request for yesterday's window gets them
             first = not Handler.served and window_start == YESTERDAY
             Handler.served = Handler.served or first
         gz = self.use_gzip and "gzip" in (self.headers.get("Accept-Encoding") or "")
@@ -93,24 +97,48 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     connector = str(Path(sys.executable).parent / "source-pendo")
     with tempfile.TemporaryDirectory() as tmp:
-        config = {"api_key": "bench-key.us", "base_url": f"http://127.0.0.1:{server.server_address[1]}", "period": "DAY",
-                  "start_date": time.strftime("%Y-%m-%d", time.gmtime(YESTERDAY / 1000)), "page_size": 500_000}
-        catalog = {"streams": [{"stream": {"name": "events", "json_schema": {}, "supported_sync_modes": ["incremental"]},
-                                "sync_mode": "incremental", "destination_sync_mode": "append", "cursor_field": ["periodStart"]}]}
+        config = {
+            "api_key": "bench-key.us",
+            "base_url": f"http://127.0.0.1:{server.server_address[1]}",
+            "period": "DAY",
+            "start_date": time.strftime("%Y-%m-%d", time.gmtime(YESTERDAY / 1000)),
+            "page_size": 500_000,
+        }
+        catalog = {
+            "streams": [
+                {
+                    "stream": {"name": "events", "json_schema": {}, "supported_sync_modes": ["incremental"]},
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "append",
+                    "cursor_field": ["periodStart"],
+                }
+            ]
+        }
         Path(tmp, "config.json").write_text(json.dumps(config))
         Path(tmp, "catalog.json").write_text(json.dumps(catalog))
         started = time.monotonic()
-        read = subprocess.Popen([connector, "read", "--config", f"{tmp}/config.json", "--catalog", f"{tmp}/catalog.json"], stdout=subprocess.PIPE)
-        count = subprocess.run(["grep", "-c", '^{"type":"RECORD"'], stdin=read.stdout, capture_output=True, text=True)
+        read = subprocess.Popen(
+            [connector, "read", "--config", f"{tmp}/config.json", "--catalog", f"{tmp}/catalog.json"],
+            stdout=subprocess.PIPE,
+        )
+        count = subprocess.run(
+            ["grep", "-c", '^{"type":"RECORD"'], stdin=read.stdout, capture_output=True, text=True
+        )
         read.wait()
         wall = time.monotonic() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: the connector
+    peak_mb = (
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    )  # the largest child: the connector
     records = int(count.stdout.strip() or 0)
-    print(f"one {args.gb:g} GB aggregation response ({'gzip' if Handler.use_gzip else 'identity'}): {Handler.rows} rows served, "
-          f"{records} records read (exit {read.returncode}) in {wall:.1f} s, connector peak RSS {peak_mb:.0f} MB")
+    print(
+        f"one {args.gb:g} GB aggregation response ({'gzip' if Handler.use_gzip else 'identity'}): {Handler.rows} rows served, "
+        f"{records} records read (exit {read.returncode}) in {wall:.1f} s, connector peak RSS {peak_mb:.0f} MB"
+    )
     server.shutdown()
     if read.returncode != 0 or records != Handler.rows:
-        sys.exit(f"the read failed or lost rows (exit {read.returncode}); run the connector by hand to see why")
+        sys.exit(
+            f"the read failed or lost rows (exit {read.returncode}); run the connector by hand to see why"
+        )
 
 
 if __name__ == "__main__":

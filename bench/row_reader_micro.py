@@ -12,10 +12,19 @@ import orjson
 from source_pendo.activity.rows import AggregationRowReader
 
 ROW = {
-    "accountId": "Acme Corp", "appId": -323232, "day": 1709269200000, "pageId": "aRnno0-bo2WMPJ7HBIFzCuDtKfg",
-    "visitorId": "42", "numEvents": 7, "numMinutes": 3, "remoteIp": "203.0.113.10", "server": "app.example.com",
-    "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36", "firstTime": 1709302051000,
-    "lastTime": 1709304729000, "properties": {"plan": "pro"},
+    "accountId": "Acme Corp",
+    "appId": -323232,
+    "day": 1709269200000,
+    "pageId": "aRnno0-bo2WMPJ7HBIFzCuDtKfg",
+    "visitorId": "42",
+    "numEvents": 7,
+    "numMinutes": 3,
+    "remoteIp": "203.0.113.10",
+    "server": "app.example.com",
+    "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36",
+    "firstTime": 1709302051000,
+    "lastTime": 1709304729000,
+    "properties": {"plan": "pro"},
 }
 
 

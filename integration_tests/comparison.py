@@ -30,13 +30,17 @@ def assert_records_equal(stream: str, actual: list[dict[str, Any]], expected: li
         return
     missing = list((want - got).elements())
     extra = list((got - want).elements())
-    lines = [f"{stream}: {len(actual)} records emitted, {len(expected)} expected; {len(missing)} missing, {len(extra)} unexpected"]
+    lines = [
+        f"{stream}: {len(actual)} records emitted, {len(expected)} expected; {len(missing)} missing, {len(extra)} unexpected"
+    ]
     if stream in PRIMARY_KEYS:
         extra_keys = {record_key(stream, json.loads(e)) for e in extra}
         for m in missing[:3]:
             key = record_key(stream, json.loads(m))
             twin = next((e for e in extra if record_key(stream, json.loads(e)) == key), None)
-            lines.append(f"  missing {key}" + (f"\n    want {m}\n    got  {twin}" if key in extra_keys else ""))
+            lines.append(
+                f"  missing {key}" + (f"\n    want {m}\n    got  {twin}" if key in extra_keys else "")
+            )
     lines += [f"  unexpected {e[:300]}" for e in extra[:3]]
     raise AssertionError("\n".join(lines))
 

@@ -64,7 +64,11 @@ class ConnectorRun:
         return [m for m in self.messages if m.get("type") == type_]
 
     def records(self, stream: str | None = None) -> list[dict[str, Any]]:
-        return [m["record"]["data"] for m in self.of_type("RECORD") if stream is None or m["record"]["stream"] == stream]
+        return [
+            m["record"]["data"]
+            for m in self.of_type("RECORD")
+            if stream is None or m["record"]["stream"] == stream
+        ]
 
     def states(self) -> list[dict[str, Any]]:
         return [m["state"] for m in self.of_type("STATE")]
@@ -83,8 +87,14 @@ class ConnectorRun:
         return [m["log"]["message"] for m in self.of_type("LOG")]
 
 
-def _arguments(tmp: str, command: str, config: dict[str, Any] | None, catalog: dict[str, Any] | None,
-               state: list[dict[str, Any]] | None, extra: list[str] | None = None) -> list[str]:
+def _arguments(
+    tmp: str,
+    command: str,
+    config: dict[str, Any] | None,
+    catalog: dict[str, Any] | None,
+    state: list[dict[str, Any]] | None,
+    extra: list[str] | None = None,
+) -> list[str]:
     args = [*connector_command(), command]
     for name, payload in (("config", config), ("catalog", catalog), ("state", state)):
         if payload is not None:
@@ -109,19 +119,37 @@ def _parsed(run: ConnectorRun) -> ConnectorRun:
     return run
 
 
-def run_connector(command: str, config: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None,
-                  state: list[dict[str, Any]] | None = None, timeout: float = 600, env: dict[str, str] | None = None,
-                  extra_args: list[str] | None = None) -> ConnectorRun:
+def run_connector(
+    command: str,
+    config: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+    state: list[dict[str, Any]] | None = None,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> ConnectorRun:
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, command, config, catalog, state, extra_args)
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=_connector_env(env), stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_connector_env(env),
+            stdin=subprocess.DEVNULL,
+        )
     run = _parsed(ConnectorRun(proc.returncode, proc.stdout, proc.stderr, state_in=state))
     assert_no_secret(run.stdout + run.stderr, *secrets_of(config))
     return run
 
 
-def run_connector_killed_at(stop: Callable[[dict[str, Any]], bool], config: dict[str, Any], catalog: dict[str, Any],
-                            state: list[dict[str, Any]] | None = None, timeout: float = 600) -> ConnectorRun:
+def run_connector_killed_at(
+    stop: Callable[[dict[str, Any]], bool],
+    config: dict[str, Any],
+    catalog: dict[str, Any],
+    state: list[dict[str, Any]] | None = None,
+    timeout: float = 600,
+) -> ConnectorRun:
     """`read`, killed with SIGKILL as soon as it prints a message for which `stop` is true (a crash, an OOM kill).
 
     The run holds everything the process printed before it died, as the platform would have received it.
@@ -129,8 +157,14 @@ def run_connector_killed_at(stop: Callable[[dict[str, Any]], bool], config: dict
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(Path(tmp) / "stderr", "w+") as stderr:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True,
-                                    env=_connector_env())
+            proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                env=_connector_env(),
+            )
             assert proc.stdout is not None
             deadline = time.monotonic() + timeout
             lines = []
@@ -169,14 +203,25 @@ class StreamedRun:
                     continue
 
 
-def run_connector_to_file(stdout_path: Path, config: dict[str, Any], catalog: dict[str, Any],
-                          state: list[dict[str, Any]] | None = None, timeout: float = 1800) -> StreamedRun:
+def run_connector_to_file(
+    stdout_path: Path,
+    config: dict[str, Any],
+    catalog: dict[str, Any],
+    state: list[dict[str, Any]] | None = None,
+    timeout: float = 1800,
+) -> StreamedRun:
     """`read` with stdout written to `stdout_path`; scanned for the key in 8 MiB steps, never held whole."""
     with tempfile.TemporaryDirectory() as tmp:
         args = _arguments(tmp, "read", config, catalog, state)
         with open(stdout_path, "wb") as stdout:
-            proc = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=timeout,
-                                  env=_connector_env())
+            proc = subprocess.run(
+                args,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+                env=_connector_env(),
+            )
     secrets = secrets_of(config)
     overlap = max(len(s) for s in secrets)
     with open(stdout_path, "rb") as stdout:
@@ -203,20 +248,34 @@ def assert_no_secret(output: str, *secrets: str) -> None:
         assert secret not in output, "the integration key appeared in the connector's output"
 
 
-def catalog_for(streams: list[str], sync_mode: str = "incremental", discovered: dict[str, Any] | None = None) -> dict[str, Any]:
+def catalog_for(
+    streams: list[str], sync_mode: str = "incremental", discovered: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A configured catalog selecting `streams`, incremental where the stream supports it."""
     by_name = {s["name"]: s for s in (discovered or {}).get("streams", [])}
     configured = []
     for name in streams:
-        stream = by_name.get(name, {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]})
-        mode = sync_mode if sync_mode in stream.get("supported_sync_modes", ["full_refresh"]) else "full_refresh"
-        configured.append({
-            "stream": stream,
-            "sync_mode": mode,
-            "destination_sync_mode": "append_dedup" if mode == "incremental" and stream.get("source_defined_primary_key") else ("append" if mode == "incremental" else "overwrite"),
-            **({"cursor_field": stream.get("default_cursor_field", [])} if mode == "incremental" else {}),
-            **({"primary_key": stream["source_defined_primary_key"]} if stream.get("source_defined_primary_key") else {}),
-        })
+        stream = by_name.get(
+            name, {"name": name, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]}
+        )
+        mode = (
+            sync_mode if sync_mode in stream.get("supported_sync_modes", ["full_refresh"]) else "full_refresh"
+        )
+        configured.append(
+            {
+                "stream": stream,
+                "sync_mode": mode,
+                "destination_sync_mode": "append_dedup"
+                if mode == "incremental" and stream.get("source_defined_primary_key")
+                else ("append" if mode == "incremental" else "overwrite"),
+                **({"cursor_field": stream.get("default_cursor_field", [])} if mode == "incremental" else {}),
+                **(
+                    {"primary_key": stream["source_defined_primary_key"]}
+                    if stream.get("source_defined_primary_key")
+                    else {}
+                ),
+            }
+        )
     return {"streams": configured}
 
 
@@ -288,19 +347,28 @@ class World:
             return []
         return self.truth.records(stream, config)
 
-    def read(self, config: dict[str, Any], catalog: dict[str, Any], state: list[dict[str, Any]] | None = None) -> ConnectorRun:
+    def read(
+        self, config: dict[str, Any], catalog: dict[str, Any], state: list[dict[str, Any]] | None = None
+    ) -> ConnectorRun:
         return run_connector("read", config, catalog, state=state, env=self.env or None)
 
 
 @pytest.fixture(scope="session")
 def pessimistic_emulator(emulator_now: int) -> Iterator[EmulatorProcess]:
-    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, readings=WORLDS["pessimistic"]) as process:
+    with EmulatorProcess(
+        scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, readings=WORLDS["pessimistic"]
+    ) as process:
         yield process
 
 
 @pytest.fixture(scope="session", params=list(WORLDS))
-def world(request: pytest.FixtureRequest, emulator: EmulatorProcess, truth: GroundTruth, base_config: dict[str, Any],
-          discovered: dict[str, Any]) -> World:
+def world(
+    request: pytest.FixtureRequest,
+    emulator: EmulatorProcess,
+    truth: GroundTruth,
+    base_config: dict[str, Any],
+    discovered: dict[str, Any],
+) -> World:
     """One world per parameter: the session emulator (default reading) or a pessimistic one beside it."""
     if request.param == "default":
         return World("default", emulator, truth, base_config, discovered)
@@ -308,5 +376,11 @@ def world(request: pytest.FixtureRequest, emulator: EmulatorProcess, truth: Grou
     config = dict(base_config, base_url=process.base_url)
     run = run_connector("discover", config)
     assert run.returncode == 0, run.stderr[-3000:]
-    return World("pessimistic", process, GroundTruth(process.dataset()), config, run.of_type("CATALOG")[0]["catalog"],
-                 env={"SOURCE_PENDO_TEST_PAGE_SIZE": PESSIMISTIC_PAGE_SIZE})
+    return World(
+        "pessimistic",
+        process,
+        GroundTruth(process.dataset()),
+        config,
+        run.of_type("CATALOG")[0]["catalog"],
+        env={"SOURCE_PENDO_TEST_PAGE_SIZE": PESSIMISTIC_PAGE_SIZE},
+    )

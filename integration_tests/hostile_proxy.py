@@ -61,19 +61,37 @@ from urllib.parse import urlsplit
 
 KEY_HEADER = "x-pendo-integration-key"
 TIME_FIELDS = ("day", "hour", "browserTime", "ts")
-HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "proxy-connection", "te", "upgrade"}
+HOP_HEADERS = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "proxy-connection",
+    "te",
+    "upgrade",
+}
 MAINTENANCE_HTML = (
     "<!DOCTYPE html><html><head><title>Pendo is down for maintenance</title></head>"
     "<body><h1>We'll be right back</h1><p>Pendo is undergoing scheduled maintenance.</p></body></html>"
 )
 ROUTE_PREFIXES = {
-    "aggregation": "aggregation", "page": "page", "feature": "feature", "guide": "guide", "tracktype": "tracktype",
-    "segment": "segment", "metadata": "metadata_schema", "account": "account",
+    "aggregation": "aggregation",
+    "page": "page",
+    "feature": "feature",
+    "guide": "guide",
+    "tracktype": "tracktype",
+    "segment": "segment",
+    "metadata": "metadata_schema",
+    "account": "account",
 }
 ENTITY_KEYSET = re.compile(r'(\w+ > )"((?:[^"\\]|\\.)+)"')
-ACTIVITY_KEYSET = re.compile(  # `t > B`, `t == B && visitorId >= V` (and the older `t > B || (t == B && ...)`)
-    r" && (?:\(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)"
-    r"|\w+ > -?\d+|\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+))")
+ACTIVITY_KEYSET = (
+    re.compile(  # `t > B`, `t == B && visitorId >= V` (and the older `t > B || (t == B && ...)`)
+        r" && (?:\(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)"
+        r"|\w+ > -?\d+|\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+))"
+    )
+)
 
 
 def route_of(path: str) -> str:
@@ -101,13 +119,22 @@ def source_of(body: bytes) -> str | None:
 
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
     def matches(self, route: str, source: str | None, body: bytes = b"") -> bool:
-        return (self.get("route", "*") in ("*", route) and self.get("source") in (None, source)
-                and (self.get("body_contains") is None or self["body_contains"].encode() in body))
+        return (
+            self.get("route", "*") in ("*", route)
+            and self.get("source") in (None, source)
+            and (self.get("body_contains") is None or self["body_contains"].encode() in body)
+        )
 
 
 class HostileProxy:
-    def __init__(self, upstream: str, *, tls: bool = False, key_map: dict[str, str] | None = None,
-                 modes: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        tls: bool = False,
+        key_map: dict[str, str] | None = None,
+        modes: list[dict[str, Any]] | None = None,
+    ) -> None:
         parts = urlsplit(upstream)
         self.upstream_host, self.upstream_port = parts.hostname or "127.0.0.1", parts.port or 80
         self.upstream_prefix = parts.path.rstrip("/")
@@ -138,7 +165,9 @@ class HostileProxy:
     def pick(self, route: str, source: str | None, body: bytes = b"") -> Mode | None:
         with self._lock:
             for mode in self._modes:
-                if mode.matches(route, source, body) and (mode.get("times") is None or mode["fired"] < mode["times"]):
+                if mode.matches(route, source, body) and (
+                    mode.get("times") is None or mode["fired"] < mode["times"]
+                ):
                     mode["fired"] += 1
                     return mode
         return None
@@ -164,9 +193,28 @@ class HostileProxy:
         if self.tls:
             self._tmp = tempfile.TemporaryDirectory()
             cert, key = (os.path.join(self._tmp.name, n) for n in ("cert.pem", "key.pem"))
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                            "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                           check=True, capture_output=True)
+            subprocess.run(
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    key,
+                    "-out",
+                    cert,
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ],
+                check=True,
+                capture_output=True,
+            )
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
             self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
@@ -219,8 +267,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return self._send(200, b"{}", "application/json")
         route = route_of(self.path)
         source = source_of(body) if route == "aggregation" else None
-        entry: dict[str, Any] = {"t": time.time(), "method": method, "path": self.path, "route": route,
-                                 "source": source, "key": self.headers.get(KEY_HEADER)}
+        entry: dict[str, Any] = {
+            "t": time.time(),
+            "method": method,
+            "path": self.path,
+            "route": route,
+            "source": source,
+            "key": self.headers.get(KEY_HEADER),
+        }
         mode = owner.pick(route, source, body)
         if mode is not None:
             entry["mode"] = mode["kind"]
@@ -271,7 +325,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             data = gzip.decompress(data)
         return response.status, response.getheader("Content-Type") or "application/json", data
 
-    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -298,13 +354,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ modes
     def _mode_redirect(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
-        self._send(int(mode.get("status", 302)), b"", "text/plain", {"Location": mode["target"].rstrip("/") + self.path})
+        self._send(
+            int(mode.get("status", 302)),
+            b"",
+            "text/plain",
+            {"Location": mode["target"].rstrip("/") + self.path},
+        )
 
     def _mode_status(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
         key = self.headers.get(KEY_HEADER) or ""
         text = (mode.get("body") or "").replace("{key_json}", json.dumps(key)[1:-1]).replace("{key}", key)
         headers = {"Retry-After": str(mode["retry_after"])} if mode.get("retry_after") is not None else {}
-        self._send(int(mode.get("status", 503)), text.encode(), mode.get("content_type", "application/json"), headers)
+        self._send(
+            int(mode.get("status", 503)), text.encode(), mode.get("content_type", "application/json"), headers
+        )
 
     def _mode_body(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
         if mode.get("body") is None:
@@ -327,7 +390,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     if how == "remove":
                         del row[name]
                     else:
-                        row[name] = {"float": float(row[name]), "string": str(row[name]), "text": "yesterday"}[how]
+                        row[name] = {
+                            "float": float(row[name]),
+                            "string": str(row[name]),
+                            "text": "yesterday",
+                        }[how]
             return n
 
         self._rows_rewritten(method, body, entry, rewrite)
@@ -397,7 +464,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         def rewrite(rows: list[dict[str, Any]]) -> list[str]:
             renamed: list[str] = []
             for row in rows:
-                if all(row.get(k) == v for k, v in where.items()) and not renamed and isinstance(row.get(name), (str, int)):
+                if (
+                    all(row.get(k) == v for k, v in where.items())
+                    and not renamed
+                    and isinstance(row.get(name), (str, int))
+                ):
                     row[name] = f"../{row[name]}"
                     renamed.append(row[name])
             return renamed
@@ -433,7 +504,9 @@ class RecordingOrigin:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                origin.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                origin.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", "2")

@@ -59,7 +59,9 @@ class Sync(Protocol):
 
 def fingerprint(record: Mapping[str, Any]) -> bytes:
     """16 bytes identifying a record's content, null fields and key order aside."""
-    return hashlib.blake2b(orjson.dumps(without_nulls(record), option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    return hashlib.blake2b(
+        orjson.dumps(without_nulls(record), option=orjson.OPT_SORT_KEYS), digest_size=16
+    ).digest()
 
 
 @dataclass
@@ -75,8 +77,12 @@ class _Stream:
 class Ledger:
     """Feeds on the syncs of one scenario in order and fails at the first broken rule."""
 
-    def __init__(self, expected: Mapping[str, Iterable[Mapping[str, Any]]], lookback_days: int,
-                 positions: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        expected: Mapping[str, Iterable[Mapping[str, Any]]],
+        lookback_days: int,
+        positions: Mapping[str, str] | None = None,
+    ) -> None:
         """`positions`: per stream, the field that places a record against a frontier when it is not the
         cursor field (guide/poll events under `receive_time_buckets`: `receivedTime`, what the windows select by)."""
         self.lookback_ms = lookback_days * DAY_MS
@@ -126,13 +132,20 @@ class Ledger:
             assert self.last_returncode == 0, f"the last sync exited {self.last_returncode}, not 0"
 
     # ------------------------------------------------------------------ rules 2 and 3
-    def _record(self, label: str, record: Mapping[str, Any], this_sync: dict[str, Counter[bytes]],
-                resumed_from: Mapping[str, Mapping[str, int]]) -> None:
+    def _record(
+        self,
+        label: str,
+        record: Mapping[str, Any],
+        this_sync: dict[str, Counter[bytes]],
+        resumed_from: Mapping[str, Mapping[str, int]],
+    ) -> None:
         name, data = record["stream"], record["data"]
         stream = self.streams.get(name)
         assert stream is not None, f"{label}: a record of {name}, a stream this scenario did not select"
         fp = fingerprint(data)
-        assert fp in stream.counts, f"{label}: {name} emitted a record that is not in the ground truth: {_short(data)}"
+        assert fp in stream.counts, (
+            f"{label}: {name} emitted a record that is not in the ground truth: {_short(data)}"
+        )
         this_sync[name][fp] += 1
         assert this_sync[name][fp] <= stream.counts[fp], (
             f"{label}: {name} emitted the same record twice in one sync: {_short(data)}"
@@ -155,7 +168,11 @@ class Ledger:
         descriptor = state.get("stream", {}).get("stream_descriptor", {})
         name = descriptor.get("name")
         stream_state = state.get("stream", {}).get("stream_state") or {}
-        if name not in self.streams or name not in CURSOR_FIELDS or not isinstance(stream_state.get("apps"), dict):
+        if (
+            name not in self.streams
+            or name not in CURSOR_FIELDS
+            or not isinstance(stream_state.get("apps"), dict)
+        ):
             return
         stream = self.streams[name]
         for partition, entry in stream_state["apps"].items():
@@ -207,8 +224,14 @@ def _short(record: Mapping[str, Any]) -> str:
     return orjson.dumps(record).decode()[:300]
 
 
-def assert_never_lost(syncs: Sequence[Sync], expected: Mapping[str, Iterable[Mapping[str, Any]]], *,
-                      lookback_days: int, complete: bool = True, positions: Mapping[str, str] | None = None) -> Ledger:
+def assert_never_lost(
+    syncs: Sequence[Sync],
+    expected: Mapping[str, Iterable[Mapping[str, Any]]],
+    *,
+    lookback_days: int,
+    complete: bool = True,
+    positions: Mapping[str, str] | None = None,
+) -> Ledger:
     """The invariant over one scenario's syncs, in the order they ran; see the module docstring."""
     ledger = Ledger(expected, lookback_days, positions)
     for sync in syncs:

@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     reads: list[dict[str, Any]] = []
     state_after_first: list[dict[str, Any]] = []
     for n in range(READS):
-        started_ms = int(time.time() * 1000)  # real time, as PyAirbyte's _airbyte_extracted_at it is compared to
+        started_ms = int(
+            time.time() * 1000
+        )  # real time, as PyAirbyte's _airbyte_extracted_at it is compared to
         result = source.read(cache=cache)  # write_strategy "auto", incremental where the stream supports it
         reads.append(
             {

@@ -12,7 +12,15 @@ from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, record_key
 
-ACTIVITY = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events", "visitor_history"]
+ACTIVITY = [
+    "events",
+    "feature_events",
+    "page_events",
+    "track_events",
+    "guide_events",
+    "poll_events",
+    "visitor_history",
+]
 ROLLUPS = ["events", "feature_events", "page_events", "track_events"]
 
 
@@ -72,14 +80,21 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(world, p
     for stream in ROLLUPS:
         again = second.records(stream)
         # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
-        assert all(r["periodStart"] >= newest - 2 * DAY_MS - 3_600_000 for r in again), f"{stream} re-read more than the lookback"
+        assert all(r["periodStart"] >= newest - 2 * DAY_MS - 3_600_000 for r in again), (
+            f"{stream} re-read more than the lookback"
+        )
         union = {canonical(r) for r in first.records(stream) + again}
         assert union == {canonical(r) for r in world.expected(stream, config)}
 
 
 def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered):
     config = dict(base_config, period="DAY", lookback_window_days=0)
-    future = {"version": 1, "period": "DAY", "start_date": config["start_date"], "apps": {"*": {"periodStart": 4102444800000}}}
+    future = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": config["start_date"],
+        "apps": {"*": {"periodStart": 4102444800000}},
+    }
     state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": future}}]
     run = run_connector("read", config, catalog_for(["events"], discovered=discovered), state=state)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -87,15 +102,24 @@ def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered)
 
 
 def test_activity_period_change_fails_with_what_to_reset(base_config, discovered):
-    saved = {"version": 1, "period": "DAY", "start_date": base_config["start_date"], "apps": {"*": {"periodStart": 1}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": base_config["start_date"],
+        "apps": {"*": {"periodStart": 1}},
+    }
     state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": saved}}]
-    run = run_connector("read", dict(base_config, period="HOUR"), catalog_for(["events"], discovered=discovered), state=state)
+    run = run_connector(
+        "read", dict(base_config, period="HOUR"), catalog_for(["events"], discovered=discovered), state=state
+    )
     assert run.returncode != 0
     messages = " ".join(e["message"] for e in run.errors())
     assert "period changed from DAY to HOUR" in messages and "clear the data" in messages
 
 
-def test_activity_app_added_to_app_ids_reads_its_history_from_the_all_apps_frontier(base_config, truth, discovered):
+def test_activity_app_added_to_app_ids_reads_its_history_from_the_all_apps_frontier(
+    base_config, truth, discovered
+):
     config = dict(base_config, period="DAY", app_ids=[])
     catalog = catalog_for(["events"], discovered=discovered)
     first = run_connector("read", config, catalog)
@@ -107,7 +131,9 @@ def test_activity_app_added_to_app_ids_reads_its_history_from_the_all_apps_front
     assert all(r["appId"] == int(ONE_APP) for r in second.records("events"))
 
 
-def test_activity_feature_events_cost_one_request_per_window_not_per_feature(base_config, discovered, emulator_now):
+def test_activity_feature_events_cost_one_request_per_window_not_per_feature(
+    base_config, discovered, emulator_now
+):
     with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as emulator:
         config = dict(base_config, base_url=emulator.base_url, period="DAY")
         run = run_connector("read", config, catalog_for(["feature_events"], discovered=discovered))
@@ -115,12 +141,18 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(bas
         requests = [r for r in emulator.stats()["requests"] if r["route"] == "aggregation"]
         bodies_per_feature = [r for r in requests if "featureId" in r.get("query", "")]
         assert not bodies_per_feature
-        windows = [json.loads(line)["log"]["message"] for line in run.stdout.splitlines() if "feature_events: app" in line and " request(s)" in line]
+        windows = [
+            json.loads(line)["log"]["message"]
+            for line in run.stdout.splitlines()
+            if "feature_events: app" in line and " request(s)" in line
+        ]
         assert len(requests) == len(windows) >= 1
 
 
 def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered, emulator_now):
-    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, late_rows=True) as emulator:
+    with EmulatorProcess(
+        scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, late_rows=True
+    ) as emulator:
         config = dict(base_config, base_url=emulator.base_url, period="HOUR")
         oracle = GroundTruth(Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ))
         # The tiny dataset has 4 late rows, the newest 7 to 31 hours old depending on the clock: a lookback
@@ -136,12 +168,16 @@ def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, disco
         first_seen = {canonical(r) for r in first.records("events")}
         second_seen = {canonical(r) for r in second.records("events")}
         oldest_reread = min(r["periodStart"] for r in second.records("events"))
-        inside = [canonical(r) for r in late if r["periodStart"] >= oldest_reread and canonical(r) not in first_seen]
+        inside = [
+            canonical(r) for r in late if r["periodStart"] >= oldest_reread and canonical(r) not in first_seen
+        ]
         assert inside, "no late row fell inside the lookback: nothing was tested"
         assert set(inside) <= second_seen
 
 
-def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(base_config, discovered, emulator_now):
+def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(
+    base_config, discovered, emulator_now
+):
     with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as emulator:
         config = dict(base_config, base_url=emulator.base_url, start_date="2020-01-01")
         dataset = Dataset(SCALES["tiny"], 7, emulator.now_ms, EMULATOR_TZ)
@@ -152,16 +188,24 @@ def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_pas
         oldest = min(int(r["query"].split("starttime=")[1].split("&")[0]) for r in calls)
         assert oldest >= emulator.now_ms - 180 * DAY_MS
         identified = {v.visitor_id for v in dataset.visitors if not v.anonymous}
-        active_days = {(s.visitor.visitor_id, s.hour // DAY_MS) for s in dataset.sessions if s.visitor.visitor_id in identified}
+        active_days = {
+            (s.visitor.visitor_id, s.hour // DAY_MS)
+            for s in dataset.sessions
+            if s.visitor.visitor_id in identified
+        }
         assert len(calls) == len(active_days), "one history call per visitor and day with activity, no more"
 
 
 def test_activity_logs_say_app_window_and_records_so_far(base_config, discovered):
-    run = run_connector("read", dict(base_config, app_ids=[ONE_APP]), catalog_for(["events"], discovered=discovered))
+    run = run_connector(
+        "read", dict(base_config, app_ids=[ONE_APP]), catalog_for(["events"], discovered=discovered)
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     plan = [m for m in run.logs() if m.startswith(f"events: app {ONE_APP}: reading ")]
     assert len(plan) == 1 and " windows " in plan[0]
-    windows = [m for m in run.logs() if m.startswith(f"events: app {ONE_APP}, ") and m.endswith("records so far")]
+    windows = [
+        m for m in run.logs() if m.startswith(f"events: app {ONE_APP}, ") and m.endswith("records so far")
+    ]
     assert windows, "one log line per window"
     so_far = [int(m.rsplit("; ", 1)[1].split()[0]) for m in windows]
     assert so_far == sorted(so_far) and so_far[-1] == len(run.records("events"))

@@ -28,7 +28,9 @@ def quiet_emulator(emulator_now: int) -> Iterator[EmulatorProcess]:
         yield process
 
 
-def bad_config(case: Path, base_config: dict[str, Any], emulator: EmulatorProcess) -> tuple[dict[str, Any], str]:
+def bad_config(
+    case: Path, base_config: dict[str, Any], emulator: EmulatorProcess
+) -> tuple[dict[str, Any], str]:
     host = emulator.base_url.split("://", 1)[1]
     spec = json.loads(case.read_text().replace("{emulator_host}", host))
     config = dict(base_config, base_url=emulator.base_url)
@@ -37,7 +39,9 @@ def bad_config(case: Path, base_config: dict[str, Any], emulator: EmulatorProces
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_bad_config_gets_one_actionable_config_error_at_check_and_read_before_any_request(case, base_config, quiet_emulator):
+def test_bad_config_gets_one_actionable_config_error_at_check_and_read_before_any_request(
+    case, base_config, quiet_emulator
+):
     config, message = bad_config(case, base_config, quiet_emulator)
     quiet_emulator.reset()
 

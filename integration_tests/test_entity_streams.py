@@ -7,7 +7,19 @@ import pytest
 from integration_tests.comparison import assert_records_equal, assert_unique_keys
 from integration_tests.conftest import ONE_APP, catalog_for, run_connector
 
-ENTITIES = ["accounts", "visitors", "features", "pages", "guides", "track_types", "reports", "report_results", "segments", "metadata_accounts", "metadata_visitors"]
+ENTITIES = [
+    "accounts",
+    "visitors",
+    "features",
+    "pages",
+    "guides",
+    "track_types",
+    "reports",
+    "report_results",
+    "segments",
+    "metadata_accounts",
+    "metadata_visitors",
+]
 
 
 @pytest.mark.parametrize(
@@ -53,11 +65,15 @@ def test_entity_second_read_with_state_skips_unchanged_catalogue_objects(world):
     assert second.returncode == 0, second.stderr[-3000:]
     newest = max(r["lastUpdatedAt"] for r in first.records("pages"))
     assert all(r["lastUpdatedAt"] >= newest for r in second.records("pages"))
-    newest_account = max(r["lastupdated"] for r in first.records("accounts") if r.get("lastupdated") is not None)
+    newest_account = max(
+        r["lastupdated"] for r in first.records("accounts") if r.get("lastupdated") is not None
+    )
     lookback = config["lookback_window_days"] * 86_400_000
     again = second.records("accounts")
     assert again, "the lookback re-reads the newest accounts"
-    assert all(r.get("lastupdated") is not None and r["lastupdated"] >= newest_account - lookback for r in again)
+    assert all(
+        r.get("lastupdated") is not None and r["lastupdated"] >= newest_account - lookback for r in again
+    )
 
 
 def test_check_succeeds_with_a_valid_key(base_config):
@@ -77,7 +93,15 @@ def test_check_succeeds_with_a_valid_key(base_config):
         ({"region": "mars", "base_url": None}, "region"),
         ({"base_url": "app.pendo.io"}, "https://"),
     ],
-    ids=["wrong-key", "wrong-region", "unknown-app", "unreachable-host", "malformed-start-date", "unknown-region", "base-url-without-scheme"],
+    ids=[
+        "wrong-key",
+        "wrong-region",
+        "unknown-app",
+        "unreachable-host",
+        "malformed-start-date",
+        "unknown-region",
+        "base-url-without-scheme",
+    ],
 )
 def test_check_gives_one_actionable_message_per_bad_input(base_config, change, expected):
     config = {k: v for k, v in dict(base_config, **change).items() if v is not None}
@@ -92,9 +116,25 @@ def test_check_gives_one_actionable_message_per_bad_input(base_config, change, e
 def test_entity_first_read_announces_the_size_of_accounts_and_visitors(base_config, truth, discovered):
     run = run_connector("read", base_config, catalog_for(["accounts", "visitors"], discovered=discovered))
     assert run.returncode == 0, run.stderr
-    estimates = {m["trace"]["estimate"]["name"]: m["trace"]["estimate"] for m in run.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"}
-    assert estimates["visitors"]["row_estimate"] == len(truth.records("visitors", base_config)) == len(run.records("visitors"))
-    assert estimates["accounts"]["row_estimate"] == len(truth.records("accounts", base_config)) == len(run.records("accounts"))
+    estimates = {
+        m["trace"]["estimate"]["name"]: m["trace"]["estimate"]
+        for m in run.of_type("TRACE")
+        if m["trace"]["type"] == "ESTIMATE"
+    }
+    assert (
+        estimates["visitors"]["row_estimate"]
+        == len(truth.records("visitors", base_config))
+        == len(run.records("visitors"))
+    )
+    assert (
+        estimates["accounts"]["row_estimate"]
+        == len(truth.records("accounts", base_config))
+        == len(run.records("accounts"))
+    )
     assert all(e["type"] == "STREAM" for e in estimates.values())
-    again = run_connector("read", base_config, catalog_for(["visitors"], discovered=discovered), state=run.final_state())
-    assert not [m for m in again.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"], "an incremental re-read has no size known up front"
+    again = run_connector(
+        "read", base_config, catalog_for(["visitors"], discovered=discovered), state=run.final_state()
+    )
+    assert not [m for m in again.of_type("TRACE") if m["trace"]["type"] == "ESTIMATE"], (
+        "an incremental re-read has no size known up front"
+    )

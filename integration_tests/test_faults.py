@@ -65,7 +65,9 @@ def config(base_config: dict[str, Any], faulty: EmulatorProcess) -> dict[str, An
     return dict(base_config, base_url=faulty.base_url)
 
 
-def expected(truth: GroundTruth, config: dict[str, Any], streams: list[str]) -> dict[str, list[dict[str, Any]]]:
+def expected(
+    truth: GroundTruth, config: dict[str, Any], streams: list[str]
+) -> dict[str, list[dict[str, Any]]]:
     return {stream: truth.records(stream, config) for stream in streams}
 
 
@@ -78,8 +80,10 @@ def later_success_for(emulator: EmulatorProcess, failed: dict[str, Any]) -> dict
     """The first 200 for the same request (same route, source, path and window) after `failed`."""
     same = ("route", "source", "path", "query", "window")
     requests = emulator.stats()["requests"]
-    after = requests[requests.index(failed) + 1:]
-    retry = next((r for r in after if r["status"] == 200 and all(r.get(k) == failed.get(k) for k in same)), None)
+    after = requests[requests.index(failed) + 1 :]
+    retry = next(
+        (r for r in after if r["status"] == 200 and all(r.get(k) == failed.get(k) for k in same)), None
+    )
     assert retry is not None, f"the request answered {failed['status']} was never asked again: {failed}"
     return retry
 
@@ -91,14 +95,20 @@ def waits_logged(run: Any) -> list[float]:
 # ----------------------------------------------------------------------------------------------- throttling
 
 
-def test_429_with_retry_after_is_retried_no_sooner_than_asked_and_reads_everything(pendo, config, truth, discovered):
-    pendo.set_faults([{"kind": "status", "status": 429, "retry_after": 2, "route": "aggregation", "source": "events"}])
+def test_429_with_retry_after_is_retried_no_sooner_than_asked_and_reads_everything(
+    pendo, config, truth, discovered
+):
+    pendo.set_faults(
+        [{"kind": "status", "status": 429, "retry_after": 2, "route": "aggregation", "source": "events"}]
+    )
     run = run_connector("read", config, catalog_for(["events"], discovered=discovered))
     assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
     [throttled] = faulted(pendo)
     retry = later_success_for(pendo, throttled)
     assert retry["t"] - throttled["t"] >= 2, "came back before Retry-After"
-    assert waits_logged(run) == [3.0], "the wait is Retry-After + 1 s (the CDK's WaitTimeFromHeader), not the backoff"
+    assert waits_logged(run) == [3.0], (
+        "the wait is Retry-After + 1 s (the CDK's WaitTimeFromHeader), not the backoff"
+    )
 
 
 def test_429_without_retry_after_backs_off_then_reads_everything(pendo, config, truth, discovered):
@@ -116,11 +126,13 @@ def test_429_without_retry_after_backs_off_then_reads_everything(pendo, config, 
 
 def test_5xx_bursts_are_retried_then_read_everything(pendo, config, truth, discovered):
     streams = ["events", "page_events", "pages"]
-    pendo.set_faults([
-        {"kind": "status", "status": 500, "times": 2, "route": "aggregation", "source": "events"},
-        {"kind": "status", "status": 502, "times": 2, "route": "aggregation", "source": "pageEvents"},
-        {"kind": "status", "status": 503, "times": 2, "route": "page"},
-    ])
+    pendo.set_faults(
+        [
+            {"kind": "status", "status": 500, "times": 2, "route": "aggregation", "source": "events"},
+            {"kind": "status", "status": 502, "times": 2, "route": "aggregation", "source": "pageEvents"},
+            {"kind": "status", "status": 503, "times": 2, "route": "page"},
+        ]
+    )
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))
     assert_never_lost([run], expected(truth, config, streams), lookback_days=1)
     failures = faulted(pendo)
@@ -133,29 +145,59 @@ def test_5xx_outlasting_the_retries_splits_the_window_then_reads_everything(pend
     config = dict(config, period="HOUR")
     instant = parse_start_ms(config["start_date"]) + DAY_MS + 5 * HOUR_MS
     # 1 try + 6 retries: the request for the window holding `instant` fails for good, the halves do not
-    pendo.set_faults([{"kind": "status", "status": 503, "retry_after": 1, "times": 7, "covers_ms": instant,
-                          "route": "aggregation", "source": "events"}])
+    pendo.set_faults(
+        [
+            {
+                "kind": "status",
+                "status": 503,
+                "retry_after": 1,
+                "times": 7,
+                "covers_ms": instant,
+                "route": "aggregation",
+                "source": "events",
+            }
+        ]
+    )
     run = run_connector("read", config, catalog_for(["events"], discovered=discovered))
     assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
     failures = faulted(pendo)
     assert len(failures) == 7 and len({tuple(f["window"]) for f in failures}) == 1
     first, last = failures[0]["window"]
-    halves = [r for r in pendo.stats()["requests"] if r["status"] == 200 and first <= r["window"][0] and r["window"][1] <= last]
+    halves = [
+        r
+        for r in pendo.stats()["requests"]
+        if r["status"] == 200 and first <= r["window"][0] and r["window"][1] <= last
+    ]
     assert len(halves) >= 2 and all(r["window"][1] - r["window"][0] < last - first for r in halves)
     assert any("splitting at" in line for line in run.logs())
 
 
-def test_503_that_never_ends_fails_the_sync_without_saving_past_the_window_and_a_rerun_completes(pendo, config, truth, discovered):
+def test_503_that_never_ends_fails_the_sync_without_saving_past_the_window_and_a_rerun_completes(
+    pendo, config, truth, discovered
+):
     instant = parse_start_ms(config["start_date"]) + 2 * DAY_MS + 7 * HOUR_MS
-    pendo.set_faults([{"kind": "status", "status": 503, "retry_after": 1, "times": None, "covers_ms": instant,
-                          "route": "aggregation", "source": "events"}])
+    pendo.set_faults(
+        [
+            {
+                "kind": "status",
+                "status": 503,
+                "retry_after": 1,
+                "times": None,
+                "covers_ms": instant,
+                "route": "aggregation",
+                "source": "events",
+            }
+        ]
+    )
     catalog = catalog_for(["events"], discovered=discovered)
     failed = run_connector("read", config, catalog)
     assert failed.returncode != 0 and failed.errors(), "a window that cannot be read fails the sync"
     window_start = faulted(pendo)[0]["window"][0]
     frontier = failed.final_state()[0]["stream"]["stream_state"]["apps"]["*"]["periodStart"]
     assert frontier <= window_start, "the state moved past the window that failed"
-    assert [r for r in truth.records("events", config) if r["periodStart"] >= window_start], "the window had data"
+    assert [r for r in truth.records("events", config) if r["periodStart"] >= window_start], (
+        "the window had data"
+    )
     pendo.set_faults([])
     rerun = run_connector("read", config, catalog, state=failed.final_state())
     assert_never_lost([failed, rerun], expected(truth, config, ["events"]), lookback_days=1)
@@ -167,10 +209,12 @@ def test_503_that_never_ends_fails_the_sync_without_saving_past_the_window_and_a
 def test_connection_reset_mid_body_resumes_after_the_last_record(pendo, config, truth, discovered):
     config = dict(config, period="HOUR")
     streams = ["page_events", "pages"]
-    pendo.set_faults([
-        {"kind": "reset", "after_bytes": 4_000, "route": "aggregation", "source": "pageEvents"},
-        {"kind": "reset", "after_bytes": 2_000, "route": "page"},
-    ])
+    pendo.set_faults(
+        [
+            {"kind": "reset", "after_bytes": 4_000, "route": "aggregation", "source": "pageEvents"},
+            {"kind": "reset", "after_bytes": 2_000, "route": "page"},
+        ]
+    )
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))
     assert_never_lost([run], expected(truth, config, streams), lookback_days=1)
     assert sorted(r["route"] for r in faulted(pendo)) == ["aggregation", "page"]
@@ -178,7 +222,9 @@ def test_connection_reset_mid_body_resumes_after_the_last_record(pendo, config, 
 
 def test_read_timeout_mid_body_resumes_after_the_last_record(pendo, config, truth, discovered):
     config = dict(config, request_timeout_seconds=10)  # the smallest the spec allows
-    pendo.set_faults([{"kind": "stall", "after_bytes": 3_000, "delay_s": 14, "route": "aggregation", "source": "events"}])
+    pendo.set_faults(
+        [{"kind": "stall", "after_bytes": 3_000, "delay_s": 14, "route": "aggregation", "source": "events"}]
+    )
     run = run_connector("read", config, catalog_for(["events"], discovered=discovered))
     assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
     assert [r["fault"] for r in faulted(pendo)] == ["stall"]
@@ -188,12 +234,20 @@ def test_truncated_json_is_detected_and_retried_never_half_emitted(pendo, config
     """A well-framed 200 whose JSON stops short: the activity reader resumes after its last whole row; a REST list
     or an entity page (read whole by the CDK, whose decoder would take it for an empty page) is retried."""
     streams = ["events", "pages", "accounts"]
-    pendo.set_faults([
-        {"kind": "truncate", "after_bytes": 3_000, "route": "aggregation", "source": "events"},
-        {"kind": "truncate", "after_bytes": 2_000, "route": "page"},
-        # twice: the progress estimate's count of accounts is shorter than 500 bytes and may come first
-        {"kind": "truncate", "after_bytes": 500, "times": 2, "route": "aggregation", "source": "accounts"},
-    ])
+    pendo.set_faults(
+        [
+            {"kind": "truncate", "after_bytes": 3_000, "route": "aggregation", "source": "events"},
+            {"kind": "truncate", "after_bytes": 2_000, "route": "page"},
+            # twice: the progress estimate's count of accounts is shorter than 500 bytes and may come first
+            {
+                "kind": "truncate",
+                "after_bytes": 500,
+                "times": 2,
+                "route": "aggregation",
+                "source": "accounts",
+            },
+        ]
+    )
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))
     assert_never_lost([run], expected(truth, config, streams), lookback_days=1)
     assert sorted(r.get("source") or r["route"] for r in faulted(pendo)) == ["accounts", "events", "page"]
@@ -204,17 +258,25 @@ def test_gzip_bodies_are_decoded_to_exactly_the_ground_truth(pendo, config, trut
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))
     assert_never_lost([run], expected(truth, config, streams), lookback_days=1)
     answered = [r for r in pendo.stats()["requests"] if r["status"] == 200]
-    assert answered and all(r["gzip"] for r in answered), "every body came gzip-compressed (so do the fault tests')"
+    assert answered and all(r["gzip"] for r in answered), (
+        "every body came gzip-compressed (so do the fault tests')"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- settings
 
 
-def test_wrong_region_fails_with_a_config_error_naming_region_and_the_fixed_config_completes(pendo, config, truth, discovered):
+def test_wrong_region_fails_with_a_config_error_naming_region_and_the_fixed_config_completes(
+    pendo, config, truth, discovered
+):
     wrong = dict(config, api_key="emulator-key.eu")  # a valid key of the EU subscription, sent to the US host
     checked = run_connector("check", wrong)
     status = checked.of_type("CONNECTION_STATUS")[0]["connectionStatus"]
-    assert status["status"] == "FAILED" and "`region`" in status["message"] and "suggests region eu" in status["message"]
+    assert (
+        status["status"] == "FAILED"
+        and "`region`" in status["message"]
+        and "suggests region eu" in status["message"]
+    )
     catalog = catalog_for(["events", "pages"], discovered=discovered)
     failed = run_connector("read", wrong, catalog)
     assert failed.returncode != 0 and not failed.records()
@@ -246,7 +308,17 @@ def test_invalid_key_fails_with_a_config_error_naming_api_key(pendo, config, dis
 def test_report_deleted_between_list_and_results_is_skipped_with_a_warning(pendo, config, truth, discovered):
     rows = truth.records("report_results", config)
     deleted = rows[0]["reportId"]  # an exportable report with rows: Pendo deletes it after the list was read
-    pendo.set_faults([{"kind": "status", "status": 404, "times": None, "route": "report_results", "path_contains": deleted}])
+    pendo.set_faults(
+        [
+            {
+                "kind": "status",
+                "status": 404,
+                "times": None,
+                "route": "report_results",
+                "path_contains": deleted,
+            }
+        ]
+    )
     streams = ["reports", "report_results"]
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))
     want = expected(truth, config, streams)
@@ -270,7 +342,9 @@ def test_kill_9_mid_sync_resumes_from_the_last_state_to_exactly_the_truth(pendo,
     killed = run_connector_killed_at(checkpoint, config, catalog)
     assert killed.returncode == KILLED
     want = expected(truth, config, ["page_events"])
-    assert killed.final_state() and len(killed.records()) < len(want["page_events"]), "killed before the end of the sync"
+    assert killed.final_state() and len(killed.records()) < len(want["page_events"]), (
+        "killed before the end of the sync"
+    )
     resumed = run_connector("read", config, catalog, state=killed.final_state())
     assert_never_lost([killed, resumed], want, lookback_days=1)
 
@@ -279,8 +353,20 @@ def test_kill_9_mid_sync_resumes_from_the_last_state_to_exactly_the_truth(pendo,
 
 
 def test_key_echoed_in_an_error_body_is_never_printed_even_in_debug_mode(pendo, config, discovered):
-    pendo.set_faults([{"kind": "status", "status": 403, "times": None, "route": "*", "body": "Forbidden: unknown key {key}"}])
-    run = run_connector("read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"])
+    pendo.set_faults(
+        [
+            {
+                "kind": "status",
+                "status": 403,
+                "times": None,
+                "route": "*",
+                "body": "Forbidden: unknown key {key}",
+            }
+        ]
+    )
+    run = run_connector(
+        "read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"]
+    )
     # run_connector fails the test if the key is anywhere in stdout or stderr; make sure it was there to leak
     assert faulted(pendo) and all(r["status"] == 403 for r in faulted(pendo))
     assert "x-pendo-integration-key" in run.stdout, "debug mode logged the request headers (the key masked)"
@@ -288,9 +374,13 @@ def test_key_echoed_in_an_error_body_is_never_printed_even_in_debug_mode(pendo, 
 
 
 def test_debug_mode_sync_never_prints_the_key(pendo, config, truth, discovered):
-    run = run_connector("read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"])
+    run = run_connector(
+        "read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"]
+    )
     assert_never_lost([run], expected(truth, config, ["events", "pages"]), lookback_days=1)
-    assert "x-pendo-integration-key" in run.stdout and "****" in run.stdout, "headers were logged, the key masked"
+    assert "x-pendo-integration-key" in run.stdout and "****" in run.stdout, (
+        "headers were logged, the key masked"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- load
@@ -298,7 +388,9 @@ def test_debug_mode_sync_never_prints_the_key(pendo, config, truth, discovered):
 
 @pytest.mark.slow
 @pytest.mark.heavy  # the large emulator: ~9-14 GB; kept out of ./scripts/test.sh (see pyproject addopts)
-def test_large_sync_with_ten_percent_faults_emits_exactly_the_ground_truth(emulator_now, base_config, discovered):
+def test_large_sync_with_ten_percent_faults_emits_exactly_the_ground_truth(
+    emulator_now, base_config, discovered
+):
     """`events` by HOUR over the whole large dataset (45 days, 1.5M rows: its largest rollup), with about one
     request in ten failing: resets and truncations mid-body, stalls past the read timeout, 429s and 503s, each
     from its own seeded coin."""
@@ -311,21 +403,31 @@ def test_large_sync_with_ten_percent_faults_emits_exactly_the_ground_truth(emula
     ]
     scale = SCALES["large"]
     first_day = (emulator_now // DAY_MS - scale.days) * DAY_MS
-    config = dict(base_config, period="HOUR", request_timeout_seconds=10,
-                  start_date=time.strftime("%Y-%m-%d", time.gmtime(first_day / 1000)))
+    config = dict(
+        base_config,
+        period="HOUR",
+        request_timeout_seconds=10,
+        start_date=time.strftime("%Y-%m-%d", time.gmtime(first_day / 1000)),
+    )
 
     def ledger() -> Ledger:
         truth = GroundTruth(Dataset(scale, 7, emulator_now, EMULATOR_TZ))
         return Ledger(expected(truth, config, ["events"]), lookback_days=1)
 
-    with ThreadPoolExecutor(1) as pool, EmulatorProcess(scale="large", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as large:
+    with (
+        ThreadPoolExecutor(1) as pool,
+        EmulatorProcess(scale="large", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as large,
+    ):
         building = pool.submit(ledger)  # the same dataset, built here while the emulator builds its index
         warm_up(large, "events", emulator_now)
         large.set_faults([dict(rule, route="aggregation", source="events") for rule in seeded])
         check = building.result()
         with tempfile.TemporaryDirectory() as tmp:
-            run = run_connector_to_file(Path(tmp) / "stdout", dict(config, base_url=large.base_url),
-                                        catalog_for(["events"], discovered=discovered))
+            run = run_connector_to_file(
+                Path(tmp) / "stdout",
+                dict(config, base_url=large.base_url),
+                catalog_for(["events"], discovered=discovered),
+            )
             check.feed(run)
         check.finish()
         requests = large.stats()["requests"][1:]  # not the warm-up
@@ -337,9 +439,23 @@ def test_large_sync_with_ten_percent_faults_emits_exactly_the_ground_truth(emula
 
 def warm_up(emulator: EmulatorProcess, source: str, now_ms: int) -> None:
     """One small aggregation, so the emulator builds its index of `source` by hour now, not during the sync."""
-    body = {"response": {"mimeType": "application/json"}, "request": {"pipeline": [
-        {"source": {source: {"appId": 'expandAppIds("*")'}, "timeSeries": {"period": "hourRange", "first": now_ms - HOUR_MS, "count": 1}}}]}}
-    request = urllib.request.Request(emulator.base_url + "/api/v1/aggregation", data=json.dumps(body).encode(),
-                                     headers={"x-pendo-integration-key": API_KEY, "Content-Type": "application/json"})
+    body = {
+        "response": {"mimeType": "application/json"},
+        "request": {
+            "pipeline": [
+                {
+                    "source": {
+                        source: {"appId": 'expandAppIds("*")'},
+                        "timeSeries": {"period": "hourRange", "first": now_ms - HOUR_MS, "count": 1},
+                    }
+                }
+            ]
+        },
+    }
+    request = urllib.request.Request(
+        emulator.base_url + "/api/v1/aggregation",
+        data=json.dumps(body).encode(),
+        headers={"x-pendo-integration-key": API_KEY, "Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=600) as response:
         assert response.status == 200

@@ -80,12 +80,20 @@ def origin() -> Iterator[RecordingOrigin]:
         yield other
 
 
-def expected(truth: GroundTruth, config: dict[str, Any], streams: list[str]) -> dict[str, list[dict[str, Any]]]:
+def expected(
+    truth: GroundTruth, config: dict[str, Any], streams: list[str]
+) -> dict[str, list[dict[str, Any]]]:
     return {stream: truth.records(stream, config) for stream in streams}
 
 
-def run_files(command: str, files: dict[str, str], *, secrets: tuple[str, ...] = (), timeout: float = 120,
-              env: dict[str, str] | None = None) -> ConnectorRun:
+def run_files(
+    command: str,
+    files: dict[str, str],
+    *,
+    secrets: tuple[str, ...] = (),
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> ConnectorRun:
     """The connector with `--config/--state/--catalog` files of exactly this text (broken files cannot go through
     conftest's runners, which write JSON). Output scanned for the key like theirs."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,8 +102,14 @@ def run_files(command: str, files: dict[str, str], *, secrets: tuple[str, ...] =
             path = Path(tmp) / f"{name}.json"
             path.write_text(text)
             args += [f"--{name}", str(path)]
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              env=dict(os.environ, **(env or {})))
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=dict(os.environ, **(env or {})),
+        )
     run = _parsed(ConnectorRun(proc.returncode, proc.stdout, proc.stderr))
     assert_no_secret(run.stdout + run.stderr, API_KEY, *secrets)
     return run
@@ -105,7 +119,9 @@ def assert_loud(run: ConnectorRun, *words: str, failure_type: str | None = None)
     """Non-zero exit, exactly one ERROR trace naming every one of `words`, no traceback as the only output."""
     assert run.returncode != 0, f"exit 0; errors {run.errors()}"
     errors = run.errors()
-    assert len(errors) == 1, f"expected one ERROR trace, got {len(errors)}: {[e.get('message') for e in errors]}; stderr {run.stderr[-800:]}"
+    assert len(errors) == 1, (
+        f"expected one ERROR trace, got {len(errors)}: {[e.get('message') for e in errors]}; stderr {run.stderr[-800:]}"
+    )
     [error] = errors
     for word in words:
         assert word in error["message"], f"the error does not name {word!r}: {error['message']}"
@@ -117,26 +133,40 @@ def assert_loud(run: ConnectorRun, *words: str, failure_type: str | None = None)
 
 def assert_failed_check(run: ConnectorRun, *words: str) -> str:
     statuses = [m["connectionStatus"] for m in run.of_type("CONNECTION_STATUS")]
-    assert len(statuses) == 1, f"check printed {len(statuses)} connection statuses; stdout {run.stdout[-500:]} stderr {run.stderr[-800:]}"
+    assert len(statuses) == 1, (
+        f"check printed {len(statuses)} connection statuses; stdout {run.stdout[-500:]} stderr {run.stderr[-800:]}"
+    )
     assert statuses[0]["status"] == "FAILED", statuses[0]
     for word in words:
-        assert word in statuses[0]["message"], f"the check message does not name {word!r}: {statuses[0]['message']}"
+        assert word in statuses[0]["message"], (
+            f"the check message does not name {word!r}: {statuses[0]['message']}"
+        )
     assert TRACEBACK not in run.stdout + run.stderr
     return statuses[0]["message"]
 
 
-def fill(text: str, emulator: EmulatorProcess, base_config: dict[str, Any], base_url: str | None = None) -> str:
-    start_ms = int(time.mktime(time.strptime(base_config["start_date"], "%Y-%m-%d"))) * 1000 - time.timezone * 1000
-    return (text.replace("{base_url}", base_url or emulator.base_url)
-            .replace("{host}", (base_url or emulator.base_url).split("://", 1)[1])
-            .replace("{start_date}", base_config["start_date"])
-            .replace("{start_ms}", str(start_ms + DAY_MS))
-            .replace("{future_ms}", str(emulator.now_ms + 365 * DAY_MS)))
+def fill(
+    text: str, emulator: EmulatorProcess, base_config: dict[str, Any], base_url: str | None = None
+) -> str:
+    start_ms = (
+        int(time.mktime(time.strptime(base_config["start_date"], "%Y-%m-%d"))) * 1000 - time.timezone * 1000
+    )
+    return (
+        text.replace("{base_url}", base_url or emulator.base_url)
+        .replace("{host}", (base_url or emulator.base_url).split("://", 1)[1])
+        .replace("{start_date}", base_config["start_date"])
+        .replace("{start_ms}", str(start_ms + DAY_MS))
+        .replace("{future_ms}", str(emulator.now_ms + 365 * DAY_MS))
+    )
 
 
 def matching(records: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, Any]:
     """The one ground-truth record an API row became (the fields they share are equal)."""
-    found = [r for r in records if all(r[k] == v for k, v in row.items() if k in r and not isinstance(v, (dict, list)))]
+    found = [
+        r
+        for r in records
+        if all(r[k] == v for k, v in row.items() if k in r and not isinstance(v, (dict, list)))
+    ]
     assert len(found) == 1, f"{len(found)} ground-truth records match the changed row {row}"
     return found[0]
 
@@ -144,29 +174,43 @@ def matching(records: list[dict[str, Any]], row: dict[str, Any]) -> dict[str, An
 # ----------------------------------------------------------------------------------------------- redirects
 
 
-@xfail("requests follows a cross-origin redirect with the x-pendo-integration-key header (it strips only Authorization)")
+@xfail(
+    "requests follows a cross-origin redirect with the x-pendo-integration-key header (it strips only Authorization)"
+)
 @pytest.mark.parametrize("status", [302, 307])
-def test_redirect_to_another_origin_never_sends_the_key_there(status, proxy, config, origin, truth, discovered):
-    proxy.set_modes([{"kind": "redirect", "status": status, "target": origin.base_url, "route": "page"},
-                     {"kind": "redirect", "status": status, "target": origin.base_url, "route": "aggregation"}])
+def test_redirect_to_another_origin_never_sends_the_key_there(
+    status, proxy, config, origin, truth, discovered
+):
+    proxy.set_modes(
+        [
+            {"kind": "redirect", "status": status, "target": origin.base_url, "route": "page"},
+            {"kind": "redirect", "status": status, "target": origin.base_url, "route": "aggregation"},
+        ]
+    )
     streams = ["pages", "events"]
     run = run_connector("read", config, catalog_for(streams, discovered=discovered), timeout=120)
     assert proxy.fired("redirect"), "the redirect was never answered"
-    assert origin.keys_received() == [], f"the key went to another origin ({len(origin.keys_received())} requests)"
+    assert origin.keys_received() == [], (
+        f"the key went to another origin ({len(origin.keys_received())} requests)"
+    )
     assert_never_lost([run], expected(truth, config, streams), lookback_days=1, complete=False)
     if run.returncode != 0:
         assert_loud(run, "redirect")
 
 
 @xfail("an https base_url redirected to http:// is followed, the key sent in clear text")
-def test_https_to_http_redirect_never_sends_the_key_in_clear(emulator, base_config, origin, truth, discovered):
+def test_https_to_http_redirect_never_sends_the_key_in_clear(
+    emulator, base_config, origin, truth, discovered
+):
     """Real TLS: the proxy serves https with a throw-away certificate the connector trusts (REQUESTS_CA_BUNDLE)."""
     with HostileProxy(emulator.base_url, tls=True) as tls:
         config = dict(base_config, base_url=tls.base_url)
         tls.set_modes([{"kind": "redirect", "status": 302, "target": origin.base_url, "route": "page"}])
         env = {"REQUESTS_CA_BUNDLE": str(tls.ca_bundle)}
         checked = run_connector("check", config, env=env, timeout=60)
-        run = run_connector("read", config, catalog_for(["pages"], discovered=discovered), env=env, timeout=120)
+        run = run_connector(
+            "read", config, catalog_for(["pages"], discovered=discovered), env=env, timeout=120
+        )
         assert tls.fired("redirect")
     assert origin.keys_received() == [], "the key was sent over plain http after an https->http redirect"
     assert_failed_check(checked)
@@ -177,8 +221,13 @@ def test_tls_proxy_passes_a_sync_through_unchanged(emulator, base_config, truth,
     """The instrument itself: with no mode, the TLS proxy is transparent (so the test above tests the redirect)."""
     with HostileProxy(emulator.base_url, tls=True) as tls:
         config = dict(base_config, base_url=tls.base_url)
-        run = run_connector("read", config, catalog_for(["pages", "events"], discovered=discovered),
-                            env={"REQUESTS_CA_BUNDLE": str(tls.ca_bundle)}, timeout=120)
+        run = run_connector(
+            "read",
+            config,
+            catalog_for(["pages", "events"], discovered=discovered),
+            env={"REQUESTS_CA_BUNDLE": str(tls.ca_bundle)},
+            timeout=120,
+        )
     assert_never_lost([run], expected(truth, config, ["pages", "events"]), lookback_days=1)
 
 
@@ -188,18 +237,32 @@ TIME_STREAMS = ["events", "guide_events", "visitor_history"]  # day, browserTime
 
 
 @pytest.mark.parametrize("form", ["float", "string"])
-def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground_truth(form, proxy, config, truth, discovered):
-    proxy.set_modes([{"kind": "time_fields", "as": form, "route": "aggregation"},
-                     {"kind": "time_fields", "as": form, "route": "visitor_history"}])
+def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground_truth(
+    form, proxy, config, truth, discovered
+):
+    proxy.set_modes(
+        [
+            {"kind": "time_fields", "as": form, "route": "aggregation"},
+            {"kind": "time_fields", "as": form, "route": "visitor_history"},
+        ]
+    )
     run = run_connector("read", config, catalog_for(TIME_STREAMS, discovered=discovered), timeout=180)
     assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
     assert_never_lost([run], expected(truth, config, TIME_STREAMS), lookback_days=1)
 
 
 @pytest.mark.parametrize("form", ["remove", "text"])
-@pytest.mark.parametrize("stream,route,field", [("events", "aggregation", "day"), ("guide_events", "aggregation", "browserTime"),
-                                                ("visitor_history", "visitor_history", "ts")])
-def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field(form, stream, route, field, proxy, config, truth, discovered):
+@pytest.mark.parametrize(
+    "stream,route,field",
+    [
+        ("events", "aggregation", "day"),
+        ("guide_events", "aggregation", "browserTime"),
+        ("visitor_history", "visitor_history", "ts"),
+    ],
+)
+def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field(
+    form, stream, route, field, proxy, config, truth, discovered
+):
     proxy.set_modes([{"kind": "time_fields", "as": form, "fields": [field], "route": route}])
     run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
     assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
@@ -209,25 +272,42 @@ def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field
 
 # ----------------------------------------------------------------------------------------------- non-row 200s
 
-NON_ROW_TARGETS = [{"route": "segment"}, {"route": "report"}, {"route": "aggregation", "source": "accounts", "body_contains": "\"sort\""},
-                   {"route": "aggregation", "source": "events"}]
+NON_ROW_TARGETS = [
+    {"route": "segment"},
+    {"route": "report"},
+    {"route": "aggregation", "source": "accounts", "body_contains": '"sort"'},
+    {"route": "aggregation", "source": "events"},
+]
 NON_ROW_STREAMS = ["segments", "reports", "accounts", "events"]
 NON_ROW_BODIES = {
     "html_maintenance_page": {"body": MAINTENANCE_HTML, "content_type": "text/html"},
     "text_plain_truncated": {"body": None, "truncate_to": 60, "content_type": "text/plain"},
-    "json_error_object": {"body": json.dumps({"error": "internal error, try again"}), "content_type": "application/json"},
+    "json_error_object": {
+        "body": json.dumps({"error": "internal error, try again"}),
+        "content_type": "application/json",
+    },
 }
 
 
 @pytest.mark.parametrize("kind", list(NON_ROW_BODIES))
-def test_a_200_that_is_not_rows_is_retried_never_read_as_an_empty_page(kind, proxy, config, truth, discovered, request):
+def test_a_200_that_is_not_rows_is_retried_never_read_as_an_empty_page(
+    kind, proxy, config, truth, discovered, request
+):
     """Each target answers the non-row 200 once: a connector that retries reads exactly the truth; one that takes
     it for an empty (or one-row) page loses the rows silently, which the invariant catches."""
     if kind != "text_plain_truncated":
-        request.applymarker(xfail(f"a 200 {kind.replace('_', ' ')} on a REST list or entity aggregation is read as an empty page (rows lost, exit 0)"))
+        request.applymarker(
+            xfail(
+                f"a 200 {kind.replace('_', ' ')} on a REST list or entity aggregation is read as an empty page (rows lost, exit 0)"
+            )
+        )
     else:
-        request.applymarker(xfail("a 200 text/plain truncated body on a REST list or entity aggregation is not retried"))
-    proxy.set_modes([dict(NON_ROW_BODIES[kind], kind="body", times=1, **target) for target in NON_ROW_TARGETS])
+        request.applymarker(
+            xfail("a 200 text/plain truncated body on a REST list or entity aggregation is not retried")
+        )
+    proxy.set_modes(
+        [dict(NON_ROW_BODIES[kind], kind="body", times=1, **target) for target in NON_ROW_TARGETS]
+    )
     run = run_connector("read", config, catalog_for(NON_ROW_STREAMS, discovered=discovered), timeout=240)
     fired = proxy.fired("body")
     assert sorted(r.get("source") or r["route"] for r in fired) == ["accounts", "events", "report", "segment"]
@@ -247,13 +327,24 @@ def small(emulator_now: int) -> Iterator[tuple[EmulatorProcess, GroundTruth]]:
 def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small, base_config, discovered):
     emulator, truth = small
     with HostileProxy(emulator.base_url) as hostile:
-        config = dict(base_config, base_url=hostile.base_url, period="HOUR", page_size=1_000, concurrency=1,
-                      start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 2 * 86400)))
+        config = dict(
+            base_config,
+            base_url=hostile.base_url,
+            period="HOUR",
+            page_size=1_000,
+            concurrency=1,
+            start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 2 * 86400)),
+        )
         hostile.set_modes([{"kind": "ignore_keyset", "route": "aggregation"}])
         started = time.monotonic()
         # pages of 50 rows (the windows here hold a few hundred): follow-up pages are asked for, keyset stripped
-        run = run_connector("read", config, catalog_for(["feature_events"], discovered=discovered), timeout=180,
-                            env={"SOURCE_PENDO_TEST_PAGE_SIZE": "50"})
+        run = run_connector(
+            "read",
+            config,
+            catalog_for(["feature_events"], discovered=discovered),
+            timeout=180,
+            env={"SOURCE_PENDO_TEST_PAGE_SIZE": "50"},
+        )
         elapsed = time.monotonic() - started
         stripped = [r for r in hostile.requests if r.get("keyset_stripped")]
     assert stripped, "no follow-up page was asked for: the test did not test the keyset"
@@ -266,8 +357,18 @@ def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small
 
 @xfail("a server capping results below `limit` looks like the last page: rows are lost with exit 0")
 def test_a_server_capping_results_below_the_limit_is_detected(proxy, config, truth, discovered):
-    proxy.set_modes([{"kind": "cap", "max_rows": 3, "route": "aggregation", "source": "events"},
-                     {"kind": "cap", "max_rows": 2, "route": "aggregation", "source": "accounts", "body_contains": '"sort"'}])
+    proxy.set_modes(
+        [
+            {"kind": "cap", "max_rows": 3, "route": "aggregation", "source": "events"},
+            {
+                "kind": "cap",
+                "max_rows": 2,
+                "route": "aggregation",
+                "source": "accounts",
+                "body_contains": '"sort"',
+            },
+        ]
+    )
     streams = ["events", "accounts"]
     run = run_connector("read", config, catalog_for(streams, discovered=discovered), timeout=120)
     assert any(r.get("changed") for r in proxy.fired("cap")), "the cap never cut a page"
@@ -289,7 +390,9 @@ class _Popen:
             path.write_text(json.dumps(payload))
             args += [f"--{name}", str(path)]
         self.stderr = open(Path(self.tmp.name) / "stderr", "w+")  # noqa: SIM115 - closed in finish()
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL
+        )
         self.secrets = secrets_of(config)
         self.lines: list[bytes] = []
 
@@ -309,7 +412,10 @@ def test_connector_exits_soon_after_its_stdout_is_closed_mid_sync(config, discov
     """Reads three lines, closes the pipe, measures until exit. HANG_BOUND_S (30 s) is a hang detector, not a
     performance assertion: a connector whose reader went away should stop within seconds."""
     config = dict(config, period="HOUR")
-    catalog = catalog_for(["events", "feature_events", "page_events", "guide_events", "visitor_history", "accounts"], discovered=discovered)
+    catalog = catalog_for(
+        ["events", "feature_events", "page_events", "guide_events", "visitor_history", "accounts"],
+        discovered=discovered,
+    )
     run = _Popen(config, catalog)
     try:
         assert run.proc.stdout is not None
@@ -326,13 +432,20 @@ def test_connector_exits_soon_after_its_stdout_is_closed_mid_sync(config, discov
         run.finish()
 
 
-def test_connector_exits_soon_after_its_stdout_is_closed_with_readers_waiting_on_a_full_batch_gate(small, base_config, discovered):
+def test_connector_exits_soon_after_its_stdout_is_closed_with_readers_waiting_on_a_full_batch_gate(
+    small, base_config, discovered
+):
     """The `small` scale by HOUR, several activity streams in parallel: the test stops reading for a few seconds so
     the pipe and the batch gate fill (readers block on the gate), then closes stdout. Before the fix the readers sat
     out the gate's 120 s timeout, again and again, and the framework's threads kept the process alive."""
     emulator, _ = small
-    config = dict(base_config, base_url=emulator.base_url, period="HOUR", page_size=1_000,
-                  start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 3 * 86400)))
+    config = dict(
+        base_config,
+        base_url=emulator.base_url,
+        period="HOUR",
+        page_size=1_000,
+        start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 3 * 86400)),
+    )
     catalog = catalog_for(["events", "feature_events", "page_events", "track_events"], discovered=discovered)
     run = _Popen(config, catalog)
     try:
@@ -364,7 +477,18 @@ MAX_RETRY_AFTER_S = 600
 def test_a_huge_retry_after_is_capped_and_logged_not_slept_for_a_day(config, proxy, discovered):
     """The proxy answers 429 with Retry-After 86400 once. The connector must log a capped wait (<= 600 s) or give up
     with a message; the test reads the log line and kills the run: it never waits for the wait."""
-    proxy.set_modes([{"kind": "status", "status": 429, "retry_after": 86400, "times": 1, "route": "aggregation", "source": "events"}])
+    proxy.set_modes(
+        [
+            {
+                "kind": "status",
+                "status": 429,
+                "retry_after": 86400,
+                "times": 1,
+                "route": "aggregation",
+                "source": "events",
+            }
+        ]
+    )
     run = _Popen(config, catalog_for(["events"], discovered=discovered))
     waits: list[float] = []
     errors: list[str] = []
@@ -406,20 +530,45 @@ def escaped_forms(key: str) -> list[str]:
 
 def test_key_echoed_plain_in_an_error_body_is_never_printed(proxy, config, discovered):
     proxy.set_modes([{"kind": "status", "status": 403, "route": "*", "body": "Forbidden: unknown key {key}"}])
-    run = run_connector("read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"], timeout=120)
+    run = run_connector(
+        "read",
+        config,
+        catalog_for(["events", "pages"], discovered=discovered),
+        extra_args=["--debug"],
+        timeout=120,
+    )
     assert proxy.fired("status")
     assert run.returncode != 0 and {e["failure_type"] for e in run.errors()} == {"config_error"}
 
 
-@xfail("a key holding \" or \\ is printed JSON-escaped: the masking looks for the raw key only")
-def test_key_with_quote_and_backslash_is_masked_in_every_form_even_echoed_json_escaped(proxy, config, discovered, base_config):
+@xfail('a key holding " or \\ is printed JSON-escaped: the masking looks for the raw key only')
+def test_key_with_quote_and_backslash_is_masked_in_every_form_even_echoed_json_escaped(
+    proxy, config, discovered, base_config
+):
     proxy.key_map = {QUOTED_KEY: API_KEY}
     config = dict(config, api_key=QUOTED_KEY)
-    proxy.set_modes([{"kind": "status", "status": 403, "route": "*", "times": None,
-                      "body": '{"error": "unknown key \\"{key_json}\\""}'}])
-    echoed = run_connector("read", config, catalog_for(["events", "pages"], discovered=discovered), extra_args=["--debug"], timeout=120)
+    proxy.set_modes(
+        [
+            {
+                "kind": "status",
+                "status": 403,
+                "route": "*",
+                "times": None,
+                "body": '{"error": "unknown key \\"{key_json}\\""}',
+            }
+        ]
+    )
+    echoed = run_connector(
+        "read",
+        config,
+        catalog_for(["events", "pages"], discovered=discovered),
+        extra_args=["--debug"],
+        timeout=120,
+    )
     proxy.set_modes([])
-    synced = run_connector("read", config, catalog_for(["pages"], discovered=discovered), extra_args=["--debug"], timeout=120)
+    synced = run_connector(
+        "read", config, catalog_for(["pages"], discovered=discovered), extra_args=["--debug"], timeout=120
+    )
     assert proxy.fired("status")
     for run in (echoed, synced):  # run_connector scanned the raw key; these are its escaped forms
         for form in escaped_forms(QUOTED_KEY):
@@ -432,36 +581,81 @@ def test_credentials_in_base_url_are_masked_in_every_output(emulator, base_confi
     text = fill((BROKEN / "config" / "base_url_with_credentials.json").read_text(), emulator, base_config)
     secrets = ("s3cr3t-proxy-pass",)
     checked = run_files("check", {"config": text}, secrets=secrets)
-    read = run_files("read", {"config": text, "catalog": json.dumps(catalog_for(["pages"], discovered=discovered))}, secrets=secrets)
-    unreachable = run_files("check", {"config": text.replace(emulator.base_url.split("://")[1], "127.0.0.1:1")}, secrets=secrets)
-    assert checked.of_type("CONNECTION_STATUS") and read.returncode in (0, 1) and unreachable.of_type("CONNECTION_STATUS")
+    read = run_files(
+        "read",
+        {"config": text, "catalog": json.dumps(catalog_for(["pages"], discovered=discovered))},
+        secrets=secrets,
+    )
+    unreachable = run_files(
+        "check", {"config": text.replace(emulator.base_url.split("://")[1], "127.0.0.1:1")}, secrets=secrets
+    )
+    assert (
+        checked.of_type("CONNECTION_STATUS")
+        and read.returncode in (0, 1)
+        and unreachable.of_type("CONNECTION_STATUS")
+    )
 
 
 # ----------------------------------------------------------------------------------------------- big and odd values
 
 
-@pytest.mark.parametrize("stream,source,field", [("poll_events", "pollEvents", "pollResponse"), ("events", "events", "userAgent")])
-def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(stream, source, field, proxy, config, truth, discovered):
-    proxy.set_modes([{"kind": "big_value", "field": field, "size": 1 << 20, "times": 1, "route": "aggregation", "source": source}])
+@pytest.mark.parametrize(
+    "stream,source,field", [("poll_events", "pollEvents", "pollResponse"), ("events", "events", "userAgent")]
+)
+def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(
+    stream, source, field, proxy, config, truth, discovered
+):
+    proxy.set_modes(
+        [
+            {
+                "kind": "big_value",
+                "field": field,
+                "size": 1 << 20,
+                "times": 1,
+                "route": "aggregation",
+                "source": source,
+            }
+        ]
+    )
     try:  # a hang detector (the sync takes seconds without the big value), not a performance bound
-        run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=HANG_BOUND_S)
+        run = run_connector(
+            "read", config, catalog_for([stream], discovered=discovered), timeout=HANG_BOUND_S
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"the sync did not end within {HANG_BOUND_S} s after a 1 MB value")
     [fired] = [r for r in proxy.fired("big_value") if r.get("changed")]
     want = expected(truth, config, [stream])
     row = fired["changed"]["row"]
     original = matching(want[stream], row)
-    want[stream] = [dict(r, **{field: fired["changed"]["value"]}) if r is original else r for r in want[stream]]
+    want[stream] = [
+        dict(r, **{field: fired["changed"]["value"]}) if r is original else r for r in want[stream]
+    ]
     assert_never_lost([run], want, lookback_days=1)
 
 
-@pytest.mark.parametrize("stream,source", [
-    ("accounts", "accounts"),
-    ("events", "events"),
-])
-def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_error(stream, source, proxy, config, truth, discovered):
-    proxy.set_modes([{"kind": "nested", "field": "deep", "depth": 100_000, "times": 1, "route": "aggregation", "source": source,
-                      "body_contains": '"sort"'}])
+@pytest.mark.parametrize(
+    "stream,source",
+    [
+        ("accounts", "accounts"),
+        ("events", "events"),
+    ],
+)
+def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_error(
+    stream, source, proxy, config, truth, discovered
+):
+    proxy.set_modes(
+        [
+            {
+                "kind": "nested",
+                "field": "deep",
+                "depth": 100_000,
+                "times": 1,
+                "route": "aggregation",
+                "source": source,
+                "body_contains": '"sort"',
+            }
+        ]
+    )
     run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
     assert proxy.fired("nested")
     output = run.stdout + run.stderr
@@ -472,9 +666,21 @@ def test_a_deeply_nested_value_gives_records_or_a_clear_error_never_recursion_er
         assert_loud(run, stream)
 
 
-@xfail("metadata.custom.a_b and metadata.custom_a.b both become metadata_custom_a_b: one value silently overwrites the other")
+@xfail(
+    "metadata.custom.a_b and metadata.custom_a.b both become metadata_custom_a_b: one value silently overwrites the other"
+)
 def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy, config, discovered):
-    proxy.set_modes([{"kind": "metadata_collision", "times": 1, "route": "aggregation", "source": "accounts", "body_contains": '"sort"'}])
+    proxy.set_modes(
+        [
+            {
+                "kind": "metadata_collision",
+                "times": 1,
+                "route": "aggregation",
+                "source": "accounts",
+                "body_contains": '"sort"',
+            }
+        ]
+    )
     run = run_connector("read", config, catalog_for(["accounts"], discovered=discovered), timeout=120)
     assert proxy.fired("metadata_collision")
     if run.returncode != 0:
@@ -482,7 +688,9 @@ def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy,
         return
     [record] = [r for r in run.records("accounts") if r.get("metadata", {}).get("custom_a")]
     columns = {k: v for k, v in record.items() if k != "metadata"}
-    assert {"from custom.a_b", "from custom_a.b"} <= set(map(str, columns.values())), "one of the two values was lost"
+    assert {"from custom.a_b", "from custom_a.b"} <= set(map(str, columns.values())), (
+        "one of the two values was lost"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- ids in paths
@@ -492,16 +700,22 @@ def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy,
 def test_a_report_id_with_dot_dot_slash_is_percent_encoded_in_the_path(proxy, config, truth, discovered):
     report = truth.records("report_results", config)[0]["reportId"]
     proxy.set_modes([{"kind": "hostile_ids", "route": "report", "where": {"id": report}}])
-    run = run_connector("read", config, catalog_for(["reports", "report_results"], discovered=discovered), timeout=120)
+    run = run_connector(
+        "read", config, catalog_for(["reports", "report_results"], discovered=discovered), timeout=120
+    )
     assert any(r.get("changed") for r in proxy.fired("hostile_ids"))
     paths = [r["path"] for r in proxy.requests]
-    assert not [p for p in paths if "/../" in p or p.startswith("/api/v1/" + report)], f"a path was changed by ../: {paths}"
+    assert not [p for p in paths if "/../" in p or p.startswith("/api/v1/" + report)], (
+        f"a path was changed by ../: {paths}"
+    )
     assert any(f"/report/..%2F{report}/results.json" in p for p in paths), paths
     assert run.returncode in (0, 1)
 
 
 def test_a_visitor_id_with_dot_dot_slash_is_percent_encoded_in_the_history_path(proxy, config, discovered):
-    proxy.set_modes([{"kind": "hostile_ids", "route": "aggregation", "source": "events", "field": "visitorId"}])
+    proxy.set_modes(
+        [{"kind": "hostile_ids", "route": "aggregation", "source": "events", "field": "visitorId"}]
+    )
     run_connector("read", config, catalog_for(["visitor_history"], discovered=discovered), timeout=120)
     paths = [r["path"] for r in proxy.requests if r["route"] in ("visitor_history", "unknown")]
     assert paths and not [p for p in paths if "/../" in p], paths
@@ -516,18 +730,24 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@xfail("a refused connection is retried for minutes (logged like rate limiting) before an error that does not name base_url")
+@xfail(
+    "a refused connection is retried for minutes (logged like rate limiting) before an error that does not name base_url"
+)
 def test_a_connection_refused_names_base_url_within_seconds(base_config, discovered):
     config = dict(base_config, base_url=f"http://127.0.0.1:{_closed_port()}")
     started = time.monotonic()
     try:
-        run = run_connector("read", config, catalog_for(["pages", "events"], discovered=discovered), timeout=45)
+        run = run_connector(
+            "read", config, catalog_for(["pages", "events"], discovered=discovered), timeout=45
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("no answer within 45 s")
     assert time.monotonic() - started < 45
     error = assert_loud(run, "`base_url`")
     assert "rate limit" not in error["message"].lower()
-    assert not [line for line in run.logs() if "rate limit" in line.lower()], "connection errors logged as rate limits"
+    assert not [line for line in run.logs() if "rate limit" in line.lower()], (
+        "connection errors logged as rate limits"
+    )
 
 
 def test_check_on_a_refused_connection_names_base_url_within_seconds(base_config):
@@ -540,7 +760,9 @@ def test_check_on_a_refused_connection_names_base_url_within_seconds(base_config
 
 @xfail("check on a 404 says 'Pendo may be down, try again later' instead of naming a wrong URL (`base_url`)")
 def test_check_on_a_404_says_the_url_is_wrong(proxy, config):
-    proxy.set_modes([{"kind": "status", "status": 404, "route": "*", "body": "Not Found", "content_type": "text/plain"}])
+    proxy.set_modes(
+        [{"kind": "status", "status": 404, "route": "*", "body": "Not Found", "content_type": "text/plain"}]
+    )
     run = run_connector("check", config, timeout=60)
     message = assert_failed_check(run, "`base_url`")
     assert "may be down" not in message
@@ -563,11 +785,29 @@ BROKEN_FILE_XFAILS = {
     "catalog/not_json": "a catalog that is not JSON ends in a traceback, not one config error",
     "catalog/not_an_object": "a catalog that is a JSON string ends in a traceback, not one config error",
 }
-CONFIG_WORDS = {"base_url_not_a_string": "`base_url`", "region_a_list": "`region`", "app_id_5000_digits": "`app_ids`",
-                "start_date_year_1": "`start_date`"}
-REJECTED = sorted(f"{kind}/{p.stem}" for kind in ("config", "state", "catalog") for p in (BROKEN / kind).glob("*.json")
-                  if p.stem not in ("base_url_with_credentials", "key_with_quote_and_backslash", "app_id_trailing_newline",
-                                    "legacy_bare_dict", "global", "cursor_future", "cursor_null", "cursor_text", "cursor_1e300"))
+CONFIG_WORDS = {
+    "base_url_not_a_string": "`base_url`",
+    "region_a_list": "`region`",
+    "app_id_5000_digits": "`app_ids`",
+    "start_date_year_1": "`start_date`",
+}
+REJECTED = sorted(
+    f"{kind}/{p.stem}"
+    for kind in ("config", "state", "catalog")
+    for p in (BROKEN / kind).glob("*.json")
+    if p.stem
+    not in (
+        "base_url_with_credentials",
+        "key_with_quote_and_backslash",
+        "app_id_trailing_newline",
+        "legacy_bare_dict",
+        "global",
+        "cursor_future",
+        "cursor_null",
+        "cursor_text",
+        "cursor_1e300",
+    )
+)
 
 
 def _params(cases: list[str], xfails: dict[str, str]) -> list[Any]:
@@ -578,7 +818,10 @@ def _params(cases: list[str], xfails: dict[str, str]) -> list[Any]:
 def test_a_broken_file_gets_one_airbyte_message_not_a_traceback(case, emulator, base_config, discovered):
     kind, name = case.split("/")
     text = fill((BROKEN / kind / f"{name}.json").read_text(), emulator, base_config)
-    files = {"config": json.dumps(base_config), "catalog": json.dumps(catalog_for(["events"], discovered=discovered))}
+    files = {
+        "config": json.dumps(base_config),
+        "catalog": json.dumps(catalog_for(["events"], discovered=discovered)),
+    }
     files[kind] = text
     word = CONFIG_WORDS.get(name, "config" if kind == "config" else kind)
     if kind == "config":
@@ -595,19 +838,37 @@ STATE_XFAILS = {
 
 
 @pytest.mark.parametrize("case", _params(["cursor_null", "cursor_text", "cursor_1e300"], STATE_XFAILS))
-def test_an_invalid_cursor_in_the_state_is_a_config_error_naming_the_stream(case, emulator, base_config, discovered):
+def test_an_invalid_cursor_in_the_state_is_a_config_error_naming_the_stream(
+    case, emulator, base_config, discovered
+):
     text = fill((BROKEN / "state" / f"{case}.json").read_text(), emulator, base_config)
-    run = run_files("read", {"config": json.dumps(base_config), "state": text,
-                             "catalog": json.dumps(catalog_for(["events"], discovered=discovered))}, timeout=60)
+    run = run_files(
+        "read",
+        {
+            "config": json.dumps(base_config),
+            "state": text,
+            "catalog": json.dumps(catalog_for(["events"], discovered=discovered)),
+        },
+        timeout=60,
+    )
     assert "1e+300" not in run.stdout and "1e300" not in run.stdout, "the absurd cursor was written back"
     assert_loud(run, "events", failure_type="config_error")
 
 
 @pytest.mark.parametrize("case", _params(["cursor_future"], STATE_XFAILS))
-def test_a_cursor_in_the_future_is_rejected_or_ignored_with_a_warning_never_silently_skipping(case, emulator, base_config, truth, discovered):
+def test_a_cursor_in_the_future_is_rejected_or_ignored_with_a_warning_never_silently_skipping(
+    case, emulator, base_config, truth, discovered
+):
     text = fill((BROKEN / "state" / f"{case}.json").read_text(), emulator, base_config)
-    run = run_files("read", {"config": json.dumps(base_config), "state": text,
-                             "catalog": json.dumps(catalog_for(["events"], discovered=discovered))}, timeout=60)
+    run = run_files(
+        "read",
+        {
+            "config": json.dumps(base_config),
+            "state": text,
+            "catalog": json.dumps(catalog_for(["events"], discovered=discovered)),
+        },
+        timeout=60,
+    )
     if run.returncode != 0:
         assert_loud(run, "events", failure_type="config_error")
         return
@@ -621,8 +882,15 @@ def test_a_legacy_or_global_state_is_read_or_rejected_by_name(case, emulator, ba
     """Either the state is understood (exactly the records after its cursor's lookback... here: the invariant on
     the whole truth, counting what the cursor skips as read before), or one config error naming the state."""
     text = fill((BROKEN / "state" / f"{case}.json").read_text(), emulator, base_config)
-    run = run_files("read", {"config": json.dumps(base_config), "state": text,
-                             "catalog": json.dumps(catalog_for(["events"], discovered=discovered))}, timeout=60)
+    run = run_files(
+        "read",
+        {
+            "config": json.dumps(base_config),
+            "state": text,
+            "catalog": json.dumps(catalog_for(["events"], discovered=discovered)),
+        },
+        timeout=60,
+    )
     assert TRACEBACK not in run.stderr
     if run.returncode != 0:
         assert_loud(run, "state", failure_type="config_error")
@@ -631,14 +899,21 @@ def test_a_legacy_or_global_state_is_read_or_rejected_by_name(case, emulator, ba
     begin = frontier - DAY_MS  # one day of lookback
     want = [r for r in truth.records("events", base_config) if r["periodStart"] >= begin]
     got = run.records("events")
-    assert len(got) == len(want) or len(got) == len(truth.records("events", base_config)), (len(got), len(want))
+    assert len(got) == len(want) or len(got) == len(truth.records("events", base_config)), (
+        len(got),
+        len(want),
+    )
 
 
 def base_config_start_ms(base_config: dict[str, Any]) -> int:
-    return int(time.mktime(time.strptime(base_config["start_date"], "%Y-%m-%d"))) * 1000 - time.timezone * 1000
+    return (
+        int(time.mktime(time.strptime(base_config["start_date"], "%Y-%m-%d"))) * 1000 - time.timezone * 1000
+    )
 
 
-@xfail("an app id with a trailing newline passes validation (`$` matches before it) and is kept untrimmed as the state's partition key")
+@xfail(
+    "an app id with a trailing newline passes validation (`$` matches before it) and is kept untrimmed as the state's partition key"
+)
 def test_an_app_id_with_a_trailing_newline_is_trimmed_or_rejected(emulator, base_config, truth, discovered):
     text = fill((BROKEN / "config" / "app_id_trailing_newline.json").read_text(), emulator, base_config)
     catalog = json.dumps(catalog_for(["events"], discovered=discovered))
@@ -648,7 +923,9 @@ def test_an_app_id_with_a_trailing_newline_is_trimmed_or_rejected(emulator, base
         assert_loud(run, "`app_ids`", failure_type="config_error")
         assert_failed_check(checked, "`app_ids`")
         return
-    assert_never_lost([run], expected(truth, dict(base_config, app_ids=[ONE_APP]), ["events"]), lookback_days=1)
+    assert_never_lost(
+        [run], expected(truth, dict(base_config, app_ids=[ONE_APP]), ["events"]), lookback_days=1
+    )
     partitions = {p for s in run.states() for p in (s["stream"]["stream_state"].get("apps") or {})}
     assert partitions == {ONE_APP}, f"the state keeps the untrimmed id: {partitions}"
 
@@ -661,7 +938,9 @@ def _change(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec["first"], spec["second"]
 
 
-@xfail("turning include_anonymous_visitors on keeps the state: anonymous rows before the saved cursor are never read")
+@xfail(
+    "turning include_anonymous_visitors on keeps the state: anonymous rows before the saved cursor are never read"
+)
 def test_turning_anonymous_visitors_on_reads_their_history_or_says_to_reset(base_config, truth, discovered):
     first, second = _change("include_anonymous_visitors_off_then_on")
     streams = ["events", "visitors"]
@@ -674,7 +953,9 @@ def test_turning_anonymous_visitors_on_reads_their_history_or_says_to_reset(base
     assert_never_lost([one, two], expected(truth, dict(base_config, **second), streams), lookback_days=1)
 
 
-@xfail("start_date 2026-11-20T00:00:00Z then 2026-11-20 (the same instant) compares as moved back: everything is re-read")
+@xfail(
+    "start_date 2026-11-20T00:00:00Z then 2026-11-20 (the same instant) compares as moved back: everything is re-read"
+)
 def test_the_same_start_date_written_differently_changes_nothing(base_config, truth, discovered):
     first, second = _change("start_date_timestamp_then_date")
     if int(time.mktime(time.strptime(second["start_date"], "%Y-%m-%d"))) > time.time():

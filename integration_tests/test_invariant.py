@@ -11,7 +11,17 @@ from integration_tests.invariant import DAY_MS, KILLED, assert_never_lost
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % DAY_MS
 ROWS = [
-    {"appId": 1, "visitorId": "a", "accountId": "x", "server": "s", "remoteIp": None, "userAgent": "u", "periodStart": T0 + i * DAY_MS, "day": T0 + i * DAY_MS, "numEvents": i}
+    {
+        "appId": 1,
+        "visitorId": "a",
+        "accountId": "x",
+        "server": "s",
+        "remoteIp": None,
+        "userAgent": "u",
+        "periodStart": T0 + i * DAY_MS,
+        "day": T0 + i * DAY_MS,
+        "numEvents": i,
+    }
     for i in range(4)
 ]
 
@@ -21,14 +31,30 @@ def record(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def state(frontier: int) -> dict[str, Any]:
-    stream_state = {"version": 1, "period": "DAY", "start_date": "x", "apps": {"*": {"periodStart": frontier}}}
-    return {"type": "STATE", "state": {"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": stream_state}}}
+    stream_state = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "x",
+        "apps": {"*": {"periodStart": frontier}},
+    }
+    return {
+        "type": "STATE",
+        "state": {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": "events"}, "stream_state": stream_state},
+        },
+    }
 
 
-ERROR = {"type": "TRACE", "trace": {"type": "ERROR", "error": {"message": "boom", "failure_type": "system_error"}}}
+ERROR = {
+    "type": "TRACE",
+    "trace": {"type": "ERROR", "error": {"message": "boom", "failure_type": "system_error"}},
+}
 
 
-def sync(returncode: int, *messages: dict[str, Any], state_in: list[dict[str, Any]] | None = None) -> ConnectorRun:
+def sync(
+    returncode: int, *messages: dict[str, Any], state_in: list[dict[str, Any]] | None = None
+) -> ConnectorRun:
     return ConnectorRun(returncode, "", "", list(messages), state_in=state_in)
 
 
@@ -38,8 +64,14 @@ def check(*syncs: ConnectorRun, complete: bool = True) -> None:
 
 def test_invariant_holds_for_a_sync_killed_and_resumed_inside_the_lookback():
     killed = sync(KILLED, record(ROWS[0]), record(ROWS[1]), state(T0 + 2 * DAY_MS))
-    resumed = sync(0, record(ROWS[1]), record(ROWS[2]), record(ROWS[3]), state(T0 + 4 * DAY_MS),
-                   state_in=[killed.messages[-1]["state"]])
+    resumed = sync(
+        0,
+        record(ROWS[1]),
+        record(ROWS[2]),
+        record(ROWS[3]),
+        state(T0 + 4 * DAY_MS),
+        state_in=[killed.messages[-1]["state"]],
+    )
     check(killed, resumed)
 
 
@@ -52,12 +84,32 @@ def test_invariant_holds_for_a_sync_killed_and_resumed_inside_the_lookback():
         ([sync(0, *map(record, ROWS), record(dict(ROWS[0], numEvents=99)))], "not in the ground truth"),
         ([sync(0, *map(record, ROWS), record(ROWS[0]))], "twice in one sync"),
         ([sync(1, record(ROWS[0]), state(T0 + 2 * DAY_MS), ERROR)], "was never emitted"),
-        ([sync(0, record(ROWS[0]), record(ROWS[1]), state(T0 + 2 * DAY_MS), record(ROWS[2]), record(ROWS[3])),
-          sync(0, *map(record, ROWS), state_in=[state(T0 + 2 * DAY_MS)["state"]])], "before its lookback window"),
+        (
+            [
+                sync(
+                    0,
+                    record(ROWS[0]),
+                    record(ROWS[1]),
+                    state(T0 + 2 * DAY_MS),
+                    record(ROWS[2]),
+                    record(ROWS[3]),
+                ),
+                sync(0, *map(record, ROWS), state_in=[state(T0 + 2 * DAY_MS)["state"]]),
+            ],
+            "before its lookback window",
+        ),
         ([sync(1, record(ROWS[0]), ERROR)], "the last sync exited 1"),
     ],
-    ids=["missing-at-exit-0", "failed-silently", "error-at-exit-0", "invented-record", "duplicate-in-a-sync",
-         "state-ahead-of-records", "re-read-beyond-lookback", "scenario-ends-failed"],
+    ids=[
+        "missing-at-exit-0",
+        "failed-silently",
+        "error-at-exit-0",
+        "invented-record",
+        "duplicate-in-a-sync",
+        "state-ahead-of-records",
+        "re-read-beyond-lookback",
+        "scenario-ends-failed",
+    ],
 )
 def test_invariant_fails_when(syncs, complaint):
     with pytest.raises(AssertionError, match=complaint):

@@ -23,7 +23,7 @@ CONNECTOR = [str(Path(sys.executable).parent / "source-pendo")]
 
 
 def run(command: str, tmp: Path, **files: object) -> tuple[list[dict], float]:
-    args = CONNECTOR + [command]
+    args = [*CONNECTOR, command]
     for name, payload in files.items():
         path = tmp / f"{name}.json"
         path.write_text(json.dumps(payload))
@@ -33,7 +33,11 @@ def run(command: str, tmp: Path, **files: object) -> tuple[list[dict], float]:
     elapsed = time.monotonic() - started
     messages = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:
-        errors = [m["trace"]["error"]["message"] for m in messages if m.get("type") == "TRACE" and m["trace"].get("type") == "ERROR"]
+        errors = [
+            m["trace"]["error"]["message"]
+            for m in messages
+            if m.get("type") == "TRACE" and m["trace"].get("type") == "ERROR"
+        ]
         sys.exit(f"{command} failed (exit {proc.returncode}): {errors or proc.stderr[-2000:]}")
     return messages, elapsed
 
@@ -44,11 +48,21 @@ def main() -> None:
     parser.add_argument("--period", default="DAY", choices=["DAY", "HOUR"])
     args = parser.parse_args()
     print(f"Starting the Pendo emulator ({args.scale} dataset)...")
-    with EmulatorProcess(scale=args.scale, tz="America/New_York") as emulator, tempfile.TemporaryDirectory() as tmp_dir:
+    with (
+        EmulatorProcess(scale=args.scale, tz="America/New_York") as emulator,
+        tempfile.TemporaryDirectory() as tmp_dir,
+    ):
         tmp = Path(tmp_dir)
         start_date = time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 14 * 86400))
-        config = {"api_key": "emulator-key.us", "base_url": emulator.base_url, "start_date": start_date, "period": args.period}
-        print(f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps\n")
+        config = {
+            "api_key": "emulator-key.us",
+            "base_url": emulator.base_url,
+            "start_date": start_date,
+            "period": args.period,
+        }
+        print(
+            f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps\n"
+        )
 
         spec, _ = run("spec", tmp)
         properties = spec[-1]["spec"]["connectionSpecification"]["properties"]
@@ -62,16 +76,30 @@ def main() -> None:
         streams = next(m for m in discover if m["type"] == "CATALOG")["catalog"]["streams"]
         print(f"discover: {len(streams)} streams\n")
 
-        catalog = {"streams": [
-            {
-                "stream": s,
-                "sync_mode": "incremental" if "incremental" in s["supported_sync_modes"] else "full_refresh",
-                "destination_sync_mode": "append_dedup" if "incremental" in s["supported_sync_modes"] and s.get("source_defined_primary_key") else "overwrite",
-                **({"cursor_field": s.get("default_cursor_field", [])} if "incremental" in s["supported_sync_modes"] else {}),
-                **({"primary_key": s["source_defined_primary_key"]} if s.get("source_defined_primary_key") else {}),
-            }
-            for s in streams
-        ]}
+        catalog = {
+            "streams": [
+                {
+                    "stream": s,
+                    "sync_mode": "incremental"
+                    if "incremental" in s["supported_sync_modes"]
+                    else "full_refresh",
+                    "destination_sync_mode": "append_dedup"
+                    if "incremental" in s["supported_sync_modes"] and s.get("source_defined_primary_key")
+                    else "overwrite",
+                    **(
+                        {"cursor_field": s.get("default_cursor_field", [])}
+                        if "incremental" in s["supported_sync_modes"]
+                        else {}
+                    ),
+                    **(
+                        {"primary_key": s["source_defined_primary_key"]}
+                        if s.get("source_defined_primary_key")
+                        else {}
+                    ),
+                }
+                for s in streams
+            ]
+        }
         messages, elapsed = run("read", tmp, config=config, catalog=catalog)
         counts = Counter(m["record"]["stream"] for m in messages if m["type"] == "RECORD")
         states = [m for m in messages if m["type"] == "STATE"]
@@ -85,7 +113,9 @@ def main() -> None:
         last_state = {m["state"]["stream"]["stream_descriptor"]["name"]: m["state"] for m in states}
         second, elapsed = run("read", tmp, config=config, catalog=catalog, state=list(last_state.values()))
         again = sum(1 for m in second if m["type"] == "RECORD")
-        print(f"read again with the saved state: {again:,} records in {elapsed:.1f} s (entities re-checked, activity from the lookback window)")
+        print(
+            f"read again with the saved state: {again:,} records in {elapsed:.1f} s (entities re-checked, activity from the lookback window)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""`check`: one cheap call, GET /page?expand=*, turned into one actionable message per failure.
+"""`check`: two cheap calls, GET /page?expand=* and a one-row aggregation, each failure one actionable message.
+
+The GET proves host, region and key; the aggregation (`pages` source, `limit 1`) proves the key may run
+aggregation queries, which Pendo allows only with "Allow Write Access" on the key (BEHAVIOR.md §R-14): a
+read-only key passes every GET and is refused every aggregation. A 403 whose body names a rate limit is
+throttling (BEHAVIOR.md §R-13): asked again after a short pause, never reported as a wrong key.
 
 Why the manifest cannot say it: `CheckStream` reads a stream through the retrying requester (a dead host
 would take minutes to report), its messages cannot name the region a key's suffix points to, and it cannot
@@ -8,33 +13,36 @@ compare `app_ids` with the apps the subscription really has.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import requests
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.api import quick_get
-from source_pendo.config import DEFAULTS, REGION_HOSTS, api_base, validate_config
+from source_pendo.api import quick_aggregation, quick_get
+from source_pendo.config import DEFAULTS, api_base, validate_config
+from source_pendo.errors import KEYS_PAGE, WRITE_ACCESS, body_start, is_rate_limited, wrong_region
+from source_pendo.pendo import EVERY_APP
 
-KEYS_PAGE = "Settings > Integrations > Integration Keys"
+THROTTLED_ATTEMPTS = 3
+THROTTLED_PAUSE_SECONDS = 2.0
 
 
 def _failed(message: str) -> AirbyteConnectionStatus:
     return AirbyteConnectionStatus(status=Status.FAILED, message=message)
 
 
-def _wrong_region(config: Mapping[str, Any]) -> str:
-    """The 400 message, naming the region a region-suffixed key (`….eu`) points to when it is another one."""
-    message = (
-        f"{api_base(config)} answered 400, which is how Pendo answers a valid key used against another "
-        f"region's host; set `region` to the subscription's region ({', '.join(REGION_HOSTS)}) or fix `base_url`."
-    )
-    suffix = str(config.get("api_key", "")).rsplit(".", 1)[-1].lower()
-    if suffix in REGION_HOSTS and suffix != config.get("region", DEFAULTS["region"]):
-        message += f" The key ends with .{suffix}, which suggests region {suffix}."
-    return message
+def _unthrottled(send: Callable[[], requests.Response]) -> requests.Response:
+    """`send()`, asked again after a pause while Pendo answers 403 naming a rate limit (at most 3 times)."""
+    response = send()
+    for _ in range(THROTTLED_ATTEMPTS - 1):
+        if response.status_code != 403 or not is_rate_limited(response):
+            break
+        time.sleep(THROTTLED_PAUSE_SECONDS)
+        response = send()
+    return response
 
 
 def _app_ids(pages: Iterable[Any]) -> set[int]:
@@ -58,7 +66,7 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
 
     host = api_base(config)
     try:
-        response = quick_get(config, "page", {"expand": "*"})
+        response = _unthrottled(lambda: quick_get(config, "page", {"expand": "*"}))
     except (requests.ConnectionError, requests.Timeout) as error:
         logger.info(f"check: GET {host}/page failed: {type(error).__name__}")
         return _failed(
@@ -68,12 +76,17 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
         )
 
     if response.status_code in (401, 403):
+        if is_rate_limited(response):
+            return _failed(
+                f"Pendo kept throttling the check (HTTP 403 naming a rate limit from {host}); try again later."
+            )
         return _failed(
             f"Pendo rejected the integration key (HTTP {response.status_code} from {host}). Check `api_key`: "
-            f"create or copy a key in Pendo under {KEYS_PAGE} (read access is enough)."
+            f'create or copy a key in Pendo under {KEYS_PAGE}, with "Allow Write Access" on (Pendo requires it '
+            "for aggregation queries; the connector never writes)."
         )
     if response.status_code == 400:
-        return _failed(_wrong_region(config))
+        return _failed(wrong_region(config))
     if not response.ok:
         return _failed(
             f"{host}/page answered HTTP {response.status_code}; Pendo may be down, try again later."
@@ -94,4 +107,46 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
             f"App ID(s) {', '.join(missing)} not found in this subscription "
             f"(apps with tagged pages: {known}); check `app_ids`."
         )
+    return _check_aggregation(config, logger)
+
+
+def _check_aggregation(config: Mapping[str, Any], logger: logging.Logger) -> AirbyteConnectionStatus:
+    """One row of the `pages` source: the key may run aggregation queries (needs write access, §R-14)."""
+    host = api_base(config)
+    pipeline: list[dict[str, Any]] = [
+        {"source": {"pages": {"appId": config.get("app_ids") or EVERY_APP}}},
+        {"limit": 1},
+    ]
+    try:
+        response = _unthrottled(lambda: quick_aggregation(config, pipeline, "check"))
+    except (requests.ConnectionError, requests.Timeout) as error:
+        logger.info(f"check: POST {host}/aggregation failed: {type(error).__name__}")
+        return _failed(
+            f"Could not reach Pendo's aggregation API at {host}/aggregation ({type(error).__name__}); try again later."
+        )
+    if response.status_code in (401, 403):
+        if is_rate_limited(response):
+            return _failed(
+                f"Pendo kept throttling the check (HTTP 403 naming a rate limit from {host}); try again later."
+            )
+        return _failed(
+            f"The integration key can read but Pendo refused an aggregation query with it (HTTP "
+            f"{response.status_code} from {host}/aggregation): the key lacks write access. {WRITE_ACCESS}"
+        )
+    if response.status_code == 400:
+        return _failed(
+            f"Pendo refused an aggregation query (HTTP 400 from {host}/aggregation: "
+            f'"{body_start(response, config)}") although the same key and host serve GET /page: the '
+            "subscription's plan may lack access to Pendo's Aggregation API, or its key may not use it."
+        )
+    if not response.ok:
+        return _failed(
+            f"{host}/aggregation answered HTTP {response.status_code}; Pendo may be down, try again later."
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("results") or [], list):
+        return _failed(f"{host}/aggregation did not answer an aggregation result: check `base_url`.")
     return AirbyteConnectionStatus(status=Status.SUCCEEDED)

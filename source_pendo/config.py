@@ -72,7 +72,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
     if not isinstance(api_key, str) or not api_key.strip():
         raise _config_error(
             "`api_key` is empty: paste a Pendo integration key (Settings > Integrations > Integration Keys; "
-            "read access is enough)."
+            'with "Allow Write Access" on, which Pendo requires for aggregation queries).'
         )
     if not _KEY_CHARACTERS.fullmatch(api_key):
         # Never echo the key. requests would refuse it as a header value with an error that quotes it.

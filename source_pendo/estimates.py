@@ -31,8 +31,9 @@ from source_pendo.pendo import EVERY_APP
 
 def _count_source(stream: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The aggregation source the stream reads (manifest.yaml, entity_aggregation_requester)."""
-    if stream == "visitors":
-        return {"visitors": {"identified": not config.get("include_anonymous_visitors", False)}}
+    if stream == "visitors":  # every app's visitors, whatever app_ids says (BEHAVIOR.md §R-2)
+        identified = not config.get("include_anonymous_visitors", False)
+        return {"visitors": {"identified": identified, "appId": EVERY_APP}}
     return {"accounts": {"appId": config.get("app_ids") or EVERY_APP}}
 
 
@@ -56,7 +57,8 @@ def entity_estimates(
                 config, [{"source": _count_source(name, config)}, {"count": None}], f"{name}-count"
             )
             response.raise_for_status()
-            count = int(response.json()["results"][0]["count"])
+            rows = response.json()["results"] or []  # `"results": null` is no rows (BEHAVIOR.md §R-5)
+            count = int(rows[0]["count"]) if rows else 0
         except Exception as error:  # an estimate must never fail the sync
             logger.info(f"{name}: no size estimate ({type(error).__name__}); reading without one.")
             continue

@@ -70,7 +70,9 @@ def mock_metadata_schema(http_mocker: HttpMocker, stream: str) -> None:
     http_mocker.get(get_request(f"metadata/schema/{kind}"), json_response(payload(f"metadata_{kind}s")))
 
 
-def mock_count(http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None) -> None:
+def mock_count(
+    http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None
+) -> None:
     """The size estimate's count request, sent before a read of accounts or visitors without saved state."""
     http_mocker.post(count_request(stream, source), response or count_response())
 
@@ -81,7 +83,10 @@ def count_request(stream: str, source: dict[str, Any]) -> HttpRequest:
         url=f"{API_BASE}/aggregation",
         body={
             "response": {"mimeType": "application/json"},
-            "request": {"name": f"source-pendo-{stream}-count", "pipeline": [{"source": source}, {"count": None}]},
+            "request": {
+                "name": f"source-pendo-{stream}-count",
+                "pipeline": [{"source": source}, {"count": None}],
+            },
         },
     )
 
@@ -169,8 +174,17 @@ class ActivityStream:
         """`day`/`hour` for the rollups (by period), the raw event's own time for guide and poll events."""
         return period.lower() if self.rollup else "browserTime"
 
-    def request(self, start: int, end: int, period: str = "DAY", app: str = "*", anonymous: bool = False,
-                keyset: tuple[int, str] | None = None, limit: int = 50_000, after: int | None = None) -> HttpRequest:
+    def request(
+        self,
+        start: int,
+        end: int,
+        period: str = "DAY",
+        app: str = "*",
+        anonymous: bool = False,
+        keyset: tuple[int, str] | None = None,
+        limit: int = 50_000,
+        after: int | None = None,
+    ) -> HttpRequest:
         """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict. Production value
         forms (appId a list of numeric strings, `last` a numeric string); a rollup `keyset` asks its bucket
         alone (`t == B && visitorId >= "V"`), `after` the buckets after B; raw events ask hourly periods with
@@ -178,7 +192,11 @@ class ActivityStream:
         t = self.time_field(period)
         app_id: Any = ALL_APPS if app == "*" else [app]
         first, last = (keyset[0], keyset[0]) if keyset is not None and self.rollup else (start, end - 1)
-        series = {"period": PERIOD_RANGE[period] if self.rollup else "hourRange", "first": first, "last": str(last)}
+        series = {
+            "period": PERIOD_RANGE[period] if self.rollup else "hourRange",
+            "first": first,
+            "last": str(last),
+        }
         pipeline: list[dict[str, Any]] = [{"source": {self.source: {"appId": app_id}, "timeSeries": series}}]
         if not anonymous:
             pipeline.append({"identified": "visitorId"})
@@ -192,7 +210,10 @@ class ActivityStream:
         pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
         return HttpRequest(
             url=f"{API_BASE}/aggregation",
-            body={"response": {"mimeType": "application/json"}, "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline}},
+            body={
+                "response": {"mimeType": "application/json"},
+                "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline},
+            },
         )
 
     def rows(self, period: str = "DAY", at: int = MAR_1, app: str = "*") -> list[dict[str, Any]]:

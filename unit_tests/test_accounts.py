@@ -22,7 +22,7 @@ def _accounts_request(app_ids: object = ALL_APPS):
     return aggregation_request(
         _STREAM,
         {"accounts": {"appId": app_ids}},
-        'accountId > "" && metadata.auto.lastupdated >= 0',
+        'accountId > ""',
         "accountId",
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalog
@@ -19,13 +19,21 @@ SCHEMAS = Path(__file__).parent.parent / "source_pendo" / "schemas"
 CONFIG = {"api_key": "00000000-unit-test-key.us", "start_date": "2024-01-01", "lookback_window_days": 1}
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
-ACTIVITY = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events", "visitor_history"]
+ACTIVITY = [
+    "events",
+    "feature_events",
+    "page_events",
+    "track_events",
+    "guide_events",
+    "poll_events",
+    "visitor_history",
+]
 
 
 class _Redeclared(SourcePendo):
     """The connector with the `events` stream's declaration changed in the manifest it loads."""
 
-    changes: dict[str, Any] = {}
+    changes: ClassVar[dict[str, Any]] = {}
 
     def _read_and_parse_yaml_file(self, path_to_yaml_file: str) -> ConnectionDefinition:
         manifest = super()._read_and_parse_yaml_file(path_to_yaml_file)
@@ -46,7 +54,9 @@ def test_every_activity_stream_is_built_by_the_activity_package():
 def test_activity_stream_schema_is_what_the_manifest_schema_loader_gives(name):
     source = SourcePendo(CONFIG)
     declared = next(s for s in source.resolved_manifest["streams"] if s["name"] == name)
-    loader = JsonFileSchemaLoader(config=source._config, parameters={"name": name}, file_path=declared["schema_loader"]["file_path"])
+    loader = JsonFileSchemaLoader(
+        config=source._config, parameters={"name": name}, file_path=declared["schema_loader"]["file_path"]
+    )
     assert _streams(source)[name].get_json_schema() == loader.get_json_schema()
     assert loader.get_json_schema() == json.loads((SCHEMAS / f"{name}.json").read_text())
 
@@ -77,19 +87,41 @@ def test_given_the_manifest_start_and_lookback_when_reading_then_the_activity_cu
     assert _first_window_start(_Redeclared(CONFIG)) == start
 
     frontier = start + 20 * DAY_MS
-    state = StateBuilder().with_stream_state(
-        "events", {"version": 1, "period": "DAY", "start_date": "2024-01-01", "apps": {"*": {"periodStart": frontier}}}
-    ).build()
+    state = (
+        StateBuilder()
+        .with_stream_state(
+            "events",
+            {
+                "version": 1,
+                "period": "DAY",
+                "start_date": "2024-01-01",
+                "apps": {"*": {"periodStart": frontier}},
+            },
+        )
+        .build()
+    )
     catalog = ConfiguredAirbyteCatalog(streams=[])
     assert _first_window_start(_Redeclared(CONFIG, catalog, state)) == frontier - 3 * DAY_MS
 
 
-def test_given_the_default_manifest_then_activity_streams_start_at_start_date_and_look_back_lookback_window_days(monkeypatch):
+def test_given_the_default_manifest_then_activity_streams_start_at_start_date_and_look_back_lookback_window_days(
+    monkeypatch,
+):
     monkeypatch.setenv("SOURCE_PENDO_NOW_MS", str(1_720_000_000_000))
     assert _first_window_start(SourcePendo(CONFIG)) == 1_704_067_200_000  # 2024-01-01T00:00Z
     frontier = 1_710_000_000_000
-    state = StateBuilder().with_stream_state(
-        "events", {"version": 1, "period": "DAY", "start_date": "2024-01-01", "apps": {"*": {"periodStart": frontier}}}
-    ).build()
+    state = (
+        StateBuilder()
+        .with_stream_state(
+            "events",
+            {
+                "version": 1,
+                "period": "DAY",
+                "start_date": "2024-01-01",
+                "apps": {"*": {"periodStart": frontier}},
+            },
+        )
+        .build()
+    )
     source = SourcePendo({**CONFIG, "lookback_window_days": 2}, ConfiguredAirbyteCatalog(streams=[]), state)
     assert _first_window_start(source) == frontier - 2 * DAY_MS

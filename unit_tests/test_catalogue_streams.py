@@ -1,16 +1,27 @@
-"""The list streams: features, pages, guides, track_types (GET ?expand=*, filtered to app_ids, client-side
-incremental), reports (client-side incremental) and segments; one GET each, the records unchanged."""
+"""The list streams: features, pages, guides (GET ?expand=*, filtered to app_ids, client-side incremental),
+track_types (the `trackTypes` aggregation source, keyset on id, client-side incremental), reports (client-side
+incremental) and segments; the records unchanged."""
 
 from __future__ import annotations
 
 import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker
-from builders import ConfigBuilder, get_request, json_response, payload, read_stream, state
+from builders import (
+    ALL_APPS,
+    ConfigBuilder,
+    aggregation_request,
+    aggregation_response,
+    get_request,
+    json_response,
+    payload,
+    read_stream,
+    state,
+)
 
-_CATALOGUE = {"features": "feature", "pages": "page", "guides": "guide", "track_types": "tracktype"}
+_CATALOGUE = {"features": "feature", "pages": "page", "guides": "guide", "track_types": None}
 _LISTS = {
-    **{stream: (endpoint, {"expand": "*"}) for stream, endpoint in _CATALOGUE.items()},
+    **{stream: (endpoint, {"expand": "*"}) for stream, endpoint in _CATALOGUE.items() if endpoint},
     "reports": ("report", {}),
     "segments": ("segment", {}),
 }
@@ -18,7 +29,17 @@ _INCREMENTAL = [*_CATALOGUE, "reports"]
 _MAX_LAST_UPDATED_AT = "1709305390000"
 
 
+def track_types_request(app_ids: object = ALL_APPS, after: str = "", limit: int = 50_000):
+    """POST /aggregation over the trackTypes source: how tap-pendo and Estuary read track types (R-8)."""
+    return aggregation_request(
+        "track_types", {"trackTypes": {"appId": app_ids}}, f'id > "{after}"', "id", limit
+    )
+
+
 def _mock_list(http_mocker: HttpMocker, stream: str) -> None:
+    if stream == "track_types":
+        http_mocker.post(track_types_request(), aggregation_response(payload(stream)))
+        return
     endpoint, query = _LISTS[stream]
     http_mocker.get(get_request(endpoint, **query), json_response(payload(stream)))
 
@@ -34,7 +55,7 @@ def _ids(output) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ full refresh
-@pytest.mark.parametrize("stream", list(_LISTS))
+@pytest.mark.parametrize("stream", [*_LISTS, "track_types"])
 def test_list_stream_reads_every_object_of_every_app_unchanged(http_mocker: HttpMocker, stream: str) -> None:
     _mock_list(http_mocker, stream)
 
@@ -108,3 +129,19 @@ def test_list_stream_with_state_in_the_future_emits_nothing(http_mocker: HttpMoc
 
     assert output.records == []
     assert not output.errors
+
+
+# ------------------------------------------------------------------------------------------ track_types (R-8)
+def test_track_types_ask_pendo_for_the_configured_apps_and_page_on_id(http_mocker: HttpMocker) -> None:
+    app_ids = ["-323232", "5629499534213120"]
+    objects = payload("track_types")
+    first_page = [dict(objects[0], id=f"tt-{i:04d}") for i in range(999)] + [dict(objects[0], id='tt "z" \\')]
+    http_mocker.post(track_types_request(app_ids, limit=1_000), aggregation_response(first_page))
+    http_mocker.post(
+        track_types_request(app_ids, after='tt \\"z\\" \\\\', limit=1_000), aggregation_response([])
+    )
+
+    output = read_stream("track_types", ConfigBuilder().with_(app_ids=app_ids, page_size=1_000).build())
+
+    # Pendo selects the apps: every row it answers is a record (no client-side app filter)
+    assert len(output.records) == 1_000

@@ -55,7 +55,10 @@ def _message(**fields: Any) -> str:
         ({"start_date": "2024-01-31T00:00:00+02:00"}, "is not a date"),
         ({"start_date": None}, "`start_date` 'None' is not a date"),
         ({"start_date": TOMORROW}, f"`start_date` {TOMORROW} is in the future"),
-        ({"start_date": "2026-05-20T14:20:00.001Z"}, "`start_date` 2026-05-20T14:20:00.001Z is in the future"),
+        (
+            {"start_date": "2026-05-20T14:20:00.001Z"},
+            "`start_date` 2026-05-20T14:20:00.001Z is in the future",
+        ),
         ({"period": "WEEK"}, "`period` 'WEEK' is not supported: use DAY or HOUR."),
         ({"app_ids": ["-323232", "web app"]}, "not numeric: web app."),
         ({"app_ids": "-323232"}, "`app_ids` must be a list"),

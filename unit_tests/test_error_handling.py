@@ -32,7 +32,7 @@ def _accounts_request():
     return aggregation_request(
         "accounts",
         {"accounts": {"appId": ALL_APPS}},
-        'accountId > "" && metadata.auto.lastupdated >= 0',
+        'accountId > ""',
         "accountId",
     )
 
@@ -66,19 +66,67 @@ class ErrorHandlingTest(TestCase):
         assert API_KEY not in str(output.records_and_state_messages) + str(output.errors) + str(output.logs)
 
     @HttpMocker()
-    def test_pages_400_fails_as_config_error_naming_the_region_settings(
+    def test_pages_400_fails_as_system_error_quoting_pendo_and_naming_stream_and_request(
         self, http_mocker: HttpMocker
     ) -> None:
+        # Only check's probe may call a 400 the region (R-6): during a read it is a rejected request.
         http_mocker.get(_pages_request(), text_response("Bad Request", 400))
 
         output = read_stream("pages", ConfigBuilder().build(), expecting_exception=True)
 
         error = _first_error(output)
-        assert error.failure_type == FailureType.config_error
-        assert error.message == (
-            "https://app.pendo.io/api/v1 answered 400, which is how Pendo answers a valid key used against another "
-            "region's host; set `region` to the subscription's region (us, us1, eu, jpn, au) or fix `base_url`."
+        assert error.failure_type == FailureType.system_error
+        assert (
+            error.message
+            == 'Pendo rejected a request of stream pages (HTTP 400 to GET /api/v1/page): "Bad Request".'
         )
+
+    @HttpMocker()
+    def test_accounts_aggregation_400_names_the_source_and_masks_the_key(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        _mock_accounts_read_prerequisites(http_mocker)
+        http_mocker.post(
+            _accounts_request(), text_response(f"Bad Request: plan has no access ({API_KEY})", 400)
+        )
+
+        output = read_stream("accounts", ConfigBuilder().build(), expecting_exception=True)
+
+        error = _first_error(output)
+        assert error.failure_type == FailureType.system_error
+        assert error.message == (
+            "Pendo rejected a request of stream accounts (HTTP 400 to POST /api/v1/aggregation (source accounts)): "
+            '"Bad Request: plan has no access (****)". If every aggregation answers this, the subscription\'s '
+            "plan may lack access to Pendo's Aggregation API; otherwise please report it with the sync logs."
+        )
+
+    @HttpMocker()
+    def test_accounts_aggregation_403_says_the_key_lacks_write_access(self, http_mocker: HttpMocker) -> None:
+        _mock_accounts_read_prerequisites(http_mocker)
+        request = _accounts_request()
+        http_mocker.post(request, text_response("Forbidden", 403))
+
+        output = read_stream("accounts", ConfigBuilder().build(), expecting_exception=True)
+
+        error = _first_error(output)
+        assert error.failure_type == FailureType.config_error
+        assert error.message.startswith(
+            "Pendo refused an aggregation query of stream accounts (HTTP 403 to POST /api/v1/aggregation (source "
+            "accounts)) although the key is accepted for reads: the key most likely lacks write access. Pendo "
+            'requires "Allow Write Access"'
+        )
+        http_mocker.assert_number_of_calls(request, 1)
+
+    @HttpMocker()
+    def test_pages_403_naming_a_rate_limit_is_retried_with_backoff(self, http_mocker: HttpMocker) -> None:
+        throttled = HttpResponse('{"error": "rateLimitExceeded", "message": "Rate limit exceeded"}', 403)
+        http_mocker.get(_pages_request(), [throttled, json_response(payload("pages"))])
+
+        with patch("time.sleep") as sleep:
+            output = read_stream("pages", ConfigBuilder().build())
+
+        assert len(output.records) == 3
+        assert _waits(sleep) == [7]
 
     @HttpMocker()
     def test_pages_400_with_an_eu_key_on_the_us_host_suggests_region_eu(

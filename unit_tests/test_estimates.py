@@ -11,6 +11,7 @@ from builders import (
     aggregation_request,
     aggregation_response,
     count_response,
+    json_response,
     mock_count,
     mock_metadata_schema,
     payload,
@@ -18,7 +19,10 @@ from builders import (
     text_response,
 )
 
-_SOURCES = {"accounts": {"accounts": {"appId": ALL_APPS}}, "visitors": {"visitors": {"identified": True}}}
+_SOURCES = {
+    "accounts": {"accounts": {"appId": ALL_APPS}},
+    "visitors": {"visitors": {"identified": True, "appId": ALL_APPS}},
+}
 _ID_FIELDS = {"accounts": "accountId", "visitors": "visitorId"}
 STREAMS = pytest.mark.parametrize("stream", list(_SOURCES))
 
@@ -27,9 +31,7 @@ def _mock_first_page(http_mocker: HttpMocker, stream: str) -> None:
     id_field = _ID_FIELDS[stream]
     mock_metadata_schema(http_mocker, stream)
     http_mocker.post(
-        aggregation_request(
-            stream, _SOURCES[stream], f'{id_field} > "" && metadata.auto.lastupdated >= 0', id_field
-        ),
+        aggregation_request(stream, _SOURCES[stream], f'{id_field} > ""', id_field),
         aggregation_response(payload(stream)["results"]),
     )
 
@@ -71,3 +73,20 @@ def test_entity_failing_count_request_does_not_fail_the_read(
     assert not output.errors
     assert len(output.records) == 2
     assert any(f"{stream}: no size estimate" in log.log.message for log in output.logs)
+
+
+def test_entity_estimate_of_null_results_is_zero(http_mocker: HttpMocker) -> None:
+    # `"results": null` is no rows; the count of nothing is 0, not "no estimate"
+    mock_metadata_schema(http_mocker, "accounts")
+    mock_count(
+        http_mocker, "accounts", _SOURCES["accounts"], json_response({"startTime": 0, "results": None})
+    )
+    http_mocker.post(
+        aggregation_request("accounts", _SOURCES["accounts"], 'accountId > ""', "accountId"),
+        aggregation_response([]),
+    )
+
+    output = read_stream("accounts", ConfigBuilder().build())
+
+    estimates = [m.trace.estimate for m in output.trace_messages if m.trace.estimate is not None]
+    assert [e.row_estimate for e in estimates] == [0]

@@ -262,6 +262,47 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
     )
 
 
+# ------------------------------------------------------------------------------------------ history refused
+def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mocker: HttpMocker) -> None:
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(
+        HttpRequest(
+            url=f"{API_BASE}/visitor/42/history",
+            query_params={"starttime": str(MAR_1)},
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        json_response(payload(_STREAM)),
+    )
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(_records(payload(_STREAM), "42"))
+
+
+@pytest.mark.parametrize("status", [400, 422])
+def test_visitor_history_refused_warns_once_stops_calling_and_keeps_the_state(
+    http_mocker: HttpMocker, status: int
+) -> None:
+    # concurrency 1: one reader, so the second window starts after the refusal (no call for it at all)
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42", "43"])))
+    refused = _history_request("42", MAR_1)
+    http_mocker.get(refused, json_response({"overall": {}, "fields": {"starttime": "Invalid"}}, status))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE, concurrency=1).build())
+
+    assert output.records == []
+    assert not output.errors
+    warnings = [log.log.message for log in output.logs if log.log.level.value == "WARN"]
+    assert warnings == [
+        f"visitor_history: Pendo refused visitor history (HTTP {status} to GET /visitor/{{id}}/history); no more "
+        "history calls in this sync, and visitor_history's state stays where it was. Other streams are not "
+        "affected. Some Pendo subscriptions do not serve this endpoint."
+    ]
+    http_mocker.assert_number_of_calls(refused, 1)
+    assert output.most_recent_state.stream_state.__dict__["apps"] == {}
+
+
 @pytest.mark.parametrize("form", [float, str], ids=["float", "string"])
 def test_visitor_history_ts_as_an_integral_float_or_a_numeric_string_is_that_time_as_an_integer(
     http_mocker: HttpMocker, form: Any

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from airbyte_cdk.test.mock_http import HttpMocker
 from builders import (
+    ALL_APPS,
     ConfigBuilder,
     aggregation_request,
     aggregation_response,
@@ -23,8 +24,8 @@ _ANONYMOUS = "_PENDO_T_dPRrqg5DlCC"
 def _visitors_request(identified: bool = True, after: str = "", limit: int = 50_000):
     return aggregation_request(
         _STREAM,
-        {"visitors": {"identified": identified}},
-        f'visitorId > "{after}" && metadata.auto.lastupdated >= 0',
+        {"visitors": {"identified": identified, "appId": ALL_APPS}},
+        f'visitorId > "{after}"',
         "visitorId",
         limit,
     )
@@ -32,7 +33,7 @@ def _visitors_request(identified: bool = True, after: str = "", limit: int = 50_
 
 def _mock_read_prerequisites(http_mocker: HttpMocker, identified: bool = True) -> None:
     mock_metadata_schema(http_mocker, _STREAM)
-    mock_count(http_mocker, _STREAM, {"visitors": {"identified": identified}})
+    mock_count(http_mocker, _STREAM, {"visitors": {"identified": identified, "appId": ALL_APPS}})
 
 
 def test_visitors_with_anonymous_included_ask_for_all_visitors_and_keep_anonymous_rows(
@@ -79,3 +80,13 @@ def test_visitors_record_promotes_every_group_but_per_app_ones(http_mocker: Http
     assert record["metadata_pendo_donotprocess"] is False
     assert not [column for column in record if column.startswith("metadata_auto__")]
     assert record["metadata"]["auto__323232"]["lastvisit"] == 1709305380812
+
+
+def test_visitors_ask_for_every_app_whatever_app_ids_says(http_mocker: HttpMocker) -> None:
+    # R-2: configured ids would make the answer depend on whether Pendo scopes visitors by app at all
+    _mock_read_prerequisites(http_mocker)
+    http_mocker.post(_visitors_request(), aggregation_response(payload(_STREAM)["results"]))
+
+    output = read_stream(_STREAM, ConfigBuilder().with_(app_ids=["-323232"]).build())
+
+    assert [r.record.data["visitorId"] for r in output.records] == ["42", "43"]

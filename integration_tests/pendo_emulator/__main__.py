@@ -9,6 +9,7 @@ another reading of Pendo's API (readings.py); give `truth` the same readings as 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("serve", "truth"):
-        p = sub.add_parser(name, epilog=readings.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, epilog=readings.help_text(), formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         p.add_argument("--scale", default="tiny", choices=["tiny", "small", "large"])
         p.add_argument("--seed", type=int, default=7)
         p.add_argument(
@@ -95,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         json.dumps({"base_url": base_url(server), "now_ms": emulator.settings.now_ms, "pid": os.getpid()}),
         flush=True,
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

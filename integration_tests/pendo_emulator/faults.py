@@ -79,7 +79,9 @@ class FaultRule:
             rule.times = None
         return rule
 
-    def matches(self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None) -> bool:
+    def matches(
+        self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None
+    ) -> bool:
         if self.covers_ms is not None and (window is None or not window[0] <= self.covers_ms <= window[1]):
             return False
         return (

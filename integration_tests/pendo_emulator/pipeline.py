@@ -388,7 +388,9 @@ class AggregationRequest:
     stages: list[Stage]
 
 
-def parse_request(body: Any, now_ms: int | None = None, readings: frozenset[str] = frozenset()) -> AggregationRequest:
+def parse_request(
+    body: Any, now_ms: int | None = None, readings: frozenset[str] = frozenset()
+) -> AggregationRequest:
     """Validate an aggregation body; ``now_ms`` is the clock for ``now()`` in ``timeSeries`` (default: real time).
 
     Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3). ``readings``
@@ -423,7 +425,9 @@ def rejected(readings: frozenset[str], field: str, message: str) -> PipelineErro
     ``text/plain`` under ``bad_request_400`` (R-6)."""
     if "bad_request_400" in readings:
         return _bad_request(message)
-    return PipelineError(422, orjson.dumps({"overall": {}, "fields": {field: message}}).decode(), "application/json")
+    return PipelineError(
+        422, orjson.dumps({"overall": {}, "fields": {field: message}}).decode(), "application/json"
+    )
 
 
 _NUMERIC_STRING_RE = re.compile(r"-?[0-9]+")

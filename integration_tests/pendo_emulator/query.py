@@ -194,7 +194,10 @@ class QueryEngine:
             lo_t, hi_t = -(2**62), 2**62
         if ts is not None and "per_period_pipeline" in self.readings:
             # Planned now, before `_mark_served`: a late row must not show in the request that serves its bucket.
-            selections = [self._select(request, period, index, b, e) for b, e in self._periods(index, ts.period, lo_t, hi_t)]
+            selections = [
+                self._select(request, period, index, b, e)
+                for b, e in self._periods(index, ts.period, lo_t, hi_t)
+            ]
             blobs: Iterator[bytes] = itertools.chain.from_iterable(selections)
         else:
             blobs = self._select(request, period, index, lo_t, hi_t)
@@ -260,7 +263,11 @@ class QueryEngine:
         late_checks: list[Any],
     ) -> Iterator[bytes]:
         rows, blobs = index.rows, index.blobs
-        late = [r for r in self._late_candidates(source, period, lo_t, hi_t, index) if all(c(r) for c in late_checks)]
+        late = [
+            r
+            for r in self._late_candidates(source, period, lo_t, hi_t, index)
+            if all(c(r) for c in late_checks)
+        ]
         if late:
             merged = sorted(
                 [(index.keyset[i], i, None) for i in range(lo, hi)]

@@ -50,7 +50,11 @@ HISTORY_UNAVAILABLE_BODY = b'{"overall":{},"fields":{"starttime":"Invalid"}}'
 REPORT_ERRORS: dict[str, tuple[int, str, str]] = {
     "Path": (400, "text/plain; charset=utf-8", "Bad Request"),
     "Funnels": (402, "text/plain; charset=utf-8", "Payment Required"),
-    "Retention": (422, "application/json", '{"overall":{},"fields":{"reportId":"report type cannot be exported"}}'),
+    "Retention": (
+        422,
+        "application/json",
+        '{"overall":{},"fields":{"reportId":"report type cannot be exported"}}',
+    ),
     "Workflows": (200, "application/json", '{"id":"{id}","message":"This report type cannot be exported"}'),
     "Data Explorer": (200, "application/json", '{"results":null,"reportId":"{id}"}'),
 }
@@ -72,7 +76,9 @@ class EmulatorSettings:
     readings: Iterable[str] = ()  # readings.py names, `pessimistic` included
 
     def dataset(self) -> Dataset:
-        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings))
+        return Dataset(
+            SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings)
+        )
 
 
 class Emulator:
@@ -89,7 +95,9 @@ class Emulator:
         self.faults = FaultPlan(settings.faults)
         self._log_lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
-        self._rate_offset = random.Random(f"{settings.seed}:rateLimit").randrange(readings_module.RATE_LIMIT_EVERY)
+        self._rate_offset = random.Random(f"{settings.seed}:rateLimit").randrange(
+            readings_module.RATE_LIMIT_EVERY
+        )
         self._reset_rate_limit()
 
     def _reset_rate_limit(self) -> None:
@@ -187,9 +195,12 @@ class PendoHandler(BaseHTTPRequestHandler):
             rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
-            if rule is not None and rule.kind in ("status", "wrong_region", "slow"):
-                if self._apply_pre_fault(rule, entry):
-                    return
+            if (
+                rule is not None
+                and rule.kind in ("status", "wrong_region", "slow")
+                and self._apply_pre_fault(rule, entry)
+            ):
+                return
             handler(api_path, query, body, entry, rule)
         finally:
             if not self._logged:
@@ -242,7 +253,11 @@ class PendoHandler(BaseHTTPRequestHandler):
                 (readings_module.READ_ONLY_PREFIX, "read_only_key", "read_only"),
                 (readings_module.NO_AGGREGATION_PREFIX, "bad_request_400", "no_aggregation"),
             ):
-                if key.startswith(prefix) and reading in self.emulator.readings and key[len(prefix) :] in keys:
+                if (
+                    key.startswith(prefix)
+                    and reading in self.emulator.readings
+                    and key[len(prefix) :] in keys
+                ):
                     key, self._key_kind = key[len(prefix) :], kind
                     break
         if not key or key not in keys:
@@ -601,7 +616,9 @@ _SPACED_ENCODER = json.JSONEncoder(separators=(", ", ": "), ensure_ascii=False)
 _KEY_ORDERS = 8  # orders drawn per distinct key set; each object takes one of them at random
 
 
-def spaced_dumps(obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None) -> bytes:
+def spaced_dumps(
+    obj: Any, rng: random.Random, orders: dict[tuple[str, ...], list[list[str]]] | None = None
+) -> bytes:
     """JSON with `", "` and `": "` separators and every object's keys in an order drawn from `rng` (R-12).
 
     `orders` caches, per key set, `_KEY_ORDERS` shuffled orders to choose from (pass one dict per response

@@ -53,6 +53,8 @@ RAW_STREAMS = {"guide_events": "guideEvents", "poll_events": "pollEvents"}
 def raw_selection_time(readings: Iterable[str]) -> str:
     """The field the server selects guide/poll events into periods by: receivedTime under R-4."""
     return "receivedTime" if "receive_time_buckets" in set(readings) else "browserTime"
+
+
 CATALOGUE_STREAMS = {
     "features": "features",
     "pages": "pages",
@@ -128,7 +130,7 @@ class GroundTruth:
 
     @staticmethod
     def streams() -> list[str]:
-        return list(PRIMARY_KEYS) + ["report_results"]
+        return [*PRIMARY_KEYS, "report_results"]
 
     def records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
         apps = {int(a) for a in config.get("app_ids") or []} or None
@@ -136,11 +138,17 @@ class GroundTruth:
         start = parse_start_ms(config["start_date"])
         if stream in ROLLUP_STREAMS:
             period = _period(config)
-            return _rollup_records(stream, self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config)
+            return _rollup_records(
+                stream, self.ds.rollup_rows(ROLLUP_STREAMS[stream], period), period, config
+            )
         if stream in RAW_STREAMS:
             rows = self.ds.raw_events(RAW_STREAMS[stream])
             selected_by = raw_selection_time(self.ds.readings)
-            return [_text_keys_filled(stream, dict(r)) for r in _people(_apps(rows, apps), anonymous) if r[selected_by] >= start]
+            return [
+                _text_keys_filled(stream, dict(r))
+                for r in _people(_apps(rows, apps), anonymous)
+                if r[selected_by] >= start
+            ]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous)
         if stream == "visitors":
@@ -222,7 +230,9 @@ def _period(config: Mapping[str, Any]) -> str:
     return "dayRange" if config.get("period", "DAY") == "DAY" else "hourRange"
 
 
-def _rollup_records(stream: str, rows: Iterable[dict[str, Any]], period: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _rollup_records(
+    stream: str, rows: Iterable[dict[str, Any]], period: str, config: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """Rollup rows of the config's apps and visitors from start_date on, plus `periodStart` (the bucket)."""
     field = "day" if period == "dayRange" else "hour"
     apps = {int(a) for a in config.get("app_ids") or []} or None

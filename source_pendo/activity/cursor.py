@@ -79,6 +79,9 @@ class WindowFeedback(Protocol):
     def release_window(self) -> None:
         """The retriever is done with the window (read or failed): another one may be handed out."""
 
+    def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
+        """The window ends without error but was not read: the state must not move past its start."""
+
 
 @dataclass
 class WindowPlanner:
@@ -165,6 +168,7 @@ class ActivityCursor(Cursor):
         self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
         self._planners: dict[str, WindowPlanner] = {}
         self._read_started: dict[tuple[str, int], int] = {}
+        self._abandoned: set[tuple[str, int]] = set()  # windows ended unread (abandon_window)
         previous = self._migrate(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
@@ -290,12 +294,23 @@ class ActivityCursor(Cursor):
             if planner is not None:
                 planner.observe(end - start, rows)
 
+    def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
+        """A window the retriever ends without reading it (visitor history refused): never completed."""
+        app = stream_slice["app_id"] if "app_id" in stream_slice else stream_slice.partition["app_id"]  # type: ignore[attr-defined]
+        with self._lock:
+            self._abandoned.add((app, int(stream_slice["start"])))
+
     def close_partition(self, partition: Partition) -> None:
         stream_slice = partition.to_slice()
         assert stream_slice is not None
         app = stream_slice.partition["app_id"]  # type: ignore[attr-defined]
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
+            if (app, start) in self._abandoned:  # not read: the frontier stays before it
+                self._abandoned.discard((app, start))
+                self._read_started.pop((app, start), None)
+                self._emit_state()
+                return
             started = self._read_started.pop((app, start), self._clock())
             settled_at = started - self._settle_ms
             settled_at -= settled_at % HOUR_MS

@@ -6,6 +6,10 @@ asks the `events` rollup (hourRange, paged as the events stream pages it) which 
 the history of each of those visitors only: visitors with no activity since the cursor cost no call.
 Items carry no visitor id on the wire; the record gets `visitorId`. Windows come from the activity cursor
 (one day each, starting no earlier than 179 days ago), so state is checkpointed after every day.
+
+When Pendo refuses history altogether (400 or 422 to the history call, BEHAVIOR.md §R-7; SkipNotFound logs
+the one WARNING), this sync makes no more history calls: that window and every later one end unread and are
+abandoned, so the stream's state does not move past what was read, and the other streams go on.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .cursor import WindowFeedback, iso_minute
 from .retriever import ActivityRetriever, as_time
 
 LOGGER = logging.getLogger("airbyte")
+REFUSED = (400, 422)  # history refused for every visitor (the requester's skip_statuses), not one visitor
 
 
 @dataclass
@@ -53,6 +58,7 @@ class VisitorHistoryRetriever(Retriever):
             time_field="bucket",
             primary_key=EVENTS_PRIMARY_KEY,
         )
+        self._history_refused = False  # set once Pendo refuses history (400/422): no more calls this sync
 
     def read_records(
         self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
@@ -61,12 +67,22 @@ class VisitorHistoryRetriever(Retriever):
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         count = 0
         try:
+            if self._history_refused:
+                self._abandon(stream_slice)
+                return
             visitors = self._active_visitors(start, end)
             for visitor in visitors:
+                if self._history_refused:  # another window's call was refused meanwhile
+                    self._abandon(stream_slice)
+                    return
                 history_slice = StreamSlice(
                     partition={"visitor_id": quote(visitor, safe="")}, cursor_slice={"start": str(start)}
                 )
                 response = self.history_requester.send_request(stream_slice=history_slice)
+                if response is not None and skipped(response) and response.status_code in REFUSED:
+                    self._history_refused = True  # SkipNotFound logged the one warning
+                    self._abandon(stream_slice)
+                    return
                 if response is None or skipped(response):  # a 404 SkipNotFound let through, with its warning
                     continue
                 for item in response.json() or []:
@@ -96,6 +112,10 @@ class VisitorHistoryRetriever(Retriever):
                 failure_type=FailureType.system_error,
             )
         return ts
+
+    def _abandon(self, stream_slice: StreamSlice) -> None:
+        if self.cursor is not None:
+            self.cursor.abandon_window(stream_slice)
 
     def _active_visitors(self, start: int, end: int) -> list[str]:
         """Distinct visitors with `events` rows in [start, end): the window's (hour, visitorId) rows, read with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -24,14 +25,34 @@ class _Partition:
         return self._slice
 
 
-def make_cursor(state: dict[str, Any] | None = None, partitions: list[str] | None = None, period: str = "DAY", start_date: str = "2027-01-05") -> tuple[ActivityCursor, InMemoryMessageRepository]:
+def make_cursor(
+    state: dict[str, Any] | None = None,
+    partitions: list[str] | None = None,
+    period: str = "DAY",
+    start_date: str = "2027-01-05",
+) -> tuple[ActivityCursor, InMemoryMessageRepository]:
     repo = InMemoryMessageRepository()
     cursor = ActivityCursor(
-        stream_name="events", cursor_field="periodStart", partitions=partitions or ["*"],
-        windows=WindowPolicy(period=period, start_ms=START, lookback_ms=DAY_MS, settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
-                             initial_window_ms=DAY_MS, max_window_ms=30 * DAY_MS, target_rows=1000, max_windows_ahead=100),
-        state_context=StateContext(stream_state=state or {}, start_date=start_date, period_sensitive=True, message_repository=repo,
-                                   connector_state_manager=ConnectorStateManager()),
+        stream_name="events",
+        cursor_field="periodStart",
+        partitions=partitions or ["*"],
+        windows=WindowPolicy(
+            period=period,
+            start_ms=START,
+            lookback_ms=DAY_MS,
+            settle_ms=25 * HOUR_MS if period == "DAY" else HOUR_MS,
+            initial_window_ms=DAY_MS,
+            max_window_ms=30 * DAY_MS,
+            target_rows=1000,
+            max_windows_ahead=100,
+        ),
+        state_context=StateContext(
+            stream_state=state or {},
+            start_date=start_date,
+            period_sensitive=True,
+            message_repository=repo,
+            connector_state_manager=ConnectorStateManager(),
+        ),
         clock=lambda: NOW,
     )
     return cursor, repo
@@ -43,7 +64,7 @@ def test_activity_cursor_windows_cover_start_to_now_without_gaps_round_robin_ove
     for app in ("1", "2"):
         windows = [(int(s["start"]), int(s["end"])) for s in slices if s.partition["app_id"] == app]
         assert windows[0][0] == START and windows[-1][1] == NOW
-        assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert [s.partition["app_id"] for s in slices[:2]] == ["1", "2"]
 
 
@@ -62,32 +83,56 @@ def test_activity_cursor_frontier_stops_before_buckets_that_were_still_open():
         cursor.close_partition(_Partition(s))
     frontier = cursor.state["apps"]["*"]["periodStart"]
     assert frontier <= NOW - 25 * HOUR_MS
-    assert len([m for m in repo.consume_queue()]) == len(list(make_cursor()[0].stream_slices())), "one checkpoint per window"
+    assert len([m for m in repo.consume_queue()]) == len(list(make_cursor()[0].stream_slices())), (
+        "one checkpoint per window"
+    )
 
 
 def test_activity_cursor_resumes_from_state_minus_lookback():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved)
     first = next(iter(cursor.stream_slices()))
     assert int(first["start"]) == NOW - 3 * DAY_MS
 
 
 def test_activity_cursor_new_app_starts_from_the_all_apps_frontier():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, partitions=["42"])
     first = next(iter(cursor.stream_slices()))
     assert first.partition["app_id"] == "42" and int(first["start"]) == NOW - 3 * DAY_MS
 
 
 def test_activity_cursor_switch_from_app_list_to_all_apps_reads_from_start_date():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"42": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {"42": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, partitions=["*"])
     assert int(next(iter(cursor.stream_slices()))["start"]) == START
-    assert cursor.state["apps"]["42"] == {"periodStart": NOW - 2 * DAY_MS}, "progress of other partitions is kept"
+    assert cursor.state["apps"]["42"] == {"periodStart": NOW - 2 * DAY_MS}, (
+        "progress of other partitions is kept"
+    )
 
 
 def test_activity_cursor_earlier_start_date_rereads_everything():
-    saved = {"version": 1, "period": "DAY", "start_date": "2027-01-09", "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}}}
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-09",
+        "apps": {"*": {"periodStart": NOW - 2 * DAY_MS}},
+    }
     cursor, _ = make_cursor(saved, start_date="2027-01-05")
     assert int(next(iter(cursor.stream_slices()))["start"]) == START
 

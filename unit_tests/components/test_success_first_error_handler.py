@@ -28,13 +28,15 @@ def _error_handler():
     """The handler the manifest gives the aggregation requester, built the way the CDK builds it."""
     source = SourcePendo(CONFIG)
     definition = source.resolved_manifest["definitions"]["aggregation_requester"]
-    requester = source._constructor.create_component(HttpRequesterModel, definition, source._config, name="events")
+    requester = source._constructor.create_component(
+        HttpRequesterModel, definition, source._config, name="events"
+    )
     return requester.error_handler
 
 
 def test_aggregation_success_is_not_read_by_the_error_handler():
     handler = _error_handler()
-    response = _response(200, b'{"startTime": 1, "results": [' + b'{"visitorId": "v"},' * 1000 + b'{}]}')
+    response = _response(200, b'{"startTime": 1, "results": [' + b'{"visitorId": "v"},' * 1000 + b"{}]}")
     resolution = handler.interpret_response(response)
     assert resolution.response_action == ResponseAction.SUCCESS
     assert response._content_consumed is False  # the body is still there for the streaming reader
@@ -60,7 +62,10 @@ def test_aggregation_429_is_retried_with_retry_after_first():
 
 def test_a_whole_json_body_that_stops_short_is_retried_a_complete_one_succeeds():
     handler = _error_handler()
-    for body, action in ((b'[{"id": "a"}, {"id": "b"}]', ResponseAction.SUCCESS), (b'[{"id": "a"}, {"id"', ResponseAction.RETRY)):
+    for body, action in (
+        (b'[{"id": "a"}, {"id": "b"}]', ResponseAction.SUCCESS),
+        (b'[{"id": "a"}, {"id"', ResponseAction.RETRY),
+    ):
         response = _response(200, body)
         response.headers["Content-Type"] = "application/json"
         assert response.content == body  # read whole, as the CDK client does for a request it does not stream

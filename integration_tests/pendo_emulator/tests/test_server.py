@@ -1623,7 +1623,9 @@ def test_fault_path_contains_fails_only_that_object(faults: Served) -> None:
     reports = [r["id"] for r in faults.get("/api/v1/report").json()]
     exportable = [r for r in reports if faults.get(f"/api/v1/report/{r}/results.json").status_code == 200]
     gone, kept = exportable[0], exportable[1]
-    faults.set_faults([{"kind": "status", "status": 404, "route": "report_results", "path_contains": gone, "times": None}])
+    faults.set_faults(
+        [{"kind": "status", "status": 404, "route": "report_results", "path_contains": gone, "times": None}]
+    )
     assert [faults.get(f"/api/v1/report/{gone}/results.json").status_code for _ in range(2)] == [404, 404]
     assert faults.get(f"/api/v1/report/{kept}/results.json").status_code == 200
 
@@ -1631,10 +1633,14 @@ def test_fault_path_contains_fails_only_that_object(faults: Served) -> None:
 def test_fault_covers_ms_fails_every_window_containing_the_instant(faults: Served) -> None:
     start = faults.dataset.start_ms - faults.dataset.start_ms % DAY_MS
     instant = start + 2 * DAY_MS + 5 * HOUR_MS
-    faults.set_faults([{"kind": "status", "status": 503, "route": "aggregation", "covers_ms": instant, "times": None}])
+    faults.set_faults(
+        [{"kind": "status", "status": 503, "route": "aggregation", "covers_ms": instant, "times": None}]
+    )
 
     def status(first: int, last: int) -> int:
-        return faults.aggregate_raw([source("events", {"appId": ALL_APPS}, hour_range(first, last=last))]).status_code
+        return faults.aggregate_raw(
+            [source("events", {"appId": ALL_APPS}, hour_range(first, last=last))]
+        ).status_code
 
     assert status(start, start + 4 * DAY_MS - 1) == 503  # contains it
     assert status(instant, instant + HOUR_MS - 1) == 503  # its own hour, again and again

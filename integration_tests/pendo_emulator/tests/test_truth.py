@@ -36,7 +36,12 @@ def served_rollup(
     pipeline = [source(name, params, ts), {"filter": f"{field} >= {start_ms}"}]
     if not anonymous:
         pipeline.append({"identified": "visitorId"})
-    stream = {"events": "events", "featureEvents": "feature_events", "pageEvents": "page_events", "trackEvents": "track_events"}[name]
+    stream = {
+        "events": "events",
+        "featureEvents": "feature_events",
+        "pageEvents": "page_events",
+        "trackEvents": "track_events",
+    }[name]
     return [key_fields_filled(stream, dict(r, periodStart=r[field])) for r in served.rows(pipeline)]
 
 
@@ -116,7 +121,9 @@ def test_truth_guide_events_equal_server_raw_rows(served: Served, truth: GroundT
     assert expected and canonical(expected) == canonical([key_fields_filled("guide_events", r) for r in rows])
 
 
-@pytest.mark.parametrize("stream", ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"])
+@pytest.mark.parametrize(
+    "stream", ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"]
+)
 def test_truth_activity_key_fields_are_never_null(truth: GroundTruth, stream: str) -> None:
     records = truth.records(stream, dict(ALL_TIME, include_anonymous_visitors=True))
     assert records and all(r.get(f) is not None for r in records for f in PRIMARY_KEYS[stream])

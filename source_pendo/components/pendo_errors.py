@@ -1,0 +1,75 @@
+"""The 400s and 403s whose meaning depends on the body or the request, decided before the declared filters.
+
+Why the manifest cannot say it: an HttpResponseFilter's message sees the parsed JSON body only (Pendo's 400s
+are text/plain), not the request, so it cannot quote the answer nor tell an aggregation from a GET. Kept:
+the declared "Cannot parse filter" filter, and every other status as declared. Decided here
+(source_pendo/errors.py has the messages and why, BEHAVIOR.md §R-6, §R-13, §R-14):
+- a 403 whose body names a rate limit: throttling, retried with the declared backoff;
+- a 403 to `POST /aggregation`: a key without write access (a config error saying so);
+- a 400 (not a filter Pendo could not parse): a config error naming the region when the key's suffix
+  disagrees with `region`, else a system error quoting the start of the answer and naming stream and request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
+from typing import Any
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.sources.types import Config
+
+from ..delegating_error_handler import DelegatingErrorHandler
+from ..errors import (
+    aggregation_forbidden,
+    is_aggregation,
+    is_rate_limited,
+    key_suffix_region,
+    rejected_request,
+    wrong_region,
+)
+
+UNPARSED_FILTER = b"Cannot parse filter"
+
+THROTTLED_403 = ErrorResolution(
+    response_action=ResponseAction.RETRY,
+    failure_type=FailureType.transient_error,
+    error_message="Pendo is throttling requests (HTTP 403 naming a rate limit); retrying after a backoff.",
+)
+
+
+@dataclass
+class PendoErrors(DelegatingErrorHandler):
+    config: Config
+    parameters: InitVar[Mapping[str, Any]]
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        self._stream = str((parameters or {}).get("name") or "(unknown)")
+
+    def interpret_response(
+        self, response_or_exception: requests.Response | Exception | None = None
+    ) -> ErrorResolution:
+        response = response_or_exception
+        if isinstance(response, requests.Response):
+            if response.status_code == 403:
+                if is_rate_limited(response):
+                    return THROTTLED_403
+                if is_aggregation(response):
+                    return _failed(
+                        aggregation_forbidden(response, self.config, self._stream), config_error=True
+                    )
+            if response.status_code == 400 and UNPARSED_FILTER not in (response.content or b""):
+                if key_suffix_region(self.config):
+                    return _failed(wrong_region(self.config), config_error=True)
+                return _failed(rejected_request(response, self.config, self._stream), config_error=False)
+        return self.error_handler.interpret_response(response_or_exception)
+
+
+def _failed(message: str, config_error: bool) -> ErrorResolution:
+    return ErrorResolution(
+        response_action=ResponseAction.FAIL,
+        failure_type=FailureType.config_error if config_error else FailureType.system_error,
+        error_message=message,
+    )
