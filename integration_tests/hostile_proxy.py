@@ -86,8 +86,11 @@ ROUTE_PREFIXES = {
     "account": "account",
 }
 ENTITY_KEYSET = re.compile(r'(\w+ > )"((?:[^"\\]|\\.)+)"')
-ACTIVITY_KEYSET = re.compile(
-    r" && \(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)"
+ACTIVITY_KEYSET = (
+    re.compile(  # `t > B`, `t == B && visitorId >= V` (and the older `t > B || (t == B && ...)`)
+        r" && (?:\(\w+ > -?\d+ \|\| \(\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+)\)\)"
+        r"|\w+ > -?\d+|\w+ == -?\d+ && visitorId >= (?:\"(?:[^\"\\]|\\.)*\"|-?\d+))"
+    )
 )
 
 

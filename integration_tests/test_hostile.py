@@ -238,12 +238,8 @@ TIME_STREAMS = ["events", "guide_events", "visitor_history"]  # day, browserTime
 
 @pytest.mark.parametrize("form", ["float", "string"])
 def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground_truth(
-    form, proxy, config, truth, discovered, request
+    form, proxy, config, truth, discovered
 ):
-    if form == "float":
-        request.applymarker(xfail("an integral float day/browserTime/ts (1795651200000.0) is not accepted"))
-    else:
-        request.applymarker(xfail('a numeric-string day/browserTime/ts ("1795651200000") is not accepted'))
     proxy.set_modes(
         [
             {"kind": "time_fields", "as": form, "route": "aggregation"},
@@ -255,6 +251,9 @@ def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground
     assert_never_lost([run], expected(truth, config, TIME_STREAMS), lookback_days=1)
 
 
+@xfail(
+    "the failure is loud and names the stream, but the CDK prints one ERROR trace per failed window plus its summary; assert_loud wants exactly one"
+)
 @pytest.mark.parametrize("form", ["remove", "text"])
 @pytest.mark.parametrize(
     "stream,route,field",
@@ -265,14 +264,8 @@ def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground
     ],
 )
 def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field(
-    form, stream, route, field, proxy, config, truth, discovered, request
+    form, stream, route, field, proxy, config, truth, discovered
 ):
-    what = "removed" if form == "remove" else "non-numeric text"
-    request.applymarker(
-        xfail(
-            f"a row whose {field} is {what} is dropped silently (exit 0), not a loud failure naming {stream} and {field}"
-        )
-    )
     proxy.set_modes([{"kind": "time_fields", "as": form, "fields": [field], "route": route}])
     run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
     assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
@@ -334,6 +327,9 @@ def small(emulator_now: int) -> Iterator[tuple[EmulatorProcess, GroundTruth]]:
         yield process, GroundTruth(Dataset(SCALES["small"], 7, emulator_now, EMULATOR_TZ))
 
 
+@xfail(
+    "the failure is loud and names the stream, but the CDK prints one ERROR trace per failed window plus its summary; assert_loud wants exactly one"
+)
 def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small, base_config, discovered):
     emulator, truth = small
     with HostileProxy(emulator.base_url) as hostile:
@@ -347,12 +343,17 @@ def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small
         )
         hostile.set_modes([{"kind": "ignore_keyset", "route": "aggregation"}])
         started = time.monotonic()
+        # pages of 50 rows (the windows here hold a few hundred): follow-up pages are asked for, keyset stripped
         run = run_connector(
-            "read", config, catalog_for(["feature_events"], discovered=discovered), timeout=180
+            "read",
+            config,
+            catalog_for(["feature_events"], discovered=discovered),
+            timeout=180,
+            env={"SOURCE_PENDO_TEST_PAGE_SIZE": "50"},
         )
         elapsed = time.monotonic() - started
-        stripped = [r for r in hostile.requests if r.get("mode") == "ignore_keyset"]
-    assert any(r for r in stripped), "no follow-up page was asked for: the test did not test the keyset"
+        stripped = [r for r in hostile.requests if r.get("keyset_stripped")]
+    assert stripped, "no follow-up page was asked for: the test did not test the keyset"
     assert elapsed < 120
     # exact stop (exit 0 and exactly the truth) or a loud failure; never the same rows twice
     assert_never_lost([run], expected(truth, config, ["feature_events"]), lookback_days=1, complete=False)
@@ -435,6 +436,41 @@ def test_connector_exits_soon_after_its_stdout_is_closed_mid_sync(config, discov
         assert time.monotonic() - closed < HANG_BOUND_S
     finally:
         run.finish()
+
+
+def test_connector_exits_soon_after_its_stdout_is_closed_with_readers_waiting_on_a_full_batch_gate(
+    small, base_config, discovered
+):
+    """The `small` scale by HOUR, several activity streams in parallel: the test stops reading for a few seconds so
+    the pipe and the batch gate fill (readers block on the gate), then closes stdout. Before the fix the readers sat
+    out the gate's 120 s timeout, again and again, and the framework's threads kept the process alive."""
+    emulator, _ = small
+    config = dict(
+        base_config,
+        base_url=emulator.base_url,
+        period="HOUR",
+        page_size=1_000,
+        start_date=time.strftime("%Y-%m-%d", time.gmtime(emulator.now_ms / 1000 - 3 * 86400)),
+    )
+    catalog = catalog_for(["events", "feature_events", "page_events", "track_events"], discovered=discovered)
+    run = _Popen(config, catalog)
+    try:
+        assert run.proc.stdout is not None
+        while b'"type":"RECORD"' not in (line := run.proc.stdout.readline()):
+            assert line, "the sync ended before its first record"
+            run.lines.append(line)
+        time.sleep(3)  # nobody reads: the pipe fills, the batches in flight reach the gate's limit
+        run.proc.stdout.close()
+        closed = time.monotonic()
+        try:
+            code = run.proc.wait(timeout=HANG_BOUND_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {HANG_BOUND_S} s after its stdout was closed")
+        assert time.monotonic() - closed < 10, "a reader waited on the batch gate after the writer was gone"
+        assert code != 0, "a sync whose output was cut off exited 0"
+    finally:
+        err = run.finish()
+    assert TRACEBACK not in err and "stdout was closed" in err
 
 
 # ----------------------------------------------------------------------------------------------- Retry-After
@@ -569,9 +605,6 @@ def test_credentials_in_base_url_are_masked_in_every_output(emulator, base_confi
 # ----------------------------------------------------------------------------------------------- big and odd values
 
 
-@xfail(
-    "a row with a 1 MB value holding },{ stalls the activity reader: the row is never emitted and the sync never ends"
-)
 @pytest.mark.parametrize(
     "stream,source,field", [("poll_events", "pollEvents", "pollResponse"), ("events", "events", "userAgent")]
 )
@@ -614,7 +647,7 @@ def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(
             "events",
             "events",
             marks=xfail(
-                "a deeply nested value in an activity row ends in RecursionError, not records or a clear error"
+                "a clear error naming the stream, but the CDK prints it and its summary: two ERROR traces, not one"
             ),
         ),
     ],

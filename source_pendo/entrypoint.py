@@ -5,11 +5,19 @@
 entrypoint writes their bytes to stdout unchanged (no decode to str and encode back) and counts their
 records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
 untouched. Every message but a record is printed with the secrets masked (see `airbyte_message_to_string`).
+
+A destination that dies closes the connector's stdout: the next write raises BrokenPipeError. `launch` then
+closes the record batches' gate (every reader waiting on it gets `WriterGone` at once) and ends the process
+with exit code 1 right away (`os._exit`): the concurrent framework's worker threads are not daemons and would
+keep the interpreter alive, reading on into its bounded queue that nobody empties any more (a hang of minutes,
+or for ever). Nothing is lost that could have been delivered: stdout is gone, and the state already printed
+covers only records printed before it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -25,7 +33,7 @@ from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
-from .activity.record_batch import RecordBatch
+from .activity.record_batch import IN_FLIGHT, RecordBatch
 
 if TYPE_CHECKING:
     from .source import SourcePendo
@@ -83,12 +91,26 @@ class PendoEntrypoint(AirbyteEntrypoint):
 def launch(source: SourcePendo, args: list[str]) -> None:
     entrypoint = PendoEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
-    with PRINT_BUFFER:
-        for message in entrypoint.run(parsed_args):
-            if isinstance(message, RecordBatch):
-                write_batch(message)
-            else:
-                print(f"{message}\n", end="")
+    try:
+        with PRINT_BUFFER:
+            for message in entrypoint.run(parsed_args):
+                if isinstance(message, RecordBatch):
+                    write_batch(message)
+                else:
+                    print(f"{message}\n", end="")
+    except BrokenPipeError:
+        stop_after_stdout_closed()
+
+
+def stop_after_stdout_closed(exit_code: int = 1) -> None:
+    """stdout was closed by its reader: release the readers waiting on the batch gate, say so on stderr, exit."""
+    IN_FLIGHT.close()
+    with contextlib.suppress(Exception):
+        sys.__stderr__.write(  # type: ignore[union-attr]
+            "source-pendo: stdout was closed by its reader (the destination stopped); the sync stopped.\n"
+        )
+        sys.__stderr__.flush()  # type: ignore[union-attr]
+    os._exit(exit_code)
 
 
 def write_batch(batch: RecordBatch) -> None:

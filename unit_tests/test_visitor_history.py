@@ -301,3 +301,34 @@ def test_visitor_history_refused_warns_once_stops_calling_and_keeps_the_state(
     ]
     http_mocker.assert_number_of_calls(refused, 1)
     assert output.most_recent_state.stream_state.__dict__["apps"] == {}
+
+
+@pytest.mark.parametrize("form", [float, str], ids=["float", "string"])
+def test_visitor_history_ts_as_an_integral_float_or_a_numeric_string_is_that_time_as_an_integer(
+    http_mocker: HttpMocker, form: Any
+) -> None:
+    items = payload(_STREAM)
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response([{**i, "ts": form(i["ts"])} for i in items]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    assert record_data(output) == in_order(_records(items, "42"))
+    assert all(type(r.record.data["ts"]) is int for r in output.records)
+
+
+@pytest.mark.parametrize("ts", [None, "yesterday", 1709251200000.5], ids=["missing", "text", "non-integral"])
+def test_visitor_history_ts_missing_or_not_an_integer_fails_naming_stream_field_and_window(
+    http_mocker: HttpMocker, ts: Any
+) -> None:
+    items = payload(_STREAM)
+    bad = {k: v for k, v in items[0].items() if k != "ts"} if ts is None else {**items[0], "ts": ts}
+    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    http_mocker.get(_history_request("42", MAR_1), json_response([*items[1:], bad]))
+    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    error = output.errors[0].trace.error.message  # the stream's error (the sync's summary follows it)
+    assert error.startswith("visitor_history: ") and "`ts`" in error and "2024-03-01T00:00" in error

@@ -11,12 +11,13 @@ they are; under any other entrypoint `SourcePendo.read` expands it into ordinary
 
 Memory: the CDK's queue holds up to 10,000 messages, so when stdout is slower than Pendo (a busy
 destination) the batches would pile up there. `IN_FLIGHT` bounds the batches made but not yet written:
-a reader waits for the writer before it cuts another one.
+a reader waits for the writer before it cuts another one. When the writer is gone for good (the
+destination closed stdout: entrypoint.launch), `IN_FLIGHT.close()` ends every wait at once and any later
+one: `enter` raises `WriterGone`, so no reader sits out its timeout on a gate nobody will open.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -33,22 +34,47 @@ GATE_WAIT_SECONDS = (
 LOGGER = logging.getLogger("airbyte")
 
 
+class WriterGone(RuntimeError):
+    """The batches' writer stopped for good (stdout closed): nothing made now would ever be written."""
+
+
 class BatchGate:
-    """Counts batches made and not yet written; `enter` blocks while `limit` of them are outstanding."""
+    """Counts batches made and not yet written; `enter` blocks while `limit` of them are outstanding.
+
+    `close()` (the writer is gone) wakes every waiting `enter`, and makes every later one, raise `WriterGone`."""
 
     def __init__(self, limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(limit)
+        self._limit = limit
+        self._outstanding = 0
+        self._closed = False
+        self._changed = threading.Condition(threading.Lock())
 
     def enter(self) -> None:
-        if not self._slots.acquire(timeout=GATE_WAIT_SECONDS):
-            LOGGER.warning(
-                f"No record batch was written for {GATE_WAIT_SECONDS} s; continuing without waiting for the writer."
-            )
+        deadline = time.monotonic() + GATE_WAIT_SECONDS
+        with self._changed:
+            while self._outstanding >= self._limit and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    LOGGER.warning(
+                        f"No record batch was written for {GATE_WAIT_SECONDS} s; continuing without waiting for the writer."
+                    )
+                    break
+                self._changed.wait(left)
+            if self._closed:
+                raise WriterGone("the destination stopped reading the connector's output")
+            self._outstanding += 1
 
     def leave(self) -> None:
-        # More leaves than enters (a batch made after a timed-out enter): nothing to free.
-        with contextlib.suppress(ValueError):
-            self._slots.release()
+        with self._changed:
+            # More leaves than enters (a batch made after a timed-out enter) frees nothing.
+            self._outstanding = max(0, self._outstanding - 1)
+            self._changed.notify()
+
+    def close(self) -> None:
+        """The writer is gone: every wait ends now (WriterGone), and so does every later one."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
 
 IN_FLIGHT = BatchGate(MAX_BATCHES_IN_FLIGHT)

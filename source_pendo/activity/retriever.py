@@ -37,6 +37,7 @@ import bisect
 import logging
 import operator
 import os
+import re
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -67,7 +68,7 @@ from ..pendo import (
 )
 from .cursor import WindowFeedback, iso_minute
 from .record_batch import RecordBatch, RecordBatchBuilder
-from .rows import AggregationRowReader, MalformedBody, TruncatedBody
+from .rows import AggregationRowReader, MalformedBody, TooDeep, TruncatedBody
 
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
@@ -136,6 +137,7 @@ class ActivityRetriever(Retriever):
         self._page_size = int(os.environ.get(TEST_PAGE_SIZE_ENV) or self.config.get("page_size") or 50_000)
         self._anonymous = bool(self.config.get("include_anonymous_visitors", False))
         self._pk_fields = [f for f in (self.primary_key or []) if f != "periodStart"]
+        self._time_pk_index = self._pk_fields.index(self._time) if self._time in self._pk_fields else None
         # Text key fields are never null in a record: an absent or null one is written "" (see _text_keys).
         self._text_keys = [f for f in self._pk_fields if f not in NUMERIC_KEY_FIELDS]
         self._text_key_getters = [
@@ -212,6 +214,13 @@ class ActivityRetriever(Retriever):
             f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
         )
 
+    def _too_deep(self, run: _WindowRun, error: TooDeep) -> AirbyteTracedException:
+        return AirbyteTracedException(
+            message=f"{self.name}: Pendo sent a row (app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}) with {str(error).removeprefix('an aggregation row holds ')}, which cannot be read. The sync stopped; progress is saved up to the last complete window.",
+            internal_message=str(error),
+            failure_type=FailureType.system_error,
+        )
+
     def _split(self, run: _WindowRun, lo: int, hi: int, unit: int, error: AirbyteTracedException) -> int:
         """Where a part of the window Pendo could not answer is cut in two; raises when it cannot be."""
         if error.failure_type == FailureType.config_error or hi - lo <= unit:
@@ -251,6 +260,7 @@ class ActivityRetriever(Retriever):
             if response is None:
                 return
             page = _PageState(None, set(), self._group_pks, limit if self._is_rollup else 0)
+            page.after = after
             broken = False
             try:
                 yield from self._read_page(response, page, run)
@@ -356,6 +366,8 @@ class ActivityRetriever(Retriever):
                             break
                 if rows < limit:
                     reader.close()
+            except TooDeep as error:
+                raise self._too_deep(run, error) from None
             except _BODY_ERRORS as error:
                 self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
                 continue  # nothing was emitted: ask again
@@ -385,6 +397,8 @@ class ActivityRetriever(Retriever):
                 if block is not None:
                     yield from self._read_block(block[0], block[1], page, run)
             reader.close()
+        except TooDeep as error:
+            raise self._too_deep(run, error) from None
         except _BODY_ERRORS as error:
             batch = builder.flush()  # rows parsed before the break are whole rows: emit them
             if batch is not None:
@@ -407,13 +421,18 @@ class ActivityRetriever(Retriever):
         count = len(heads)
         page.rows += count
         times = list(map(self._time_of, heads))
+        exact_times = set(map(type, times)) == _INT_ONLY  # one C loop per block, no Python step per row
+        if not exact_times:  # 1.0e12 or "1000..." is that time; anything else stops the sync (§B-18)
+            times = [self._checked_time(t, run) for t in times]
         visitors = list(map(_VISITOR_OF, heads))
+        if page.after is not None or page.keyset is not None:
+            self._check_keyset_kept(times[0], visitors[0], page, run)
         if page.limit:
             page.observe(text, times, visitors)
         absent = self._absent_text_keys(text, heads, visitors, count)
         block = (
             None
-            if absent is None
+            if absent is None or not exact_times
             else self._block_as_records(
                 text, times, visitors, count, page, start, end, builder.separator, absent
             )
@@ -424,12 +443,12 @@ class ActivityRetriever(Retriever):
             if batch is not None:
                 yield batch
             return
-        # Row by row: rows outside the window, anonymous rows, the keyset group, rows that are not flat.
+        # Row by row: rows outside the window, anonymous rows, the keyset group, rows that are not flat, times
+        # written as a float or a string (the record gets the integer).
         whole = b"[" + text + b"]"
         last_group, emitted = None, 0
-        for raw, key in zip(_RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole), strict=True):
-            t = getattr(key, self._time)
-            if type(t) is not int or t < start or t >= end:
+        for raw, key, t in zip(_RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole), times, strict=True):
+            if t < start or t >= end:
                 continue
             visitor = key.visitorId
             if not self._anonymous and isinstance(visitor, str) and visitor.startswith(ANONYMOUS_PREFIX):
@@ -442,6 +461,8 @@ class ActivityRetriever(Retriever):
             row = bytes(raw)
             if any(getattr(key, f) is None for f in self._text_keys):
                 row = _with_empty_keys(row, self._text_keys)
+            if not exact_times and type(getattr(key, self._time)) is not int:
+                row = _with_field(row, self._time, t)
             batch = builder.add(row, self._time_bytes, t) if self._is_rollup else builder.add(row)
             if batch is not None:
                 yield batch
@@ -540,15 +561,52 @@ class ActivityRetriever(Retriever):
             block = block.replace(old, new)
         return block
 
+    def _check_keyset_kept(self, t: int, visitor: Any, page: _PageState, run: _WindowRun) -> None:
+        """A follow-up page must start after what was read (`t > after`) or in the keyset's bucket from its
+        visitor on (`t == B && visitorId >= V`); a block of it that starts before is a server ignoring the
+        keyset, whose pages would repeat rows for ever: the sync stops, naming the stream (BEHAVIOR.md §B-17).
+        Once per block (its first row: the rows are sorted)."""
+        if page.after is not None:
+            ignored = t <= page.after
+            asked = f"{self._time} > {page.after}"
+        else:
+            assert page.keyset is not None
+            bucket, from_visitor = page.keyset
+            ignored = t != bucket or (type(visitor) is type(from_visitor) and visitor < from_visitor)
+            asked = f"{self._time} == {bucket} && visitorId >= {literal(from_visitor)}"
+        if ignored:
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo answered the next page of app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)} with rows before the ones asked for ({asked}): the server ignores the keyset filter, so paging would repeat the same rows for ever. The sync stopped; progress is saved up to the last complete window.",
+                internal_message=f"{self.name}: first row ({t}, {visitor!r}) for {asked}",
+                failure_type=FailureType.system_error,
+            )
+
+    def _checked_time(self, value: Any, run: _WindowRun) -> int:
+        """The row's time as an integer (§B-18), or the sync fails naming the stream, the field and the window:
+        a row whose time is unknown is never taken as outside the window (dropped with exit 0)."""
+        t = as_time(value)
+        if t is None:
+            shown = "missing (or null)" if value is None else repr(value)[:60]
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo sent a row whose `{self._time}` is {shown}, not a time in milliseconds (app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}). The sync stopped rather than drop the row; progress is saved up to the last complete window.",
+                internal_message=f"{self.name}: {self._time}={value!r}",
+                failure_type=FailureType.system_error,
+            )
+        return t
+
     def _pk(self, key: RowKey) -> tuple[Any, ...]:
-        return tuple(getattr(key, f, None) for f in self._pk_fields)
+        pk = tuple(getattr(key, f, None) for f in self._pk_fields)
+        if self._time_pk_index is not None and type(pk[self._time_pk_index]) is not int:
+            i = self._time_pk_index
+            pk = (*pk[:i], as_time(pk[i]), *pk[i + 1 :])
+        return pk
 
     def _group_pks(self, text: bytes, group: tuple[Any, Any]) -> set[tuple[Any, ...]]:
         """Primary keys of the rows of `group` in a block (for the next page's keyset skip)."""
         return {
             self._pk(key)
             for key in _ROW_KEYS.decode(b"[" + text + b"]")
-            if (getattr(key, self._time), key.visitorId) == group
+            if (as_time(getattr(key, self._time)), key.visitorId) == group
         }
 
     # ------------------------------------------------------------------ request
@@ -635,6 +693,7 @@ class _PageState:
         limit: int = 0,
     ) -> None:
         self.keyset = keyset
+        self.after: Any = None  # a range page's `t > after`, checked like the keyset
         self.seen = seen
         self.limit = limit
         self.rows = 0
@@ -720,6 +779,30 @@ def _broke_from(error: BaseException) -> _BodyBroke:
     broke = _BodyBroke()
     broke.__cause__ = error
     return broke
+
+
+_INT_ONLY = {int}
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def as_time(value: Any) -> int | None:
+    """A time in milliseconds as Pendo may write it (§B-18): an int, an integral float (1795651200000.0) or a
+    numeric string ("1795651200000"); None for anything else (absent, null, text, 1.5, a bool, an object)."""
+    kind = type(value)
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return int(value) if value.is_integer() else None
+    if kind is str and _INTEGER_TEXT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _with_field(row: bytes, name: str, value: Any) -> bytes:
+    """The row with `name` set to `value` (row-by-row path only; the field keeps its place)."""
+    obj = orjson.loads(row)
+    obj[name] = value
+    return orjson.dumps(obj)
 
 
 def _with_empty_keys(row: bytes, fields: list[str]) -> bytes:

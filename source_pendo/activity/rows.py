@@ -8,14 +8,21 @@ the record path can splice them into RECORD lines without a decode/encode round 
 How: bytes are fed as they arrive. The envelope's keys before `results` are skipped with a small
 tokenizer; inside the array, a candidate cut is the last `}` followed by `,{` or `]`; the text up to the
 cut is decoded by msgspec as a list of `Raw` slices, which validates it (a cut inside a string or a
-nested object cannot decode, so the reader steps back to an earlier candidate). A body that ends
-before the closing `]}` raises `TruncatedBody`: callers never emit a half-parsed row. `"results": null` is
-an empty result (BEHAVIOR.md R-5), not a broken body.
+nested object cannot decode). A body that ends before the closing `]}` raises `TruncatedBody`: callers never
+emit a half-parsed row. `"results": null` is an empty result (BEHAVIOR.md R-5), not a broken body.
+
+Linear in the body size, whatever the values hold: only the last candidate is tried (one decode). When it is
+false (a `},{` inside a string, e.g. a 1 MB poll answer or user agent; or inside a nested array), `_RowScanner`
+finds the real row ends by skipping strings and counting brackets from where it stopped, and keeps its place
+across chunks while a row is incomplete, so no byte is scanned twice and no text is decoded twice (stepping back
+candidate by candidate, each decode over the whole buffer, took a minute for one such 1 MB value). A value nested
+deeper than the decoder's recursion limit raises `TooDeep` (never a RecursionError).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 import msgspec
@@ -33,6 +40,10 @@ class MalformedBody(ValueError):
     """The body is not an aggregation envelope (`{"startTime": .., "results": [..]}`)."""
 
 
+class TooDeep(ValueError):
+    """A row holds a value nested deeper than the JSON decoder's recursion limit."""
+
+
 class AggregationRowReader:
     """Feed body chunks in order; get back the complete rows received so far.
 
@@ -43,6 +54,7 @@ class AggregationRowReader:
 
     def __init__(self, item_type: Any = msgspec.Raw) -> None:
         self._buf = b""
+        self._scan: _RowScanner | None = None  # set while a false candidate made us scan a row's text
         self._state = "header"  # header -> rows -> trailer -> done
         self._decoder = _RAW_LIST if item_type is msgspec.Raw else msgspec.json.Decoder(list[item_type])
 
@@ -129,39 +141,63 @@ class AggregationRowReader:
             pos = value_end
 
     def _parse_rows(self) -> tuple[bytes, list[Any]] | None:
-        buf = self._buf.lstrip(_WS)
-        if buf[:1] == b"]":
-            self._buf = buf[1:]
-            self._state = "trailer"
-            return None
-        block = None
-        search_end = len(buf)
-        while True:
-            cut = _last_row_end(buf, search_end)
-            if cut is None:
-                break
-            text = buf[: cut + 1]
-            try:
-                items = self._decoder.decode(b"[" + text + b"]")  # decoding validates the whole text
-            except msgspec.ValidationError as error:
-                raise MalformedBody(
-                    f"an aggregation row does not have the expected shape: {error}"
-                ) from error
-            except msgspec.DecodeError:
-                search_end = cut  # the `}` was inside a string or a nested value: try an earlier one
-                continue
-            block = (text, items)
-            rest = buf[cut + 1 :].lstrip(_WS)
-            if rest[:1] == b",":
-                rest = rest[1:]
-            elif rest[:1] == b"]":
-                self._buf = rest[1:]
+        buf = self._buf
+        floor = 0  # where the quick guess may look for the last row end
+        if self._scan is not None:  # a row begun in an earlier chunk holds a false candidate: scan to its end
+            first = self._scan.advance(buf, first_only=True)
+            if first is None:
+                return None
+            self._scan, floor = None, first
+        else:
+            buf = buf.lstrip(_WS)
+            if buf[:1] == b",":  # the scanner cut at a row end that was the last byte of a chunk
+                buf = buf[1:].lstrip(_WS)
+            if buf[:1] == b"]":
+                self._buf = buf[1:]
                 self._state = "trailer"
-                return block
-            buf = rest
-            break
-        self._buf = buf
+                return None
+        cut = _last_row_end(buf, len(buf), floor)
+        if cut is None:
+            self._buf = buf
+            return None
+        items = self._decode(buf[: cut + 1]) if cut >= 0 else None
+        if items is None:  # the guess was false: the real row ends, scanned from the last one known
+            self._scan = _RowScanner(floor + 1 if floor else 0)
+            cut = self._scan.advance(buf)
+            if cut is None and floor:
+                cut = floor
+            if cut is None:
+                self._buf = buf
+                return None
+            items = self._decode(buf[: cut + 1])
+            if items is None:
+                raise MalformedBody("an aggregation row is not valid JSON")
+        block = (buf[: cut + 1], items)
+        rest = buf[cut + 1 :].lstrip(_WS)
+        if rest[:1] == b",":
+            rest = rest[1:]
+        elif rest[:1] == b"]":
+            self._buf = rest[1:]
+            self._state = "trailer"
+            self._scan = None
+            return block
+        if self._scan is not None:
+            self._scan = self._scan.shifted(len(buf) - len(rest))
+        self._buf = rest
         return block
+
+    def _decode(self, text: bytes) -> list[Any] | None:
+        """The rows of `text` (complete rows and their separators); None when `text` is not whole rows."""
+        try:
+            return list(self._decoder.decode(b"[" + text + b"]"))  # decoding validates the whole text
+        except msgspec.ValidationError as error:
+            raise MalformedBody(f"an aggregation row does not have the expected shape: {error}") from error
+        except msgspec.DecodeError:
+            return None
+        except RecursionError:
+            raise TooDeep(  # not chained: the user's error names the row's depth, not the decoder's recursion
+                f"an aggregation row holds a value nested deeper than {sys.getrecursionlimit()} levels"
+            ) from None
 
     def _parse_trailer(self) -> None:
         """After `]`: optional `,"key": scalar` pairs, then the closing `}`."""
@@ -234,12 +270,79 @@ def _scalar_end(buf: bytes, pos: int) -> int | None:
     return i if i < len(buf) else None
 
 
-def _last_row_end(buf: bytes, end: int) -> int | None:
-    """Index of the last `}` before `end` that is followed by `,{` or `]` (a candidate row end)."""
-    while True:
-        brace = buf.rfind(b"}", 0, end)
-        if brace < 0:
-            return None
+def _last_row_end(buf: bytes, end: int, floor: int = 0, tries: int = 64) -> int | None:
+    """Index of the last `}` in [floor, end) that is followed by `,{` or `]` (a candidate row end); `floor` when
+    there is none after it (a row end already known, or None when `floor` is 0); -1 after `tries` braces that
+    are not candidates (a value full of `}`: the scanner's job)."""
+    for _ in range(tries):
+        brace = buf.rfind(b"}", floor, end)
+        if brace < 0 or (brace <= floor and floor):
+            return floor or None
         if _ROW_END.match(buf, brace):
             return brace
         end = brace
+    return -1
+
+
+_SCAN_TOKEN = re.compile(rb'["{}\[\]]')
+
+
+class _RowScanner:
+    """Row ends inside the `results` array, found by skipping strings and counting brackets.
+
+    `advance(buf)` scans `buf` from where the previous call stopped (`pos`) to its end and returns the index of
+    the last `}` that closes a row, or None. Its place (`pos`, `depth`, inside a string or not) stays valid as
+    the buffer grows; `shifted(n)` moves it when the first `n` bytes are cut off. Used only after the reader's
+    one-candidate guess was false: a Python step per string and bracket, never per byte.
+    """
+
+    __slots__ = ("depth", "in_string", "pos")
+
+    def __init__(self, pos: int = 0, depth: int = 0, in_string: bool = False) -> None:
+        self.pos, self.depth, self.in_string = pos, depth, in_string
+
+    def shifted(self, n: int) -> _RowScanner | None:
+        """The same place after the first `n` bytes were cut; None when it is between rows (quick path again)."""
+        if self.depth == 0 and not self.in_string:
+            return None
+        return _RowScanner(self.pos - n, self.depth, self.in_string)
+
+    def advance(self, buf: bytes, first_only: bool = False) -> int | None:
+        """The last row end in `buf` from where the scan stopped (the first one with `first_only`), or None."""
+        pos, depth, in_string, last = self.pos, self.depth, self.in_string, None
+        n = len(buf)
+        while pos < n:
+            if in_string:
+                quote = buf.find(b'"', pos)
+                if quote < 0:
+                    pos = n
+                    break
+                k = quote - 1
+                while k >= 0 and buf[k] == 0x5C:  # backslashes before the quote: an odd number escapes it
+                    k -= 1
+                pos = quote + 1
+                in_string = (quote - 1 - k) % 2 == 1
+                continue
+            match = _SCAN_TOKEN.search(buf, pos)
+            if match is None:
+                pos = n
+                break
+            i = match.start()
+            pos = i + 1
+            ch = buf[i]
+            if ch == 0x22:  # "
+                in_string = True
+            elif ch in b"{[":
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0 and ch == 0x7D:  # }
+                    last = i
+                    if first_only:
+                        break
+                elif depth < 0:  # the `]` that closes `results`: the rows end here
+                    depth = 0
+                    pos = i
+                    break
+        self.pos, self.depth, self.in_string = pos, depth, in_string
+        return last

@@ -435,3 +435,126 @@ def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(
     )
     assert out is not None, "the block path, not row by row"
     assert [json.loads(line) for line in out.split(b"\n")] == [dict(r, periodStart=r["day"]) for r in rows]
+
+
+def _rewrite_times(field: str, how: str) -> Any:
+    """A body_text that writes `field` of every row `how` (as the hostile proxy's time_fields mode does)."""
+
+    def rewrite(body: bytes) -> bytes:
+        payload = json.loads(body)
+        for row in payload["results"] or []:
+            if how == "remove":
+                del row[field]
+            else:
+                row[field] = {
+                    "float": float(row[field]),
+                    "string": str(row[field]),
+                    "text": "yesterday",
+                    "half": row[field] + 0.5,
+                }[how]
+        return json.dumps(payload).encode()
+
+    return rewrite
+
+
+@pytest.mark.parametrize("how", ["float", "string"])
+@pytest.mark.parametrize("page_size", [3, 1000])
+def test_a_time_written_as_an_integral_float_or_a_numeric_string_is_that_time_written_as_an_integer(
+    how, page_size
+):
+    rows = make_rows(days=2, visitors=3)
+    records = read(FakeAggregationApi(rows, body_text=_rewrite_times("day", how)), page_size=page_size)
+    assert sorted(records, key=lambda r: (r["day"], r["visitorId"], r["userAgent"])) == sorted(
+        (dict(r, periodStart=r["day"]) for r in rows),
+        key=lambda r: (r["day"], r["visitorId"], r["userAgent"]),
+    )
+    assert all(type(r["day"]) is int for r in records)
+
+
+@pytest.mark.parametrize("how", ["float", "string"])
+def test_a_raw_event_browser_time_as_a_float_or_a_string_is_read_as_that_time(how):
+    rows = make_raw(skew=0)
+    inside = [r for r in rows if START <= r["receivedTime"] < START + 6 * HOUR]
+    api = FakeAggregationApi(
+        rows,
+        time="browserTime",
+        period=HOUR,
+        select="receivedTime",
+        body_text=_rewrite_times("browserTime", how),
+    )
+    records = read(api, page_size=4, end=START + 6 * HOUR, raw=True)
+    assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in inside)
+
+
+@pytest.mark.parametrize("how", ["remove", "text", "half"])
+@pytest.mark.parametrize("raw", [False, True], ids=["day", "browserTime"])
+def test_a_time_missing_or_not_an_integer_fails_the_sync_naming_stream_field_and_window(how, raw):
+    if raw:
+        api = FakeAggregationApi(
+            make_raw(skew=0),
+            time="browserTime",
+            period=HOUR,
+            select="receivedTime",
+            body_text=_rewrite_times("browserTime", how),
+        )
+        with pytest.raises(AirbyteTracedException) as caught:
+            read(api, page_size=4, end=START + 6 * HOUR, raw=True)
+        field, stream = "browserTime", "guide_events"
+    else:
+        with pytest.raises(AirbyteTracedException) as caught:
+            read(FakeAggregationApi(make_rows(), body_text=_rewrite_times("day", how)), page_size=1000)
+        field, stream = "day", "events"
+    message = caught.value.message or ""
+    assert f"{stream}:" in message and f"`{field}`" in message and "window" in message and "app *" in message
+
+
+def test_as_time_accepts_int_integral_float_and_numeric_string_only():
+    from source_pendo.activity.retriever import as_time
+
+    assert [as_time(v) for v in (1795651200000, 1795651200000.0, "1795651200000", "-5")] == [
+        1795651200000
+    ] * 3 + [-5]
+    assert [
+        as_time(v)
+        for v in (None, "yesterday", 1.5, float("nan"), float("inf"), True, "1e3", " 1", "9" * 30, [1], {})
+    ] == [None] * 11
+
+
+def test_a_value_nested_deeper_than_the_decoder_allows_fails_naming_the_stream_not_a_recursion_error():
+    deep = "[" * 100_000 + "1" + "]" * 100_000
+
+    def nest(body: bytes) -> bytes:
+        return body.replace(b'"numEvents":1', b'"numEvents":1,"deep":' + deep.encode(), 1)
+
+    with pytest.raises(AirbyteTracedException) as caught:
+        read(FakeAggregationApi(make_rows(), body_text=nest), page_size=1000)
+    assert (caught.value.message or "").startswith("events: ") and "nested deeper" in (
+        caught.value.message or ""
+    )
+
+
+class KeysetIgnoringApi(FakeAggregationApi):
+    """A server that drops the keyset conditions (`t > B`, `t == B && visitorId >= V`) from every filter."""
+
+    def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
+        import copy
+        import re
+
+        body = copy.deepcopy(request_body_json)
+        for stage in body["request"]["pipeline"]:
+            if "filter" in stage:
+                stage["filter"] = re.sub(
+                    r" && (?:\w+ > -?\d+|\w+ == -?\d+ && visitorId >= \"[^\"]*\")", "", stage["filter"]
+                )
+        return super().send_request(body, stream_slice)
+
+
+@pytest.mark.parametrize("page_size", [3, 5, 14])
+def test_a_server_ignoring_the_keyset_stops_the_sync_naming_the_stream_never_endless_duplicates(page_size):
+    api = KeysetIgnoringApi(make_rows())
+    with pytest.raises(AirbyteTracedException) as caught:
+        read(api, page_size=page_size)
+    assert (caught.value.message or "").startswith("events: ") and "ignores the keyset" in (
+        caught.value.message or ""
+    )
+    assert len(api.bodies) <= 3

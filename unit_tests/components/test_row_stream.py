@@ -66,3 +66,44 @@ def test_row_stream_rejects_a_body_that_is_not_an_envelope():
         with pytest.raises((MalformedBody, TruncatedBody)):
             reader.feed(body)
             reader.close()
+
+
+NASTY = [
+    *ROWS,
+    {"visitorId": "e", "day": 5, "ua": 'x"},{"y":1},{' * 50, "tail": "\\\\"},
+    {"visitorId": "f", "day": 6, "braces": "}" * 300 + '\\"' + "},{" * 10},
+    {"visitorId": "g", "day": 7, "rows": [{"a": {"b": [{"c": 1}, {"d": "]},{"}]}}, {"e": 2}]},
+]
+
+
+@pytest.mark.parametrize("separators", [(",", ":"), (", ", ": ")])
+def test_row_stream_values_full_of_false_row_ends_still_yield_exactly_the_rows(separators):
+    rows = NASTY * 3
+    body = json.dumps({"startTime": 123, "results": rows}, separators=separators, ensure_ascii=False).encode()
+    rng = random.Random(2)
+    for _ in range(300):
+        sizes = [rng.randint(1, 400) for _ in range(rng.randint(0, 40))]
+        assert _read(body, sizes) == rows
+
+
+def test_row_stream_stays_linear_with_a_1mb_value_holding_brace_comma_brace():
+    """Stepping back candidate by candidate (a decode of the whole buffer each) took ~60 s on this body."""
+    import time
+
+    big = ('x"},{"y":1},{' * 80_000)[: 1 << 20]
+    rows = [{"visitorId": "a", "day": 1, "ua": big}] + [{"visitorId": f"v{i}", "day": 1} for i in range(2000)]
+    body = json.dumps({"startTime": 1, "results": rows}, separators=(",", ":")).encode()
+    started = time.perf_counter()
+    for size in (256 * 1024, 4096):
+        assert _read(body, [size] * (len(body) // size + 1)) == rows
+    assert time.perf_counter() - started < 5
+
+
+def test_row_stream_names_a_value_nested_too_deep_instead_of_a_recursion_error():
+    from source_pendo.activity.rows import TooDeep
+
+    body = b'{"results":[{"day":1,"deep":' + b"[" * 100_000 + b"1" + b"]" * 100_000 + b"}]}"
+    reader = AggregationRowReader()
+    with pytest.raises(TooDeep, match="nested deeper"):
+        for i in range(0, len(body), 65536):
+            reader.feed(body[i : i + 65536])
