@@ -10,6 +10,9 @@ import requests
 
 from source_pendo.config import DEFAULTS, api_base
 from source_pendo.pendo import aggregation_body
+from source_pendo.transport import install
+
+install()  # no redirect to another origin with the key (transport.py)
 
 API_KEY_HEADER = "x-pendo-integration-key"
 QUICK_TIMEOUT_SECONDS = 30

@@ -25,6 +25,7 @@ from source_pendo.api import quick_aggregation, quick_get
 from source_pendo.config import DEFAULTS, api_base, validate_config
 from source_pendo.errors import KEYS_PAGE, WRITE_ACCESS, body_start, is_rate_limited, wrong_region
 from source_pendo.pendo import EVERY_APP
+from source_pendo.transport import RedirectRefused, connection_cause
 
 THROTTLED_ATTEMPTS = 3
 THROTTLED_PAUSE_SECONDS = 2.0
@@ -67,10 +68,12 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
     host = api_base(config)
     try:
         response = _unthrottled(lambda: quick_get(config, "page", {"expand": "*"}))
+    except RedirectRefused as error:
+        return _failed(str(error))
     except (requests.ConnectionError, requests.Timeout) as error:
         logger.info(f"check: GET {host}/page failed: {type(error).__name__}")
         return _failed(
-            f"Could not reach Pendo at {host} ({type(error).__name__}). Check `region` "
+            f"Could not reach Pendo at {host} ({connection_cause(error) or type(error).__name__}). Check `region` "
             f"(currently {config.get('region', DEFAULTS['region'])}) and `base_url`, and that this host is reachable "
             "from where the connector runs."
         )
@@ -87,6 +90,12 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
         )
     if response.status_code == 400:
         return _failed(wrong_region(config))
+    if response.status_code in (404, 405):
+        return _failed(
+            f"{host}/page answered HTTP {response.status_code} (not found): the URL is wrong. Check `base_url` "
+            "(it must be the Pendo API host, e.g. https://app.pendo.io, without a path; /api/v1 is added) or "
+            f"leave it empty and set `region` (currently {config.get('region') or DEFAULTS['region']})."
+        )
     if not response.ok:
         return _failed(
             f"{host}/page answered HTTP {response.status_code}; Pendo may be down, try again later."
@@ -119,6 +128,8 @@ def _check_aggregation(config: Mapping[str, Any], logger: logging.Logger) -> Air
     ]
     try:
         response = _unthrottled(lambda: quick_aggregation(config, pipeline, "check"))
+    except RedirectRefused as error:
+        return _failed(str(error))
     except (requests.ConnectionError, requests.Timeout) as error:
         logger.info(f"check: POST {host}/aggregation failed: {type(error).__name__}")
         return _failed(

@@ -22,6 +22,9 @@ from source_pendo.config import complete_config
 from source_pendo.estimates import entity_estimates
 from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
 from source_pendo.spec import MANIFEST_PATH
+from source_pendo.transport import install
+
+install()  # every session of the process: no redirect to another origin with the key (transport.py)
 
 CONNECT_TIMEOUT_SECONDS = 30
 ANONYMOUS_SETTING = "include_anonymous_visitors"

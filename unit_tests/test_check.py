@@ -170,7 +170,9 @@ def test_check_unreachable_host_names_the_host_and_the_settings() -> None:
     status = _check(ConfigBuilder().with_(base_url="http://127.0.0.1:1").build())
 
     assert status.status == Status.FAILED
-    assert status.message.startswith("Could not reach Pendo at http://127.0.0.1:1/api/v1 (ConnectionError).")
+    assert status.message.startswith(
+        "Could not reach Pendo at http://127.0.0.1:1/api/v1 (the connection was refused)."
+    )
     assert "`region`" in status.message and "`base_url`" in status.message
 
 

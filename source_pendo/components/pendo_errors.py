@@ -8,6 +8,11 @@ the declared "Cannot parse filter" filter, and every other status as declared. D
 - a 403 to `POST /aggregation`: a key without write access (a config error saying so);
 - a 400 (not a filter Pendo could not parse): a config error naming the region when the key's suffix
   disagrees with `region`, else a system error quoting the start of the answer and naming stream and request.
+And two answers that are exceptions, not responses (source_pendo/transport.py):
+- a redirect to another origin, refused: a config error naming both origins and `base_url`;
+- a refused connection, a host name that does not resolve or an untrusted certificate, while the host never
+  answered in this process: a config error naming the cause, `base_url` and `region`, at once (retrying a
+  wrong host six times took minutes, logged as rate limiting). Once the host has answered, retried as before.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config
 
+from ..config import DEFAULTS
 from ..delegating_error_handler import DelegatingErrorHandler
 from ..errors import (
     aggregation_forbidden,
@@ -30,6 +36,7 @@ from ..errors import (
     rejected_request,
     wrong_region,
 )
+from ..transport import RedirectRefused, connection_cause, has_answered, origin_text
 
 UNPARSED_FILTER = b"Cannot parse filter"
 
@@ -52,6 +59,13 @@ class PendoErrors(DelegatingErrorHandler):
         self, response_or_exception: requests.Response | Exception | None = None
     ) -> ErrorResolution:
         response = response_or_exception
+        if isinstance(response, RedirectRefused):
+            return _failed(str(response), config_error=True)
+        if isinstance(response, requests.RequestException):
+            cause = connection_cause(response)
+            url = str(response.request.url) if response.request is not None and response.request.url else None
+            if cause and not has_answered(url):
+                return _failed(unreachable(self.config, url, cause), config_error=True)
         if isinstance(response, requests.Response):
             if response.status_code == 403:
                 if is_rate_limited(response):
@@ -72,4 +86,15 @@ def _failed(message: str, config_error: bool) -> ErrorResolution:
         response_action=ResponseAction.FAIL,
         failure_type=FailureType.config_error if config_error else FailureType.system_error,
         error_message=message,
+    )
+
+
+def unreachable(config: Mapping[str, Any], url: str | None, cause: str) -> str:
+    """A host that never answered: the cause, and the two settings that choose the host."""
+    base_url = str(config.get("base_url") or "").strip()
+    return (
+        f"Could not connect to Pendo at {origin_text(url)}: {cause}. Check `base_url` "
+        f"({origin_text(base_url) if base_url else 'not set'}) and `region` "
+        f"({config.get('region') or DEFAULTS['region']}): `base_url` must be empty or the Pendo API host, "
+        "reachable from where the connector runs."
     )

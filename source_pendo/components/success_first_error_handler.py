@@ -33,6 +33,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 
 from ..delegating_error_handler import DelegatingErrorHandler
+from ..transport import answered
 
 TRUNCATED_BODY = ErrorResolution(
     response_action=ResponseAction.RETRY,
@@ -49,6 +50,8 @@ class SuccessFirstErrorHandler(DelegatingErrorHandler):
     def interpret_response(
         self, response_or_exception: requests.Response | Exception | None = None
     ) -> ErrorResolution:
+        if isinstance(response_or_exception, requests.Response):
+            answered(response_or_exception.url)  # a later connection error to this host is transient
         if (
             isinstance(response_or_exception, requests.Response)
             and 200 <= response_or_exception.status_code < 300
