@@ -23,17 +23,18 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, BinaryIO, cast
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
 from airbyte_cdk.models import AirbyteMessage, Type
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
-from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
+from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 
 from .activity.record_batch import IN_FLIGHT, RecordBatch
+from .masking import secret_forms
 
 if TYPE_CHECKING:
     from .source import SourcePendo
@@ -44,9 +45,18 @@ class PendoEntrypoint(AirbyteEntrypoint):
         super().__init__(source)
         self.pendo_source = source
 
+    @staticmethod
+    def set_up_secret_filter(config: Any, connection_specification: Mapping[str, Any]) -> None:
+        """The CDK's secrets (the raw key) and every other form they and a `base_url` password are printed in
+        (masking.py): the CDK's call replaces the list run.py registered."""
+        forms = set(get_secrets(connection_specification, config)) | set(secret_forms(config))
+        update_secrets(sorted((str(form) for form in forms if form), key=len, reverse=True))
+
     def run(self, parsed_args: argparse.Namespace) -> Iterable[str | RecordBatch]:  # type: ignore[override]
-        if parsed_args.command != "read":
-            yield from super().run(parsed_args)
+        if (
+            parsed_args.command != "read"
+        ):  # check, discover: every line masked (a check message may quote a URL)
+            yield from map(filter_secrets, super().run(parsed_args))
             return
         debug = getattr(parsed_args, "debug", False) or is_platform_debug_log_enabled()
         self.logger.setLevel(logging.DEBUG if debug else logging.INFO)

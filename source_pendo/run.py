@@ -23,13 +23,14 @@ COMMANDS_WITH_CONFIG = ("check", "discover", "read")
 def _print_config_error(command: str, error: AirbyteTracedException) -> None:
     """check: a FAILED connection status (exit 0, as the CDK does); discover/read: an error trace (exit 1)."""
     from airbyte_cdk.entrypoint import AirbyteEntrypoint
+    from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets
 
     if command == "check":
         message = error.as_connection_status_message()
     else:
         message = error.as_sanitized_airbyte_message()
         message.trace.error.stack_trace = None  # type: ignore[union-attr]  # nothing to debug in a bad config
-    print(AirbyteEntrypoint.airbyte_message_to_string(message), flush=True)  # type: ignore[arg-type]
+    print(filter_secrets(AirbyteEntrypoint.airbyte_message_to_string(message)), flush=True)  # type: ignore[arg-type]
 
 
 def build_source(args: list[str]) -> SourcePendo | None:
@@ -41,6 +42,7 @@ def build_source(args: list[str]) -> SourcePendo | None:
 
     from source_pendo.config import validate_config
     from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
+    from source_pendo.masking import secret_forms
     from source_pendo.source import SourcePendo
 
     parsed = AirbyteEntrypoint.parse_args(args)
@@ -50,8 +52,7 @@ def build_source(args: list[str]) -> SourcePendo | None:
     try:
         if getattr(parsed, "config", None):
             config = read_config_file(parsed.config)
-            if isinstance(config.get("api_key"), str) and config["api_key"]:
-                update_secrets([config["api_key"]])
+            update_secrets(secret_forms(config))  # every printable form of the key and a base_url password
         if parsed.command in COMMANDS_WITH_CONFIG:
             validate_config(config or {})
         if getattr(parsed, "catalog", None):
