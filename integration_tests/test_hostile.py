@@ -707,7 +707,6 @@ def test_two_metadata_fields_mapping_to_one_column_are_both_kept_or_named(proxy,
 # ----------------------------------------------------------------------------------------------- ids in paths
 
 
-@xfail("a report id is put in the URL path unencoded: ../ changes the path the key is sent to")
 def test_a_report_id_with_dot_dot_slash_is_percent_encoded_in_the_path(proxy, config, truth, discovered):
     report = truth.records("report_results", config)[0]["reportId"]
     proxy.set_modes([{"kind": "hostile_ids", "route": "report", "where": {"id": report}}])
