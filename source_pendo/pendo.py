@@ -18,6 +18,9 @@ DAY_MS = 24 * HOUR_MS
 HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day may be partly gone
 MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
 PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}  # `timeSeries.period` of an aggregation source
+# The longest wait a `Retry-After` header gets (components/capped_retry_after.py, docs/pendo.md): a larger value
+# is capped to this and logged, never obeyed as is (a broken server's `Retry-After: 86400` is not a day's sleep).
+MAX_RETRY_AFTER_SECONDS = 600
 
 # ---------------------------------------------------------------------------------------------- ids
 ANONYMOUS_PREFIX = "_PENDO_T_"  # visitor ids Pendo generates for visitors the app never identified

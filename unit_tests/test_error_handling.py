@@ -21,6 +21,7 @@ from builders import (
     text_response,
 )
 
+from source_pendo.pendo import MAX_RETRY_AFTER_SECONDS
 from source_pendo.source import SourcePendo
 
 
@@ -172,6 +173,23 @@ class ErrorHandlingTest(TestCase):
 
         assert len(output.records) == 3
         assert _waits(sleep) == [8]  # Retry-After 7, plus the CDK's 1 s
+
+    @HttpMocker()
+    def test_pages_429_with_a_huge_retry_after_waits_the_cap_and_logs_it(
+        self, http_mocker: HttpMocker
+    ) -> None:
+        throttled = HttpResponse("Too Many Requests", 429, {"Retry-After": "86400"})
+        http_mocker.get(_pages_request(), [throttled, json_response(payload("pages"))])
+
+        with patch("time.sleep") as sleep:
+            output = read_stream("pages", ConfigBuilder().build())
+
+        assert len(output.records) == 3
+        assert _waits(sleep) == [MAX_RETRY_AFTER_SECONDS + 1]  # the cap, plus the CDK's 1 s
+        assert any(
+            "Retry-After 86400" in m.log.message and f"waiting {MAX_RETRY_AFTER_SECONDS} s" in m.log.message
+            for m in output.logs
+        )
 
     @HttpMocker()
     def test_pages_5xx_are_retried_with_backoff_then_read(self, http_mocker: HttpMocker) -> None:
