@@ -11,7 +11,6 @@ from unittest.mock import patch
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
 from airbyte_cdk.test.mock_http import HttpMocker
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import API_KEY, ConfigBuilder, get_request, text_response
 from builders import catalog as catalog_for
 
@@ -114,8 +113,8 @@ def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog_for("pages"))))
 
-    # In-process the failed sync surfaces as the exception the CDK's excepthook turns into exit code 1.
-    with HttpMocker() as http_mocker, pytest.raises(AirbyteTracedException):
+    # The stream's ERROR trace is printed; the CDK's closing summary is not repeated as a second one: exit 1.
+    with HttpMocker() as http_mocker, pytest.raises(SystemExit) as exited:
         http_mocker.get(get_request("page", expand="*"), text_response("Forbidden", 403))
         _run("read", "--config", _config_file(tmp_path), "--catalog", str(catalog), "--debug")
 
@@ -125,7 +124,8 @@ def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
         for m in _messages(output.out)
         if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"
     ]
-    assert "Integration Keys" in errors[0]["message"]
+    assert exited.value.code == 1
+    assert len(errors) == 1 and "Integration Keys" in errors[0]["message"]
     assert API_KEY not in output.out + output.err
 
 
