@@ -80,8 +80,10 @@ class PendoEntrypoint(AirbyteEntrypoint):
                     for message in self.read(source_spec, config, catalog, state):
                         if isinstance(message, RecordBatch):
                             yield message  # written as bytes by launch()
-                        else:
+                        elif message.type is Type.TRACE:
                             yield self.airbyte_message_to_string(self.first_error_only(message))
+                        else:  # records of the other streams: no step added per record
+                            yield self.airbyte_message_to_string(message)
                 except AirbyteTracedException as error:
                     if not self.is_reported_summary(error):
                         raise

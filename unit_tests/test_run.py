@@ -11,6 +11,7 @@ from unittest.mock import patch
 import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
 from airbyte_cdk.test.mock_http import HttpMocker
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import API_KEY, ConfigBuilder, get_request, text_response
 from builders import catalog as catalog_for
 
@@ -148,3 +149,29 @@ def test_spec_does_not_import_the_cdk() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "CDK not imported"
     assert json.loads(out.splitlines()[0])["type"] == "SPEC"
+
+
+def test_read_prints_one_error_trace_per_stream_and_not_the_cdk_summary_again() -> None:
+    from airbyte_cdk.models import FailureType, StreamDescriptor
+
+    from source_pendo.entrypoint import CDK_SUMMARY, PendoEntrypoint
+    from source_pendo.source import SourcePendo
+
+    entrypoint = PendoEntrypoint(SourcePendo())
+
+    def trace(stream: str, window: str) -> Any:
+        error = AirbyteTracedException(
+            message=f"{stream}: broken row in {window}", failure_type=FailureType.system_error
+        )
+        return error.as_airbyte_message(stream_descriptor=StreamDescriptor(name=stream))
+
+    shown = [
+        entrypoint.first_error_only(trace(stream, window))
+        for stream, window in [("events", "day 1"), ("events", "day 2"), ("accounts", "all")]
+    ]
+    assert [m.type.value for m in shown] == ["TRACE", "LOG", "TRACE"]
+    assert shown[0].trace.error.failure_type == FailureType.system_error  # the connector's own, kept
+    assert shown[1].log.level.value == "ERROR" and "events: broken row in day 2" in shown[1].log.message
+    summary = AirbyteTracedException(message="During the sync ...", internal_message=CDK_SUMMARY)
+    assert entrypoint.is_reported_summary(summary)
+    assert not entrypoint.is_reported_summary(AirbyteTracedException(message="something else"))
