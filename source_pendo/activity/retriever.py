@@ -173,6 +173,10 @@ class ActivityRetriever(Retriever):
                 )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
+        except Exception:
+            if self.cursor is not None:
+                self.cursor.stop_windows()  # the stream fails: no window after this one is started
+            raise
         finally:
             if self.cursor is not None:
                 self.cursor.release_window()

@@ -95,6 +95,10 @@ class VisitorHistoryRetriever(Retriever):
             )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, count)
+        except Exception:
+            if self.cursor is not None:
+                self.cursor.stop_windows()  # the stream fails: no window after this one is started
+            raise
         finally:
             if self.cursor is not None:
                 self.cursor.release_window()
