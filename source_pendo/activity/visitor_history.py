@@ -1,7 +1,7 @@
 """visitor_history: `GET /visitor/{id}/history?starttime=` for the visitors active in each 24-hour window.
 
 Why Python: the history endpoint answers one visitor and one 24-hour window per call and keeps 180 days
-(PENDO_API.md §4.10), so the calls must be bounded by who was actually active. Per window this retriever
+(BEHAVIOR.md §B-19), so the calls must be bounded by who was actually active. Per window this retriever
 asks the `events` rollup (hourRange, paged as the events stream pages it) which visitors had activity in it, then fetches
 the history of each of those visitors only: visitors with no activity since the cursor cost no call.
 Items carry no visitor id on the wire; the record gets `visitorId`. Windows come from the activity cursor
