@@ -87,7 +87,10 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(world, p
         assert union == {canonical(r) for r in world.expected(stream, config)}
 
 
-def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered):
+def test_activity_state_in_the_future_is_a_config_error_naming_the_stream_never_a_silent_skip(
+    base_config, discovered
+):
+    """A frontier after now cannot have been saved by a sync (issue 15: it used to skip everything silently)."""
     config = dict(base_config, period="DAY", lookback_window_days=0)
     future = {
         "version": 1,
@@ -97,8 +100,10 @@ def test_activity_state_in_the_future_reads_nothing_old(base_config, discovered)
     }
     state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": future}}]
     run = run_connector("read", config, catalog_for(["events"], discovered=discovered), state=state)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode != 0
     assert run.records("events") == []
+    [error] = [e for e in run.errors() if e.get("failure_type") == "config_error"]
+    assert "events" in error["message"] and "after now" in error["message"], error["message"]
 
 
 def test_activity_period_change_fails_with_what_to_reset(base_config, discovered):

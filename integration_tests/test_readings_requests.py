@@ -17,20 +17,7 @@ from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import API_KEY, EMULATOR_TZ, ONE_APP, catalog_for, run_connector
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.truth import GroundTruth
-
-ENTITIES = [
-    "accounts",
-    "visitors",
-    "features",
-    "pages",
-    "guides",
-    "track_types",
-    "reports",
-    "report_results",
-    "segments",
-    "metadata_accounts",
-    "metadata_visitors",
-]
+from integration_tests.test_entity_streams import ENTITIES
 
 
 @contextmanager

@@ -6,6 +6,15 @@ entrypoint writes their bytes to stdout unchanged (no decode to str and encode b
 records for the state messages' `sourceStats`. spec, check and discover go through the CDK's code path
 untouched. Every message but a record is printed with the secrets masked (see `airbyte_message_to_string`).
 
+One failure, one ERROR trace: the CDK prints an ERROR trace for every partition (window) that raised, and, once
+every stream is done, raises a summary naming them all again ("During the sync, the following streams did not
+sync successfully: ..."), which the excepthook prints as one more ERROR trace. A user reading the sync's
+failure would see the same cause several times and a summary whose `failure_type` (config_error) is not the
+cause's. So `run` prints the first ERROR trace of each stream as it is (the connector's message: stream, cause,
+window; its own `failure_type`), turns a stream's later ERROR traces into ERROR log lines, and swallows the
+summary when every stream it names already has its trace; `launch` then ends the process with exit code 1.
+The stream status messages (INCOMPLETE for a failed stream) pass through untouched.
+
 A destination that dies closes the connector's stdout: the next write raises BrokenPipeError. `launch` then
 closes the record batches' gate (every reader waiting on it gets `WriterGone` at once) and ends the process
 with exit code 1 right away (`os._exit`): the concurrent framework's worker threads are not daemons and would
@@ -28,10 +37,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
-from airbyte_cdk.models import AirbyteMessage, Type
+from airbyte_cdk.models import AirbyteLogMessage, AirbyteMessage, Level, TraceType, Type
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .activity.record_batch import IN_FLIGHT, RecordBatch
 from .masking import secret_forms
@@ -40,10 +50,15 @@ if TYPE_CHECKING:
     from .source import SourcePendo
 
 
+CDK_SUMMARY = "Concurrent read failure"  # ConcurrentReadProcessor.is_done's internal_message for its summary
+
+
 class PendoEntrypoint(AirbyteEntrypoint):
     def __init__(self, source: SourcePendo) -> None:
         super().__init__(source)
         self.pendo_source = source
+        self.failed_streams: set[str] = set()  # streams whose ERROR trace was printed
+        self.failed = False  # the sync failed and its error traces are printed: exit 1, no summary trace
 
     @staticmethod
     def set_up_secret_filter(config: Any, connection_specification: Mapping[str, Any]) -> None:
@@ -71,13 +86,49 @@ class PendoEntrypoint(AirbyteEntrypoint):
                 yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
                 catalog = self.source.read_catalog(parsed_args.catalog)
                 state = self.source.read_state(parsed_args.state)
-                for message in self.read(source_spec, config, catalog, state):
-                    if isinstance(message, RecordBatch):
-                        yield message  # written as bytes by launch()
-                    else:
-                        yield self.airbyte_message_to_string(message)
+                try:
+                    for message in self.read(source_spec, config, catalog, state):
+                        if isinstance(message, RecordBatch):
+                            yield message  # written as bytes by launch()
+                        elif message.type is Type.TRACE:
+                            yield self.airbyte_message_to_string(self.first_error_only(message))
+                        else:  # records of the other streams: no step added per record
+                            yield self.airbyte_message_to_string(message)
+                except AirbyteTracedException as error:
+                    if not self.is_reported_summary(error):
+                        raise
+                    self.failed = True
             finally:
                 yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
+
+    def first_error_only(self, message: AirbyteMessage) -> AirbyteMessage:
+        """A stream's first ERROR trace as it is; its later ones (other windows) as ERROR log lines."""
+        trace = message.trace
+        if (
+            message.type != Type.TRACE
+            or trace is None
+            or trace.type != TraceType.ERROR
+            or trace.error is None
+        ):
+            return message
+        stream = trace.error.stream_descriptor.name if trace.error.stream_descriptor else None
+        if stream is None:
+            return message
+        if stream not in self.failed_streams:
+            self.failed_streams.add(stream)
+            return message
+        return AirbyteMessage(
+            type=Type.LOG,
+            log=AirbyteLogMessage(
+                level=Level.ERROR,
+                message=f"Another part of stream {stream} failed too: {trace.error.message}",
+            ),
+        )
+
+    def is_reported_summary(self, error: AirbyteTracedException) -> bool:
+        """The CDK's closing "streams did not sync successfully" error: it names only streams whose exceptions went
+        through `on_exception`, which yields each one's ERROR trace (with its stream), so each is printed."""
+        return error.internal_message == CDK_SUMMARY and bool(self.failed_streams)
 
     @staticmethod
     def airbyte_message_to_string(airbyte_message: AirbyteMessage) -> str:
@@ -110,6 +161,8 @@ def launch(source: SourcePendo, args: list[str]) -> None:
                     print(f"{message}\n", end="")
     except BrokenPipeError:
         stop_after_stdout_closed()
+    if entrypoint.failed:  # the failed streams' ERROR traces are printed; the CDK's summary is not repeated
+        sys.exit(1)
 
 
 def stop_after_stdout_closed(exit_code: int = 1) -> None:

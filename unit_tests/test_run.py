@@ -114,8 +114,8 @@ def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog_for("pages"))))
 
-    # In-process the failed sync surfaces as the exception the CDK's excepthook turns into exit code 1.
-    with HttpMocker() as http_mocker, pytest.raises(AirbyteTracedException):
+    # The stream's ERROR trace is printed; the CDK's closing summary is not repeated as a second one: exit 1.
+    with HttpMocker() as http_mocker, pytest.raises(SystemExit) as exited:
         http_mocker.get(get_request("page", expand="*"), text_response("Forbidden", 403))
         _run("read", "--config", _config_file(tmp_path), "--catalog", str(catalog), "--debug")
 
@@ -125,7 +125,8 @@ def test_read_with_a_rejected_key_never_prints_the_key_even_with_debug(
         for m in _messages(output.out)
         if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"
     ]
-    assert "Integration Keys" in errors[0]["message"]
+    assert exited.value.code == 1
+    assert len(errors) == 1 and "Integration Keys" in errors[0]["message"]
     assert API_KEY not in output.out + output.err
 
 
@@ -148,3 +149,29 @@ def test_spec_does_not_import_the_cdk() -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "CDK not imported"
     assert json.loads(out.splitlines()[0])["type"] == "SPEC"
+
+
+def test_read_prints_one_error_trace_per_stream_and_not_the_cdk_summary_again() -> None:
+    from airbyte_cdk.models import FailureType, StreamDescriptor
+
+    from source_pendo.entrypoint import CDK_SUMMARY, PendoEntrypoint
+    from source_pendo.source import SourcePendo
+
+    entrypoint = PendoEntrypoint(SourcePendo())
+
+    def trace(stream: str, window: str) -> Any:
+        error = AirbyteTracedException(
+            message=f"{stream}: broken row in {window}", failure_type=FailureType.system_error
+        )
+        return error.as_airbyte_message(stream_descriptor=StreamDescriptor(name=stream))
+
+    shown = [
+        entrypoint.first_error_only(trace(stream, window))
+        for stream, window in [("events", "day 1"), ("events", "day 2"), ("accounts", "all")]
+    ]
+    assert [m.type.value for m in shown] == ["TRACE", "LOG", "TRACE"]
+    assert shown[0].trace.error.failure_type == FailureType.system_error  # the connector's own, kept
+    assert shown[1].log.level.value == "ERROR" and "events: broken row in day 2" in shown[1].log.message
+    summary = AirbyteTracedException(message="During the sync ...", internal_message=CDK_SUMMARY)
+    assert entrypoint.is_reported_summary(summary)
+    assert not entrypoint.is_reported_summary(AirbyteTracedException(message="something else"))

@@ -103,6 +103,9 @@ class WindowFeedback(Protocol):
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """The window ends without error but was not read: the state must not move past its start."""
 
+    def stop_windows(self) -> None:
+        """A window failed (the stream fails): hand out no more windows; the ones being read end as they do."""
+
 
 @dataclass
 class WindowPlanner:
@@ -191,6 +194,7 @@ class ActivityCursor(Cursor):
         self._planners: dict[str, WindowPlanner] = {}
         self._read_started: dict[tuple[str, int], int] = {}
         self._abandoned: set[tuple[str, int]] = set()  # windows ended unread (abandon_window)
+        self._stopped = False  # a window failed: no more windows (stop_windows)
         previous = self._migrate(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
@@ -359,7 +363,7 @@ class ActivityCursor(Cursor):
             for app in list(active):
                 self._ahead.acquire(timeout=600)  # bounded: a lost release must never hang the sync
                 with self._lock:
-                    window = self._planners[app].next_window()
+                    window = None if self._stopped else self._planners[app].next_window()
                     if window is not None:
                         self._read_started[(app, window[0])] = now
                 if window is None:
@@ -401,6 +405,13 @@ class ActivityCursor(Cursor):
             settled_at -= settled_at % HOUR_MS
             self._progress[app].complete(start, end, settled_at)
             self._emit_state()
+
+    def stop_windows(self) -> None:
+        """A window failed, so the stream fails and the frontier never moves past that window: windows after it
+        would be read for nothing (and, when every window fails the same way, each would fail again after its
+        retries). No more are handed out; the ones being read end as they do."""
+        with self._lock:
+            self._stopped = True
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""

@@ -1,7 +1,7 @@
 """Many RECORD messages of one stream, already serialised: the lean record path of the activity streams.
 
 Why: the CDK's per-record path (Record -> queue -> AirbyteMessage -> serpyco -> orjson) costs ~30 us a
-record here (PERF_NOTES.md). Activity rows arrive as JSON bytes from the streaming reader; splicing
+record here (measured in bench/: the plain declarative manifest in bench/results/). Activity rows arrive as JSON bytes from the streaming reader; splicing
 each into a RECORD line (`{"type":"RECORD","record":{"stream":..,"data":<row>,"emitted_at":..}}`) is
 byte-for-byte the message the CDK would print, without parsing and re-encoding the row.
 

@@ -173,6 +173,10 @@ class ActivityRetriever(Retriever):
                 )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
+        except Exception:
+            if self.cursor is not None:
+                self.cursor.stop_windows()  # the stream fails: no window after this one is started
+            raise
         finally:
             if self.cursor is not None:
                 self.cursor.release_window()
@@ -582,17 +586,8 @@ class ActivityRetriever(Retriever):
             )
 
     def _checked_time(self, value: Any, run: _WindowRun) -> int:
-        """The row's time as an integer (§B-18), or the sync fails naming the stream, the field and the window:
-        a row whose time is unknown is never taken as outside the window (dropped with exit 0)."""
-        t = as_time(value)
-        if t is None:
-            shown = "missing (or null)" if value is None else repr(value)[:60]
-            raise AirbyteTracedException(
-                message=f"{self.name}: Pendo sent a row whose `{self._time}` is {shown}, not a time in milliseconds (app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}). The sync stopped rather than drop the row; progress is saved up to the last complete window.",
-                internal_message=f"{self.name}: {self._time}={value!r}",
-                failure_type=FailureType.system_error,
-            )
-        return t
+        where = f"app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}"
+        return checked_time(value, self.name, self._time, "a row", where)
 
     def _pk(self, key: RowKey) -> tuple[Any, ...]:
         pk = tuple(getattr(key, f, None) for f in self._pk_fields)
@@ -796,6 +791,21 @@ def as_time(value: Any) -> int | None:
     if kind is str and _INTEGER_TEXT.fullmatch(value):
         return int(value)
     return None
+
+
+def checked_time(value: Any, stream: str, field: str, what: str, where: str) -> int:
+    """`as_time(value)`, or the sync fails naming the stream, the field and the window: a row (or history
+    item) whose time is unknown is never taken as outside the window and dropped with exit 0."""
+    t = as_time(value)
+    if t is None:
+        shown = "missing (or null)" if value is None else repr(value)[:60]
+        raise AirbyteTracedException(
+            message=f"{stream}: Pendo sent {what} whose `{field}` is {shown}, not a time in milliseconds ({where}). "
+            "The sync stopped rather than drop it; progress is saved up to the last complete window.",
+            internal_message=f"{stream}: {field}={value!r}",
+            failure_type=FailureType.system_error,
+        )
+    return t
 
 
 def _with_field(row: bytes, name: str, value: Any) -> bytes:

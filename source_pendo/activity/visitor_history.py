@@ -1,7 +1,7 @@
 """visitor_history: `GET /visitor/{id}/history?starttime=` for the visitors active in each 24-hour window.
 
 Why Python: the history endpoint answers one visitor and one 24-hour window per call and keeps 180 days
-(PENDO_API.md §4.10), so the calls must be bounded by who was actually active. Per window this retriever
+(BEHAVIOR.md §B-19), so the calls must be bounded by who was actually active. Per window this retriever
 asks the `events` rollup (hourRange, paged as the events stream pages it) which visitors had activity in it, then fetches
 the history of each of those visitors only: visitors with no activity since the cursor cost no call.
 Items carry no visitor id on the wire; the record gets `visitorId`. Windows come from the activity cursor
@@ -21,17 +21,15 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
 from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
-from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..components.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
 from .cursor import WindowFeedback, iso_minute
-from .retriever import ActivityRetriever, as_time
+from .retriever import ActivityRetriever, checked_time
 
 LOGGER = logging.getLogger("airbyte")
 REFUSED = (400, 422)  # history refused for every visitor (the requester's skip_statuses), not one visitor
@@ -95,23 +93,20 @@ class VisitorHistoryRetriever(Retriever):
             )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, count)
+        except Exception:
+            if self.cursor is not None:
+                self.cursor.stop_windows()  # the stream fails: no window after this one is started
+            raise
         finally:
             if self.cursor is not None:
                 self.cursor.release_window()
 
     def _ts(self, item: Any, start: int, end: int) -> int:
-        """The item's `ts` as an integer (an int, an integral float or a numeric string, BEHAVIOR.md §B-18); any
-        other `ts` fails the sync naming the stream, the field and the window, never read as outside it."""
+        """The item's `ts` as an integer (an int, an integral float or a numeric string, BEHAVIOR.md §B-18)."""
         value = item.get("ts") if isinstance(item, dict) else None
-        ts = as_time(value)
-        if ts is None:
-            shown = "missing (or null)" if value is None else repr(value)[:60]
-            raise AirbyteTracedException(
-                message=f"{self.name}: Pendo sent a history item whose `ts` is {shown}, not a time in milliseconds (window {iso_minute(start)} to {iso_minute(end)}). The sync stopped rather than drop the item; progress is saved up to the last complete window.",
-                internal_message=f"{self.name}: ts={value!r}",
-                failure_type=FailureType.system_error,
-            )
-        return ts
+        return checked_time(
+            value, self.name, "ts", "a history item", f"window {iso_minute(start)} to {iso_minute(end)}"
+        )
 
     def _abandon(self, stream_slice: StreamSlice) -> None:
         if self.cursor is not None:

@@ -246,3 +246,13 @@ def test_activity_cursor_anonymous_visitors_turned_on_re_reads_from_start_date(
         (_saved(NOW - 2 * DAY_MS), True),
     ]:
         assert _first_start(make_cursor(saved, anonymous=anonymous)[0]) == NOW - 3 * DAY_MS
+
+
+def test_activity_cursor_hands_out_no_window_after_one_failed():
+    cursor, _ = make_cursor()
+    slices = iter(cursor.stream_slices())
+    first = next(slices)
+    assert first is not None
+    cursor.stop_windows()  # the retriever's window raised: the stream fails
+    cursor.release_window()
+    assert list(slices) == []
