@@ -11,7 +11,8 @@ every stream is done, raises a summary naming them all again ("During the sync, 
 sync successfully: ..."), which the excepthook prints as one more ERROR trace. A user reading the sync's
 failure would see the same cause several times and a summary whose `failure_type` (config_error) is not the
 cause's. So `run` prints the first ERROR trace of each stream as it is (the connector's message: stream, cause,
-window; its own `failure_type`), turns a stream's later ERROR traces into ERROR log lines, and swallows the
+window; its own `failure_type`), turns a stream's later ERROR traces, and a trace repeating a message already
+printed for another stream, into ERROR log lines, and swallows the
 summary when every stream it names already has its trace; `launch` then ends the process with exit code 1.
 The stream status messages (INCOMPLETE for a failed stream) pass through untouched.
 
@@ -58,6 +59,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
         super().__init__(source)
         self.pendo_source = source
         self.failed_streams: set[str] = set()  # streams whose ERROR trace was printed
+        self.printed_errors: set[str] = set()  # the messages of the ERROR traces printed
         self.failed = False  # the sync failed and its error traces are printed: exit 1, no summary trace
 
     @staticmethod
@@ -102,7 +104,9 @@ class PendoEntrypoint(AirbyteEntrypoint):
                 yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))
 
     def first_error_only(self, message: AirbyteMessage) -> AirbyteMessage:
-        """A stream's first ERROR trace as it is; its later ones (other windows) as ERROR log lines."""
+        """A stream's first ERROR trace as it is; its later ones (other windows), and a trace whose message was
+        already printed for another stream (one cause, e.g. a redirect or a refused connection, failing every
+        stream), as ERROR log lines."""
         trace = message.trace
         if (
             message.type != Type.TRACE
@@ -114,14 +118,17 @@ class PendoEntrypoint(AirbyteEntrypoint):
         stream = trace.error.stream_descriptor.name if trace.error.stream_descriptor else None
         if stream is None:
             return message
-        if stream not in self.failed_streams:
-            self.failed_streams.add(stream)
+        first_of_stream = stream not in self.failed_streams
+        self.failed_streams.add(stream)
+        if first_of_stream and trace.error.message not in self.printed_errors:
+            self.printed_errors.add(trace.error.message)
             return message
+        what = "Another part of stream" if not first_of_stream else "Stream"
         return AirbyteMessage(
             type=Type.LOG,
             log=AirbyteLogMessage(
                 level=Level.ERROR,
-                message=f"Another part of stream {stream} failed too: {trace.error.message}",
+                message=f"{what} {stream} failed too: {trace.error.message}",
             ),
         )
 

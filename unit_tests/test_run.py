@@ -175,3 +175,23 @@ def test_read_prints_one_error_trace_per_stream_and_not_the_cdk_summary_again() 
     summary = AirbyteTracedException(message="During the sync ...", internal_message=CDK_SUMMARY)
     assert entrypoint.is_reported_summary(summary)
     assert not entrypoint.is_reported_summary(AirbyteTracedException(message="something else"))
+
+
+def test_read_prints_one_error_trace_for_one_cause_failing_several_streams() -> None:
+    """A redirect or a refused connection fails every stream with the same message: one trace, the rest logs."""
+    from airbyte_cdk.models import FailureType, StreamDescriptor
+
+    from source_pendo.entrypoint import PendoEntrypoint
+    from source_pendo.source import SourcePendo
+
+    entrypoint = PendoEntrypoint(SourcePendo())
+    cause = AirbyteTracedException(
+        message="Pendo's API answered a redirect", failure_type=FailureType.config_error
+    )
+    shown = [
+        entrypoint.first_error_only(cause.as_airbyte_message(stream_descriptor=StreamDescriptor(name=stream)))
+        for stream in ("events", "pages", "accounts")
+    ]
+    assert [m.type.value for m in shown] == ["TRACE", "LOG", "LOG"]
+    assert "Stream pages failed too: Pendo's API answered a redirect" in shown[1].log.message
+    assert entrypoint.failed_streams == {"events", "pages", "accounts"}
