@@ -126,6 +126,7 @@ def test_429_without_retry_after_backs_off_then_reads_everything(pendo, config, 
 # ----------------------------------------------------------------------------------------------- server errors
 
 
+@pytest.mark.heavy  # ~30 s of real backoff: CI runs it with -m heavy
 def test_5xx_bursts_are_retried_then_read_everything(pendo, config, truth, discovered):
     streams = ["events", "page_events", "pages"]
     pendo.set_faults(
@@ -174,6 +175,7 @@ def test_5xx_outlasting_the_retries_splits_the_window_then_reads_everything(pend
     assert any("splitting at" in line for line in run.logs())
 
 
+@pytest.mark.heavy  # ~20 s of retries: CI runs it with -m heavy
 def test_503_that_never_ends_fails_the_sync_without_saving_past_the_window_and_a_rerun_completes(
     pendo, config, truth, discovered
 ):
