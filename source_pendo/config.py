@@ -16,7 +16,9 @@ from typing import Any
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import filters as activity_filters
 from .clock import now_ms
+from .pendo import DAY_MS, HOUR_MS
 
 REGION_HOSTS: dict[str, str] = {
     "us": "https://app.pendo.io",
@@ -130,6 +132,28 @@ def validate_config(config: Mapping[str, Any]) -> None:
             f"`start_date` {start_date} is in the future: Pendo has no data after now; use today or an earlier date."
         )
 
+    end_date = config.get("end_date")
+    if end_date not in (None, ""):
+        try:
+            end = parse_start_date(end_date) if isinstance(end_date, str) else None
+        except ValueError:
+            end = None
+        if end is None:
+            raise _config_error(
+                f"`end_date` '{end_date}' is not a date: write YYYY-MM-DD (that whole day is read) or a UTC "
+                "timestamp such as 2024-01-31T23:00:00Z, or leave it empty to read up to now."
+            )
+        if end <= start:
+            raise _config_error(
+                f"`end_date` {end_date} is not after `start_date` {start_date}: activity is read from start_date "
+                "up to end_date (a date includes its whole day); set an end_date later than start_date."
+            )
+
+    try:
+        activity_filters.parse(config.get("filters"))
+    except activity_filters.FilterError as error:
+        raise _config_error(str(error)) from None
+
     period = config.get("period", DEFAULTS["period"])
     if period not in PERIODS:
         raise _config_error(f"`period` '{period}' is not supported: use DAY or HOUR.")
@@ -187,6 +211,22 @@ def api_base(config: Mapping[str, Any]) -> str:
 def start_ms(config: Mapping[str, Any]) -> int:
     """`start_date` as epoch milliseconds, the unit of every Pendo timestamp."""
     return int(parse_start_date(config["start_date"]).timestamp() * 1000)
+
+
+def end_ms(config: Mapping[str, Any]) -> int | None:
+    """The exclusive end of the activity read, in epoch ms, or None without `end_date`.
+
+    `end_date` is inclusive: a date includes its whole day (the next midnight UTC); a timestamp includes the
+    hour holding it (the next whole hour), as start_date's hour is read whole: Pendo's smallest bucket is an
+    hour.
+    """
+    value = config.get("end_date")
+    if not isinstance(value, str) or not value:
+        return None
+    moment = int(parse_start_date(value).timestamp() * 1000)
+    if len(value) == 10:
+        return moment + DAY_MS
+    return moment - moment % HOUR_MS + HOUR_MS
 
 
 def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -184,11 +184,12 @@ class ActivityStream:
         keyset: tuple[int, str] | None = None,
         limit: int = 50_000,
         after: int | None = None,
+        filters: list[str] | None = None,
     ) -> HttpRequest:
         """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict. Production value
         forms (appId a list of numeric strings, `last` a numeric string); a rollup `keyset` asks its bucket
         alone (`t == B && visitorId >= "V"`), `after` the buckets after B; raw events ask hourly periods with
-        no filter (BEHAVIOR.md R-1, R-4, R-10, R-11)."""
+        no filter (BEHAVIOR.md R-1, R-4, R-10, R-11); `filters` are the server-side `filters` conditions, last."""
         t = self.time_field(period)
         app_id: Any = ALL_APPS if app == "*" else [app]
         first, last = (keyset[0], keyset[0]) if keyset is not None and self.rollup else (start, end - 1)
@@ -205,6 +206,7 @@ class ActivityStream:
             conditions.append(f"{t} > {after}")
         if keyset is not None:
             conditions += [f"{t} == {keyset[0]}", f'visitorId >= "{keyset[1]}"']
+        conditions += filters or []
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
         pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
@@ -261,6 +263,13 @@ def activity_state(
         "include_anonymous_visitors": include_anonymous_visitors,
         "apps": apps,
     }
+
+
+def filtered_activity_state(
+    period: str, start_date: str, apps: dict[str, dict[str, int]], filters: str
+) -> dict[str, Any]:
+    """The state of an activity stream with `filters`: the conditions' fingerprint saved beside the frontiers."""
+    return {**activity_state(period, start_date, apps), "filters": filters}
 
 
 def record_data(output: EntrypointOutput) -> list[dict[str, Any]]:

@@ -431,7 +431,9 @@ def rejected(readings: frozenset[str], field: str, message: str) -> PipelineErro
 
 
 _NUMERIC_STRING_RE = re.compile(r"-?[0-9]+")
-_SIMPLE_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
+# `!=` is not among them: no production client or Pendo-owned body sends it (BEHAVIOR.md §B-12), so under
+# this reading Pendo may refuse it.
+_SIMPLE_COMPARISONS = frozenset({"==", "<", "<=", ">", ">="})
 
 
 def _check_value_forms(app_id: Any, time_series: Any, readings: frozenset[str]) -> None:
@@ -459,8 +461,8 @@ def _check_value_forms(app_id: Any, time_series: Any, readings: frozenset[str]) 
 
 
 def is_simple_filter(text: str) -> bool:
-    """R-11 (``strict_filters``): ``&&`` of ``field <op> literal`` comparisons, no ``||``, ``!``, parentheses
-    or function calls."""
+    """R-11 (``strict_filters``): ``&&`` of ``field <op> literal`` comparisons (``== < <= > >=``; no ``!=``), no
+    ``||``, ``!``, parentheses, function calls or unary minus (a negative literal is ``-`` and a number)."""
     try:
         tokens = _tokenize(text)
         expr = parse(text)

@@ -38,8 +38,8 @@ READINGS: dict[str, str] = {
     "strict_value_forms": "R-10: only production value forms: appId a numeric string, a list of them or "
     'expandAppIds("*"); timeSeries first an integer, numeric string or "now()", last a numeric string or '
     '"now()", count an integer; else 422 (400 with bad_request_400)',
-    "strict_filters": "R-11: filters are && of simple field-vs-literal comparisons; ||, (, ), ! and "
-    "functions answer 422 (400 with bad_request_400)",
+    "strict_filters": "R-11: filters are && of simple field-vs-literal comparisons (== < <= > >=); ||, (, ), "
+    "!, != and functions answer 422 (400 with bad_request_400)",
     "spaced_json": 'R-12: JSON bodies use ", " and ": " separators and keys in a shuffled, seeded order',
     "rate_limit_403": "R-13: every 6th API request (seeded offset, at most 20 per run, never the same "
     'request twice) answers 403 {"error": "rateLimitExceeded", ...}',

@@ -16,6 +16,12 @@ This is the connector's output contract, written once, next to the data it is co
 * catalogues (features, pages, guides, track_types): objects of the configured apps (all when empty);
 * reports, segments: as listed; report_results: rows of exportable reports plus `reportId`;
 * metadata_accounts / metadata_visitors: one record per (group, field) of the metadata schema.
+With `end_date` (a date: its whole day; a timestamp: its whole hour) rollup buckets and raw events stop before
+that end (raw events by the time Pendo selects them by, as for start_date). With `filters`, the records of a
+stream are those whose Pendo row meets every condition on it (`_meets`, written here from the operators'
+meaning, not from the connector's code): a field Pendo leaves out is null, which meets only NOT_EQUAL_TO;
+orderings hold between numbers; CONTAINS is a case-sensitive substring; `periodStart` is the bucket and a
+BETWEEN's second date includes its whole day.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
@@ -144,10 +150,13 @@ class GroundTruth:
         if stream in RAW_STREAMS:
             rows = self.ds.raw_events(RAW_STREAMS[stream])
             selected_by = raw_selection_time(self.ds.readings)
+            end = end_ms(config)
             return [
                 _text_keys_filled(stream, dict(r))
                 for r in _people(_apps(rows, apps), anonymous)
                 if r[selected_by] >= start
+                and r[selected_by] < end
+                and _meets(stream, r, "browserTime", config)
             ]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous)
@@ -237,9 +246,63 @@ def _rollup_records(
     """Rollup rows of the config's apps and visitors from start_date on, plus `periodStart` (the bucket)."""
     field = "day" if period == "dayRange" else "hour"
     apps = {int(a) for a in config.get("app_ids") or []} or None
-    start = parse_start_ms(config["start_date"])
+    start, end = parse_start_ms(config["start_date"]), end_ms(config)
     people = _people(_apps(rows, apps), bool(config.get("include_anonymous_visitors", False)))
-    return [_text_keys_filled(stream, dict(r, periodStart=r[field])) for r in people if r[field] >= start]
+    return [
+        _text_keys_filled(stream, dict(r, periodStart=r[field]))
+        for r in people
+        if start <= r[field] < end and _meets(stream, dict(r, periodStart=r[field]), "periodStart", config)
+    ]
+
+
+def end_ms(config: Mapping[str, Any]) -> float:
+    """The exclusive end of activity: end_date's whole day (a date) or whole hour (a timestamp); none: no end."""
+    value = config.get("end_date")
+    if not value:
+        return float("inf")
+    moment = parse_start_ms(value)
+    return moment + DAY_MS if len(value) == 10 else moment - moment % 3_600_000 + 3_600_000
+
+
+def _time_value(value: Any, whole_day: bool = False) -> Any:
+    if isinstance(value, str):
+        return parse_start_ms(value) + (DAY_MS - 1 if whole_day and len(value) == 10 else 0)
+    return value
+
+
+_ORDERINGS = {
+    "LESS_THAN": lambda a, b: a < b,
+    "GREATER_THAN": lambda a, b: a > b,
+    "LESS_THAN_OR_EQUAL_TO": lambda a, b: a <= b,
+    "GREATER_THAN_OR_EQUAL_TO": lambda a, b: a >= b,
+}
+
+
+def _meets(stream: str, row: Mapping[str, Any], time_field: str, config: Mapping[str, Any]) -> bool:
+    """Whether a Pendo row meets every `filters` condition on `stream`."""
+    for condition in config.get("filters") or []:
+        if condition["stream"] != stream:
+            continue
+        field, op, wanted = condition["field"], condition["operator"], condition["value"]
+        value = row.get(field)
+        is_time = field == time_field
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if op == "BETWEEN":
+            low, high = _time_value(wanted[0]), _time_value(wanted[1], whole_day=True)
+            ok = number and low <= value <= high
+        elif op == "CONTAINS":
+            ok = isinstance(value, str) and wanted in value
+        elif op in ("EQUAL_TO", "NOT_EQUAL_TO"):
+            wanted = _time_value(wanted) if is_time else wanted
+            both_numbers = number and isinstance(wanted, (int, float))
+            equal = value == wanted if both_numbers else (type(value) is type(wanted) and value == wanted)
+            ok = equal if op == "EQUAL_TO" else not equal
+        else:
+            wanted = _time_value(wanted) if is_time else wanted
+            ok = number and _ORDERINGS[op](value, wanted)
+        if not ok:
+            return False
+    return True
 
 
 def _text_keys_filled(stream: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -16,12 +16,17 @@ A frontier F means every bucket starting before F was read after it had closed; 
 each app at F - lookback. F only moves through windows that completed contiguously from the app's
 first window, so state never runs ahead of emitted records, even with windows read in parallel.
 
+With `end_date` (WindowPolicy.end_ms) no window ends after it and the frontier stops there; once an app's
+frontier has reached it, later syncs read nothing for that app (no lookback either).
+
 Settings changes: a new period fails with a message saying what to reset (day and hour rows cannot
 share a table); an earlier start_date re-reads from it (instants are compared: 2024-01-01 and
 2024-01-01T00:00:00Z are one start); include_anonymous_visitors turned on since the last sync (the state
 saves it) re-reads every app from start_date, a backfill of the anonymous rows the earlier syncs left out; an app new to the state starts at start_date,
 or at the `*` frontier when the previous syncs read all apps at once; switching from a list of apps to
-all apps re-reads from start_date (apps outside the old list have no history yet).
+all apps re-reads from start_date (apps outside the old list have no history yet); changed `filters` (the
+state saves their fingerprint under "filters") re-read every app from start_date, with a WARNING that says
+so and how to drop rows the new filters leave out.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from ..pendo import DAY_MS, HOUR_MS
 STATE_VERSION = 1
 ALL_APPS = "*"
 ANONYMOUS_KEY = "include_anonymous_visitors"
+FILTERS_KEY = "filters"  # the stream's filters fingerprint, only when it has conditions
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: no epoch-ms time is later
 LOGGER = logging.getLogger("airbyte")
 
@@ -76,6 +82,7 @@ class WindowPolicy:
     max_window_ms: int
     target_rows: int  # rows per window the planner aims at
     max_windows_ahead: int  # windows handed out and not yet read
+    end_ms: int | None = None  # end_date's exclusive end (config.end_ms): no window ends later
 
 
 @dataclass(frozen=True)
@@ -89,6 +96,10 @@ class StateContext:
     connector_state_manager: ConnectorStateManager
     # The config's include_anonymous_visitors, saved in the state: turned on since, every app is re-read
     include_anonymous: bool = False
+    # The fingerprint of the stream's `filters` (filters.StreamFilter), saved in the state: changed since, every
+    # app is re-read from start_date; `filters_summary` says what the conditions are now, for the log line
+    filters: str | None = None
+    filters_summary: str = ""
 
 
 class WindowFeedback(Protocol):
@@ -179,6 +190,9 @@ class ActivityCursor(Cursor):
         self._period = windows.period
         self._start_date = state_context.start_date
         self._include_anonymous = state_context.include_anonymous
+        self._filters = state_context.filters
+        self._filters_summary = state_context.filters_summary
+        self._end_ms = windows.end_ms
         self._start_ms = windows.start_ms
         self._lookback_ms = windows.lookback_ms
         self._settle_ms = windows.settle_ms
@@ -227,7 +241,8 @@ class ActivityCursor(Cursor):
         saved = self._valid_apps(state["apps"])
         earlier_start = self._start_moved_back(state.get("start_date"))
         anonymous_on = self._include_anonymous and state.get(ANONYMOUS_KEY) is False
-        reread = earlier_start or anonymous_on
+        filters_changed = state.get(FILTERS_KEY) != self._filters
+        reread = earlier_start or anonymous_on or filters_changed
         frontiers: dict[str, int | None] = {}
         for app in partitions:
             if reread:
@@ -247,6 +262,14 @@ class ActivityCursor(Cursor):
                 f"{self._stream_name}: include_anonymous_visitors was turned on since the last sync, whose rows left "
                 f"anonymous visitors out: re-reading every app from start_date {self._start_date} (a backfill: with "
                 "append_dedup the rows already synced merge on the primary key; with append they arrive again)."
+            )
+        elif filters_changed:
+            now = f"now {self._filters_summary}" if self._filters else "now none"
+            LOGGER.warning(
+                f"{self._stream_name}: its filters changed since the last sync ({now}): re-reading every app from "
+                f"start_date {self._start_date} under the new filters. Rows the old filters let through and the new "
+                f"ones leave out stay in the destination: clear the stream's data (reset {self._stream_name}) to drop "
+                "them; with append_dedup the rows read again merge on the primary key."
             )
         new_apps = [a for a in partitions if frontiers[a] is None and saved]
         if new_apps and not reread:
@@ -318,13 +341,16 @@ class ActivityCursor(Cursor):
         for app, progress in self._progress.items():
             if progress.frontier is not None:
                 apps[app] = {key: progress.frontier}
-        return {
+        state = {
             "version": STATE_VERSION,
             "period": self._period,
             "start_date": self._start_date,
             ANONYMOUS_KEY: self._include_anonymous,
             "apps": apps,
         }
+        if self._filters is not None:
+            state[FILTERS_KEY] = self._filters
+        return state
 
     @property
     def cursor_field(self) -> CursorField:
@@ -339,7 +365,8 @@ class ActivityCursor(Cursor):
     # ------------------------------------------------------------------ slices
     def stream_slices(self) -> Iterable[StreamSlice]:
         """Windows of every app, round-robin, at most `max_windows_ahead` outstanding at a time."""
-        now = self._clock()
+        clock = self._clock()
+        now = clock if self._end_ms is None else min(clock, self._end_ms)  # no window ends after end_date
         with self._lock:
             for app in self._partitions:
                 progress = self._progress[app]
@@ -349,6 +376,15 @@ class ActivityCursor(Cursor):
                     else max(self._start_ms, progress.frontier - self._lookback_ms)
                 )
                 begin -= begin % HOUR_MS
+                if (
+                    progress.frontier is not None
+                    and self._end_ms is not None
+                    and progress.frontier >= self._end_ms
+                ):
+                    begin = now  # read up to end_date and settled: nothing is read again, no lookback
+                    LOGGER.info(
+                        f"{self._stream_name}: app {app}: read up to end_date ({iso_minute(self._end_ms)}); nothing to read."
+                    )
                 progress.begin = begin
                 self._planners[app] = WindowPlanner(
                     begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
@@ -365,7 +401,7 @@ class ActivityCursor(Cursor):
                 with self._lock:
                     window = None if self._stopped else self._planners[app].next_window()
                     if window is not None:
-                        self._read_started[(app, window[0])] = now
+                        self._read_started[(app, window[0])] = clock
                 if window is None:
                     self._ahead.release()
                     active.remove(app)

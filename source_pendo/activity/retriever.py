@@ -56,6 +56,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from ..filters import stream_filter
 from ..pendo import (
     ANONYMOUS_PREFIX,
     ANONYMOUS_PREFIX_BYTES,
@@ -147,6 +148,11 @@ class ActivityRetriever(Retriever):
         head_fields = [self._time, "visitorId"] + [f for f, _, _ in self._text_key_getters]
         self._head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields])
         self._min_window = DAY_MS if self._period == "DAY" else HOUR_MS
+        # `filters` (source_pendo/filters.py): confirmed forms go into every request's filter, the rest is
+        # tested here on each row (which takes the row-by-row path)
+        filters = stream_filter(self.config, self.name)
+        self._filter_conditions = filters.server_conditions(self._time)
+        self._keep_row = filters.row_predicate(self._time)
 
     # ------------------------------------------------------------------ Retriever
     def read_records(
@@ -436,7 +442,7 @@ class ActivityRetriever(Retriever):
         absent = self._absent_text_keys(text, heads, visitors, count)
         block = (
             None
-            if absent is None or not exact_times
+            if absent is None or not exact_times or self._keep_row is not None
             else self._block_as_records(
                 text, times, visitors, count, page, start, end, builder.separator, absent
             )
@@ -461,8 +467,10 @@ class ActivityRetriever(Retriever):
             if group == page.keyset and self._pk(key) in page.seen:
                 continue
             last_group = group
-            emitted += 1
+            emitted += 1  # read, for paging, whether or not a client-side filter keeps it
             row = bytes(raw)
+            if self._keep_row is not None and not self._keep_row({**orjson.loads(row), self._time: t}):
+                continue
             if any(getattr(key, f) is None for f in self._text_keys):
                 row = _with_empty_keys(row, self._text_keys)
             if not exact_times and type(getattr(key, self._time)) is not int:
@@ -636,6 +644,7 @@ class ActivityRetriever(Retriever):
             conditions.append(f"{t} > {after}")
         if keyset is not None:
             conditions += [f"{t} == {keyset[0]}", f"visitorId >= {literal(keyset[1])}"]
+        conditions += self._filter_conditions  # the stream's `filters` in confirmed forms (§B-12)
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
         pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]

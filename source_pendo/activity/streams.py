@@ -29,6 +29,8 @@ from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 from isodate import parse_duration
 
 from ..clock import now_ms
+from ..config import end_ms
+from ..filters import stream_filter
 from ..pendo import DAY_MS, HISTORY_DAYS, HOUR_MS, MAX_WINDOW_MS
 from .cursor import ActivityCursor, StateContext, WindowPolicy
 
@@ -92,7 +94,9 @@ def build_activity_stream(
         max_window_ms=DAY_MS if is_history else MAX_WINDOW_MS,
         target_rows=int(config.get("page_size") or 50_000),
         max_windows_ahead=2 * concurrency,
+        end_ms=end_ms(config),
     )
+    filters = stream_filter(config, name)
     state_context = StateContext(
         stream_state=source._connector_state_manager.get_stream_state(name, None),
         start_date=str(config["start_date"]),
@@ -100,6 +104,8 @@ def build_activity_stream(
         message_repository=source._message_repository,
         connector_state_manager=source._connector_state_manager,
         include_anonymous=bool(config.get("include_anonymous_visitors")),
+        filters=filters.fingerprint,
+        filters_summary=filters.summary(),
     )
     partitions = ["*"] if is_history else [str(a) for a in config.get("app_ids") or []] or ["*"]
     cursor = ActivityCursor(

@@ -293,13 +293,16 @@ def test_strict_filters_reject_or_parentheses_not_and_functions(world: World) ->
         '!(visitorId == "a")',
         "!isNull(visitorId)",
         'startsWith(visitorId, "user")',
+        'metadata.auto.lastupdated >= 1 && visitorId != "x"',  # no public body sends `!=` (§B-12)
+        "metadata.auto.nid > -1",  # nor a negative literal
+        'contains(visitorId, "user")',
     ]
     for text in refused:
         default, strict = both(world, "strict_filters", Served.aggregate_raw, [*base, {"filter": text}])
         assert default.status_code == 200 and strict.status_code == 422, text
     accepted = [
         'visitorId>""',
-        'metadata.auto.lastupdated >= 1 && visitorId != "x"',
+        'metadata.auto.lastupdated >= 1 && visitorId == "x"',
         "1 <= metadata.auto.nid",
     ]
     for text in accepted:
