@@ -468,7 +468,7 @@ def is_simple_filter(text: str) -> bool:
         expr = parse(text)
     except ExpressionError:
         return False
-    if any(t.kind == "op" and t.text in ("||", "!", "(", ")", ",") for t in tokens):
+    if any(t.kind == "op" and t.text in ("||", "!", "(", ")", ",", "-") for t in tokens):
         return False
     for part in conjuncts(expr):
         if not (isinstance(part, Binary) and part.op in _SIMPLE_COMPARISONS):
