@@ -147,6 +147,24 @@ def test_end_date_records_and_state_stop_there_and_the_next_sync_emits_nothing(w
     assert by_stream(second) == by_stream(first)
 
 
+def test_end_date_stops_visitor_history_and_its_state_there(base_config, discovered, truth):
+    end_date = _day(truth.ds.now_ms - 3 * DAY_MS)
+    end = truth.ds.now_ms - truth.ds.now_ms % DAY_MS - 2 * DAY_MS
+    config = dict(base_config, end_date=end_date)
+    catalog = catalog_for(["visitor_history"], discovered=discovered)
+
+    first = run_connector("read", config, catalog)
+
+    assert first.returncode == 0, first.stderr[-3000:]
+    expected = truth.records("visitor_history", config)
+    assert 0 < len(expected) < len(truth.records("visitor_history", base_config))
+    assert_records_equal("visitor_history", first.records("visitor_history"), expected)
+    [state] = first.final_state()
+    assert state["stream"]["stream_state"]["apps"] == {"*": {"ts": end}}
+    second = run_connector("read", config, catalog, state=first.final_state())
+    assert second.returncode == 0 and second.records() == [], second.stderr[-3000:]
+
+
 def test_filter_change_re_reads_the_stream_from_start_date_with_a_warning(base_config, discovered, truth):
     catalog = catalog_for(["page_events"], discovered=discovered)
     before = dict(base_config, filters=[_when("page_events", "server", "EQUAL_TO", "app0.example.com")])

@@ -59,9 +59,19 @@ def main() -> None:
             "base_url": emulator.base_url,
             "start_date": start_date,
             "period": args.period,
+            # one filtered stream (docs/pendo.md#filters): page_events of one server only, sent to Pendo
+            "filters": [
+                {
+                    "stream": "page_events",
+                    "field": "server",
+                    "operator": "EQUAL_TO",
+                    "value": "app1.example.com",
+                }
+            ],
         }
         print(
-            f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps\n"
+            f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps; "
+            "filters: page_events where server EQUAL_TO app1.example.com\n"
         )
 
         spec, _ = run("spec", tmp)

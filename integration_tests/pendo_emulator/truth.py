@@ -16,8 +16,8 @@ This is the connector's output contract, written once, next to the data it is co
 * catalogues (features, pages, guides, track_types): objects of the configured apps (all when empty);
 * reports, segments: as listed; report_results: rows of exportable reports plus `reportId`;
 * metadata_accounts / metadata_visitors: one record per (group, field) of the metadata schema.
-With `end_date` (a date: its whole day; a timestamp: its whole hour) rollup buckets and raw events stop before
-that end (raw events by the time Pendo selects them by, as for start_date). With `filters`, the records of a
+With `end_date` (a date: its whole day; a timestamp: its whole hour) rollup buckets, raw events and visitor
+history items stop before that end (raw events by the time Pendo selects them by, as for start_date). With `filters`, the records of a
 stream are those whose Pendo row meets every condition on it (`_meets`, written here from the operators'
 meaning, not from the connector's code): a field Pendo leaves out is null, which meets only NOT_EQUAL_TO;
 orderings hold between numbers; CONTAINS is a case-sensitive substring; `periodStart` is the bucket and a
@@ -159,7 +159,7 @@ class GroundTruth:
                 and _meets(stream, r, "browserTime", config)
             ]
         if stream == "visitor_history":
-            return self._visitor_history(start, anonymous)
+            return self._visitor_history(start, anonymous, end_ms(config))
         if stream == "visitors":
             return [
                 promote_metadata(r)
@@ -205,7 +205,9 @@ class GroundTruth:
         today = self.ds.now_ms - self.ds.now_ms % DAY_MS
         return max(start_ms, today - HISTORY_DAYS * DAY_MS)
 
-    def _visitor_history(self, start: int, anonymous: bool) -> list[dict[str, Any]]:
+    def _visitor_history(
+        self, start: int, anonymous: bool, end: float = float("inf")
+    ) -> list[dict[str, Any]]:
         first = self.history_start(start)
         out = []
         for row in self.ds.visitor_rows:
@@ -217,7 +219,7 @@ class GroundTruth:
             out.extend(
                 dict(item, visitorId=vid)
                 for item in self.ds.visitor_history.get(vid, [])
-                if item["ts"] >= first
+                if first <= item["ts"] < end
             )
         return out
 
