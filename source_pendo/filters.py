@@ -99,6 +99,7 @@ FIELDS: dict[str, dict[str, str]] = {
 }
 ROLLUP_STREAMS = ("events", "feature_events", "page_events", "track_events")
 MAX_TEXT = 1_000
+_MAX_EXACT = 2**53
 
 
 class FilterError(ValueError):
@@ -128,7 +129,8 @@ class Condition:
         value = self.value
         if isinstance(value, str):
             return [f"{field} == {literal(value)}"] if self.operator == "EQUAL_TO" else None
-        if type(value) is int and value >= 0:  # a unary minus or a decimal literal is unconfirmed (§B-12)
+        # a unary minus or a decimal literal is unconfirmed (§B-12); Pendo's numbers are doubles, exact to 2**53
+        if type(value) is int and 0 <= value <= _MAX_EXACT:
             return [f"{field} {NUMERIC_OPERATORS[self.operator]} {value}"]
         return None
 

@@ -117,6 +117,7 @@ def test_filters_confirmed_forms_go_to_pendo_and_the_others_stay_client_side() -
                 _when("events", "numEvents", "GREATER_THAN", -1),
                 _when("events", "periodStart", "GREATER_THAN_OR_EQUAL_TO", "2024-01-02"),
                 _when("poll_events", "pollResponse", "EQUAL_TO", 5),
+                _when("events", "appId", "EQUAL_TO", 2**53 + 1),  # not exact as a double: client side
             ]
         )
         .build()
@@ -131,7 +132,9 @@ def test_filters_confirmed_forms_go_to_pendo_and_the_others_stay_client_side() -
     keep = events.row_predicate("hour")
     assert keep is not None
     row = {"server": 'a"b', "remoteIp": "10.0.0.1", "numMinutes": 3, "numEvents": 0, "hour": 1704153600000}
+    row["appId"] = 2**53 + 1
     assert keep(row)
+    assert not keep({**row, "appId": 2**53})
     assert not keep({**row, "server": "internal"})
     assert not keep({**row, "remoteIp": None})  # a missing field contains nothing
     assert not keep({**row, "numEvents": -1})
