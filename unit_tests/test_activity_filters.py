@@ -201,3 +201,21 @@ def test_page_events_same_filters_as_the_saved_state_continue_from_the_frontier(
     http_mocker.assert_number_of_calls(first_window, 1)
     http_mocker.assert_number_of_calls(reordered, 1)
     assert output.most_recent_state.stream_state.__dict__["filters"] == saved["filters"]
+
+
+def test_page_events_filters_removed_since_the_last_sync_re_read_from_start_date(
+    http_mocker: HttpMocker, caplog: pytest.LogCaptureFixture
+) -> None:
+    saved = {
+        **activity_state("DAY", _START_DATE, {"*": {"periodStart": MAR_2}}),
+        "filters": "0123456789abcdef",
+    }
+    http_mocker.post(PAGE_EVENTS.request(MAR_1, MAR_2), aggregation_response(PAGE_EVENTS.rows(at=MAR_1)))
+    http_mocker.post(PAGE_EVENTS.request(MAR_2, NOW_MS), aggregation_response([]))
+
+    with caplog.at_level(logging.WARNING):
+        output = _read(PAGE_EVENTS, _config(lookback_window_days=0), saved)
+
+    assert len(record_data(output)) == len(PAGE_EVENTS.rows())
+    assert any("filters changed since the last sync (now none)" in r.getMessage() for r in caplog.records)
+    assert "filters" not in output.most_recent_state.stream_state.__dict__
