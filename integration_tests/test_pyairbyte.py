@@ -27,7 +27,8 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "source_pendo" / "schemas"
 STREAMS = ["pages", "events"]
 UNREACHABLE_REGISTRY = "http://127.0.0.1:9/oss_registry.json"  # port 9 (discard): nothing listens there
 
-pytestmark = pytest.mark.slow
+# one worker runs both tests: they share the module fixture's two PyAirbyte reads (scripts/test.sh: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pyairbyte")]
 
 
 @pytest.fixture(scope="module")
