@@ -76,6 +76,7 @@ BUILT_IN_STREAMS = frozenset(
 PERIOD_START = "periodStart"  # the cursor of an activity custom stream: the start of the period read
 SAMPLE_LIMIT = 50  # rows `discover` samples to infer a schema
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_BARE_SOURCE = re.compile(r"[A-Za-z]+")
 
 
 def _error(message: str) -> AirbyteTracedException:
@@ -220,9 +221,10 @@ def parse_entry(index: int, raw: Any) -> CustomAggregation:
         )
     if name in BUILT_IN_STREAMS:
         raise _error(f"{entry}: `name` {name!r} is a built-in stream of this connector; choose another name.")
-    source = _json_value(raw.get("source"), "source", entry)
-    if isinstance(source, str) and (source in ACTIVITY_SOURCES or source in OTHER_SOURCES):
-        source = {source: None}
+    source = raw.get("source")
+    if isinstance(source, str) and _BARE_SOURCE.fullmatch(source.strip()):
+        source = {source.strip(): None}  # a bare source name: no parameters
+    source = _json_value(source, "source", entry)
     if not isinstance(source, dict):
         raise _error(
             f"{entry}: `source` must be a Pendo aggregation source object, e.g. {_EXAMPLES['source']}."
