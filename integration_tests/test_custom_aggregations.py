@@ -23,7 +23,9 @@ THREE_STREAMS = json.loads((Path(__file__).parent / "custom_aggregations" / "thr
 INCREMENTAL = ["daily_feature_clicks", "guide_event_counts"]
 
 
-def _config(base: dict[str, Any], entries: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+def _config(
+    base: dict[str, Any], entries: list[dict[str, Any]] | None = None, **extra: Any
+) -> dict[str, Any]:
     return dict(base, custom_aggregations=THREE_STREAMS if entries is None else entries, **extra)
 
 
@@ -45,7 +47,11 @@ def test_custom_streams_equal_ground_truth_over_two_syncs_the_second_incremental
     config = _config(world.config)
     catalog = catalog_for(list(CUSTOM_STREAMS), discovered=_discover(config))
     modes = {s["stream"]["name"]: s["sync_mode"] for s in catalog["streams"]}
-    assert modes == {"daily_feature_clicks": "incremental", "visitor_emails": "full_refresh", "guide_event_counts": "incremental"}
+    assert modes == {
+        "daily_feature_clicks": "incremental",
+        "visitor_emails": "full_refresh",
+        "guide_event_counts": "incremental",
+    }
 
     first = run_connector("read", config, catalog)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -56,7 +62,9 @@ def test_custom_streams_equal_ground_truth_over_two_syncs_the_second_incremental
     state = first.final_state()
     second = run_connector("read", config, catalog, state=state)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert_records_equal("visitor_emails", second.records("visitor_emails"), world.truth.records("visitor_emails", config))
+    assert_records_equal(
+        "visitor_emails", second.records("visitor_emails"), world.truth.records("visitor_emails", config)
+    )
     for stream in INCREMENTAL:
         truth = world.truth.records(stream, config)
         frontiers = [
@@ -71,7 +79,9 @@ def test_custom_streams_equal_ground_truth_over_two_syncs_the_second_incremental
         assert min(r["periodStart"] for r in again) >= reread_from - DAY_MS  # the frontier's period, at most
         assert len(again) < len(first.records(stream))
         # what the second sync emits is the truth of the periods it re-read; merged on the key, the truth
-        assert_records_equal(stream, again, [r for r in truth if r["periodStart"] >= min(x["periodStart"] for x in again)])
+        assert_records_equal(
+            stream, again, [r for r in truth if r["periodStart"] >= min(x["periodStart"] for x in again)]
+        )
         merged = _by_key(stream, first.records(stream)) | _by_key(stream, again)
         assert_records_equal(stream, list(merged.values()), truth)
 
@@ -110,17 +120,24 @@ def test_custom_stream_without_a_one_field_key_fails_loudly_when_a_period_fills_
     [
         ('[{"bogus": {"x": 1}}]', "Unsupported pipeline operator 'bogus'"),
         ('[{"filter": "accountId ==== 1"}]', "Cannot parse filter expression"),
-        ('[{"group": {"group": ["accountId"], "fields": {"n": {"median": "numEvents"}}}}]', "Unsupported group aggregator"),
+        (
+            '[{"group": {"group": ["accountId"], "fields": {"n": {"median": "numEvents"}}}}]',
+            "Unsupported group aggregator",
+        ),
     ],
     ids=["unknown-operator", "bad-filter", "unknown-aggregator"],
 )
-def test_custom_stream_pipeline_pendo_rejects_fails_check_naming_the_stream(base_config, pipeline, pendo_says):
+def test_custom_stream_pipeline_pendo_rejects_fails_check_naming_the_stream(
+    base_config, pipeline, pendo_says
+):
     entries = [*THREE_STREAMS, {"name": "broken_clicks", "source": "featureEvents", "pipeline": pipeline}]
     run = run_connector("check", _config(base_config, entries))
     statuses = run.of_type("CONNECTION_STATUS")
     assert [s["connectionStatus"]["status"] for s in statuses] == ["FAILED"]
     message = statuses[0]["connectionStatus"]["message"]
-    assert message.startswith("Custom aggregation stream `broken_clicks`: Pendo rejected its pipeline (HTTP 400)")
+    assert message.startswith(
+        "Custom aggregation stream `broken_clicks`: Pendo rejected its pipeline (HTTP 400)"
+    )
     assert pendo_says in message
 
 
@@ -147,7 +164,10 @@ def test_custom_stream_discover_infers_a_nullable_schema_and_says_so(base_config
 
 
 def test_custom_stream_declared_schema_is_discovered_as_given(base_config):
-    schema = {"type": "object", "properties": {"visitorId": {"type": "string"}, "email": {"type": ["null", "string"]}}}
+    schema = {
+        "type": "object",
+        "properties": {"visitorId": {"type": "string"}, "email": {"type": ["null", "string"]}},
+    }
     entry = dict(THREE_STREAMS[1], schema=json.dumps(schema))
     streams = {s["name"]: s for s in _discover(_config(base_config, [entry]))["streams"]}
     assert streams["visitor_emails"]["json_schema"]["properties"] == schema["properties"]
@@ -156,7 +176,10 @@ def test_custom_stream_declared_schema_is_discovered_as_given(base_config):
 @pytest.mark.parametrize(
     ("entry", "says"),
     [
-        ({"name": "Daily-Clicks", "source": "featureEvents", "pipeline": "[]"}, "custom_aggregations[3] ('Daily-Clicks'): `name`"),
+        (
+            {"name": "Daily-Clicks", "source": "featureEvents", "pipeline": "[]"},
+            "custom_aggregations[3] ('Daily-Clicks'): `name`",
+        ),
         ({"name": "events", "source": "featureEvents", "pipeline": "[]"}, "is a built-in stream"),
         ({"name": "visitor_emails", "source": "visitors", "pipeline": "[]"}, "is used by an earlier entry"),
         ({"name": "x_clicks", "source": "clicks", "pipeline": "[]"}, "is not a Pendo source"),

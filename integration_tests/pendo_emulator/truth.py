@@ -191,7 +191,9 @@ class GroundTruth:
             ]
         raise KeyError(f"unknown stream {stream}")
 
-    def _custom(self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool) -> list[dict[str, Any]]:
+    def _custom(
+        self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool
+    ) -> list[dict[str, Any]]:
         """The custom streams of `custom_aggregations/three_streams.json`, computed here without the emulator's
         pipeline engine. An activity custom stream reads one period per request: the bucket that starts in the
         UTC-aligned period (day or hour) `periodStart`, for periods from start_date on; its rows are the
