@@ -29,6 +29,7 @@ SPEC_PROPERTIES = [
     "page_size",
     "concurrency",
     "request_timeout_seconds",
+    "custom_aggregations",
 ]
 
 
