@@ -59,9 +59,20 @@ def main() -> None:
             "base_url": emulator.base_url,
             "start_date": start_date,
             "period": args.period,
+            # One custom aggregation stream (docs/pendo.md, "Custom aggregation streams"): clicks per account
+            # and period, incremental on periodStart.
+            "custom_aggregations": [
+                {
+                    "name": "feature_clicks_per_account",
+                    "source": '{"featureEvents": null}',
+                    "pipeline": '[{"group": {"group": ["accountId"], "fields": {"clicks": {"sum": "numEvents"}}}}]',
+                    "primary_key": ["accountId"],
+                }
+            ],
         }
         print(
-            f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps\n"
+            f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps, "
+            "custom stream feature_clicks_per_account\n"
         )
 
         spec, _ = run("spec", tmp)
