@@ -196,3 +196,15 @@ def test_custom_aggregation_config_error_names_the_entry(base_config, entry, say
     assert read.returncode != 0
     errors = read.errors()
     assert len(errors) == 1 and errors[0]["failure_type"] == "config_error" and says in errors[0]["message"]
+
+
+def test_custom_activity_streams_under_hour_equal_ground_truth(emulator, truth, base_config):
+    """HOUR: one request per hour and partition (one app here), periodStart the hour."""
+    config = _config(base_config, [THREE_STREAMS[0], THREE_STREAMS[2]], period="HOUR", app_ids=["-323232"])
+    catalog = catalog_for(INCREMENTAL, discovered=_discover(config))
+    run = run_connector("read", config, catalog)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for stream in INCREMENTAL:
+        expected = truth.records(stream, config)
+        assert expected and all(r["periodStart"] % 3_600_000 == 0 for r in expected)
+        assert_records_equal(stream, run.records(stream), expected)

@@ -181,7 +181,7 @@ class GroundTruth:
                     out.append(dict(row, reportId=report["id"]))
             return out
         if stream in CUSTOM_STREAMS:
-            return self._custom(stream, config, start, anonymous)
+            return self._custom(stream, config, start, anonymous, apps)
         if stream in ("metadata_accounts", "metadata_visitors"):
             schema = self.ds.metadata_schema("account" if stream == "metadata_accounts" else "visitor")
             return [
@@ -192,12 +192,13 @@ class GroundTruth:
         raise KeyError(f"unknown stream {stream}")
 
     def _custom(
-        self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool
+        self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool, apps: set[int] | None
     ) -> list[dict[str, Any]]:
         """The custom streams of `custom_aggregations/three_streams.json`, computed here without the emulator's
         pipeline engine. An activity custom stream reads one period per request: the bucket that starts in the
         UTC-aligned period (day or hour) `periodStart`, for periods from start_date on; its rows are the
-        pipeline's output over that bucket's rows of the config's visitors."""
+        pipeline's output over that bucket's rows of the config's visitors and apps (one app here, or all:
+        with several app partitions each would group its own rows)."""
         if stream == "visitor_emails":  # {"visitors": {"identified": true}} -> select
             return [
                 {
@@ -213,7 +214,7 @@ class GroundTruth:
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         if stream == "daily_feature_clicks":  # featureEvents -> group [accountId]: sum numEvents, count rows
             field = "day" if period == "dayRange" else "hour"
-            for r in _people(self.ds.rollup_rows("featureEvents", period), anonymous):
+            for r in _people(_apps(self.ds.rollup_rows("featureEvents", period), apps), anonymous):
                 label = r[field] - r[field] % length
                 if label < start:
                     continue
@@ -226,7 +227,7 @@ class GroundTruth:
             return list(groups.values())
         # guide_event_counts: guideEvents -> group [guideId, type]: count rows
         selected_by = raw_selection_time(self.ds.readings)
-        for r in _people(self.ds.raw_events("guideEvents"), anonymous):
+        for r in _people(_apps(self.ds.raw_events("guideEvents"), apps), anonymous):
             bucket = self.ds.bucket_start(period, r[selected_by])
             label = bucket - bucket % length
             if label < start:
