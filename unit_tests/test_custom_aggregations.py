@@ -28,6 +28,7 @@ from builders import (
     mock_metadata_schema,
     read_stream,
     record_data,
+    text_response,
 )
 
 from source_pendo.config import complete_config, validate_config
@@ -322,3 +323,25 @@ def test_custom_stream_discover_samples_the_last_complete_period(http_mocker: Ht
         "periodStart": {"type": "integer"},
     }
     assert "inferred from a sample of 2 row(s)" in stream.json_schema["description"]
+
+
+def test_custom_stream_pipeline_pendo_rejects_during_a_read_fails_naming_the_stream(
+    http_mocker: HttpMocker,
+) -> None:
+    """A pipeline `check` did not run (or Pendo changed its mind): the read stops naming the stream and quoting Pendo."""
+    entry = _clicks(
+        name="emails",
+        source="visitors",
+        pipeline='[{"bogus": 1}]',
+        primary_key=[],
+        schema='{"type": "object"}',
+    )
+    http_mocker.post(
+        _aggregation(
+            "emails", [{"source": {"visitors": {"appId": ALL_APPS}}}, {"bogus": 1}, {"limit": 50000}]
+        ),
+        text_response("Unsupported pipeline operator 'bogus'", 400),
+    )
+    output = read_stream("emails", _config(entry), expecting_exception=True)
+    message = output.errors[0].trace.error.message
+    assert "emails" in message and "Unsupported pipeline operator 'bogus'" in message
