@@ -34,7 +34,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pyairbyte")]
 @pytest.fixture(scope="module")
 def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
     """Both reads' results: records processed, start time, and every cached row after each read."""
-    work = tmp_path_factory.mktemp("pyairbyte")
+    return _sync_twice(base_config, STREAMS, tmp_path_factory.mktemp("pyairbyte"))
+
+
+def _sync_twice(base_config: dict[str, Any], streams: list[str], work: Path) -> dict[str, Any]:
     config = work / "config.json"
     config.write_text(json.dumps(base_config))
     output = work / "result.json"
@@ -54,7 +57,7 @@ def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
             "--cache-dir",
             str(work),
             "--streams",
-            ",".join(STREAMS),
+            ",".join(streams),
             "--output",
             str(output),
         ],
@@ -140,3 +143,30 @@ def test_pyairbyte_events_cache_equals_the_ground_truth_after_the_second_read(py
     cached = _records("events", pyairbyte["reads"][1]["tables"]["events"])
     assert_records_equal("events", cached, truth.records("events", base_config))
     assert len({record_key("events", r) for r in cached}) == len(cached)
+
+
+CUSTOM_STREAM = "daily_feature_clicks"  # integration_tests/custom_aggregations/three_streams.json
+
+
+def test_pyairbyte_reads_a_custom_aggregation_stream_into_duckdb_twice(
+    emulator, truth, base_config, tmp_path
+):
+    """A custom stream (featureEvents grouped by account per day) cached by PyAirbyte equals the truth after the
+    first read and after the second, incremental one (merged on periodStart, accountId)."""
+    entries = json.loads((Path(__file__).parent / "custom_aggregations" / "three_streams.json").read_text())
+    config = dict(base_config, custom_aggregations=[e for e in entries if e["name"] == CUSTOM_STREAM])
+    result = _sync_twice(config, [CUSTOM_STREAM], tmp_path)
+    expected = truth.records(CUSTOM_STREAM, config)
+    names = {name.lower(): name for record in expected for name in record}
+
+    def records(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {names.get(k, k): v for k, v in row.items() if not k.startswith("_airbyte_") and v is not None}
+            for row in rows
+        ]
+
+    first, second = result["reads"]
+    assert first["processed_records"] == len(expected)
+    assert_records_equal(CUSTOM_STREAM, records(first["tables"][CUSTOM_STREAM]), expected)
+    assert 0 < second["processed_records"] < first["processed_records"]
+    assert_records_equal(CUSTOM_STREAM, records(second["tables"][CUSTOM_STREAM]), expected)

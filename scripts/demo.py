@@ -68,10 +68,21 @@ def main() -> None:
                     "value": "app1.example.com",
                 }
             ],
+            # One custom aggregation stream (docs/pendo.md, "Custom aggregation streams"): clicks per account
+            # and period, incremental on periodStart.
+            "custom_aggregations": [
+                {
+                    "name": "feature_clicks_per_account",
+                    "source": '{"featureEvents": null}',
+                    "pipeline": '[{"group": {"group": ["accountId"], "fields": {"clicks": {"sum": "numEvents"}}}}]',
+                    "primary_key": ["accountId"],
+                }
+            ],
         }
         print(
             f"Emulator at {emulator.base_url}; config: start_date={start_date}, period={args.period}, all apps; "
-            "filters: page_events where server EQUAL_TO app1.example.com\n"
+            "filters: page_events where server EQUAL_TO app1.example.com; "
+            "custom stream feature_clicks_per_account\n"
         )
 
         spec, _ = run("spec", tmp)

@@ -23,6 +23,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_pendo.api import quick_aggregation, quick_get
 from source_pendo.config import DEFAULTS, api_base, validate_config
+from source_pendo.custom_sample import check_custom_aggregations
 from source_pendo.errors import KEYS_PAGE, WRITE_ACCESS, body_start, is_rate_limited, wrong_region
 from source_pendo.pendo import EVERY_APP
 from source_pendo.transport import RedirectRefused, connection_cause
@@ -160,4 +161,4 @@ def _check_aggregation(config: Mapping[str, Any], logger: logging.Logger) -> Air
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("results") or [], list):
         return _failed(f"{host}/aggregation did not answer an aggregation result: check `base_url`.")
-    return AirbyteConnectionStatus(status=Status.SUCCEEDED)
+    return check_custom_aggregations(config, logger)  # each custom stream's pipeline, as Pendo judges it

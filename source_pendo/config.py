@@ -18,6 +18,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from . import filters as activity_filters
 from .clock import now_ms
+from .custom_aggregations import complete_custom_aggregations, validate_custom_aggregations
 from .pendo import DAY_MS, HOUR_MS
 
 REGION_HOSTS: dict[str, str] = {
@@ -39,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "page_size": 50_000,
     "concurrency": 4,
     "request_timeout_seconds": 300,
+    "custom_aggregations": [],
 }
 RANGES: dict[str, tuple[int, int]] = {
     "lookback_window_days": (0, 365),
@@ -182,6 +184,8 @@ def validate_config(config: Mapping[str, Any]) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise _config_error(f"`{field}` is {value!r}: it must be a whole number from {low} to {high}.")
 
+    validate_custom_aggregations(config)
+
 
 def is_app_id(value: Any) -> bool:
     """A Pendo app id (a signed 64-bit integer), as text or a number; surrounding whitespace is trimmed."""
@@ -242,4 +246,5 @@ def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
         completed["api_base"] = api_base(completed)
     with contextlib.suppress(KeyError, TypeError, ValueError):  # reported by validate_config
         completed["start_ms"] = start_ms(completed)
+    complete_custom_aggregations(completed)
     return completed

@@ -118,9 +118,10 @@ class SourcePendo(YamlDeclarativeSource):
         """The manifest's streams, with the activity streams built around the per-app window cursor.
 
         The activity streams are declared in manifest.yaml like the others; activity/streams.py explains why
-        their stream object is assembled here from that same declaration.
+        their stream object is assembled here from that same declaration. So are the custom aggregations of
+        activity sources (the manifest's dynamic_streams, one per config entry).
         """
-        declared = {s["name"]: s for s in self.resolved_manifest.get("streams", [])}
+        declared = {s["name"]: s for s in [*self.resolved_manifest.get("streams", []), *self.dynamic_streams]}
         return [
             build_activity_stream(self, declared[stream.name], self._config)
             if stream.name in declared and is_activity_stream(declared[stream.name])

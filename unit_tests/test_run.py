@@ -31,6 +31,7 @@ SPEC_PROPERTIES = [
     "request_timeout_seconds",
     "end_date",
     "filters",
+    "custom_aggregations",
 ]
 
 

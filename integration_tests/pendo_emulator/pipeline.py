@@ -341,14 +341,173 @@ class CountStage(Stage):
         return iter([{"count": sum(1 for _ in rows)}])
 
 
+_AGGREGATORS = frozenset({"count", "sum", "min", "max", "first", "list"})
+"""``group`` aggregators the emulator serves (§5.5 lists ``sum, count, countIf, avg, min, max, first, list``;
+the example bodies show ``sum``, ``list``, ``first``). Any other is refused with 400."""
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One output field of ``group``: ``{"out": {"<aggregator>": "<field path>" | null}}``."""
+
+    target: str
+    aggregator: str
+    path: str | None
+
+
+def _parse_aggregates(fields: Any) -> tuple[Aggregate, ...]:
+    """``fields`` as an object map or a list of one-key objects (§5.5: "fields may also be an object map")."""
+    if isinstance(fields, dict):
+        items = list(fields.items())
+    elif isinstance(fields, list) and all(isinstance(f, dict) and len(f) == 1 for f in fields):
+        items = [next(iter(f.items())) for f in fields]
+    else:
+        raise _bad_request("group.fields must be an object or a list of one-field objects")
+    aggregates = []
+    for target, spec in items:
+        if not isinstance(target, str) or "." in target or not is_field_path(target):
+            raise _bad_request(f"Invalid group output field {target!r}")
+        if not isinstance(spec, dict) or len(spec) != 1:
+            raise _bad_request(f"group field {target} needs exactly one aggregator")
+        ((aggregator, path),) = spec.items()
+        if aggregator not in _AGGREGATORS:
+            raise _bad_request(f"Unsupported group aggregator {aggregator!r}")
+        if path is None and aggregator != "count":
+            raise _bad_request(f"group aggregator {aggregator} needs a field")
+        aggregates.append(Aggregate(target, aggregator, None if path is None else _parse_path(path, "group")))
+    return tuple(aggregates)
+
+
+@dataclass(frozen=True)
+class GroupStage(Stage):
+    """``{"group": {"group": ["f", ...], "fields": {"out": {"sum": "g"}}}}``: one row per distinct value of the
+    group fields (their values under the names given), plus each aggregate over the group's rows (§5.5):
+    ``count`` null counts rows, ``count`` of a field counts its distinct non-null values; ``sum`` adds the
+    numbers (null and missing count as nothing); ``min``/``max`` of the non-null values; ``first`` the first
+    row's value; ``list`` the values in row order. Groups come out in the order their first row arrived (the
+    order of Pendo's output is not documented; the connector never relies on it)."""
+
+    kind: ClassVar[str] = "group"
+    keys: tuple[str, ...]
+    aggregates: tuple[Aggregate, ...]
+
+    @classmethod
+    def from_json(cls, argument: Any) -> GroupStage:
+        if not isinstance(argument, dict) or set(argument) - {"group", "fields"}:
+            raise _bad_request('group needs {"group": [fields], "fields": {...}}')
+        keys = argument.get("group") or []
+        if not isinstance(keys, list):
+            raise _bad_request("group.group must be a list of fields")
+        return cls(
+            tuple(_parse_path(k, "group") for k in keys), _parse_aggregates(argument.get("fields") or {})
+        )
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        getters = [path_getter(k) for k in self.keys]
+        values = [(a, None if a.path is None else path_getter(a.path)) for a in self.aggregates]
+        groups: dict[bytes, tuple[Row, list[Row]]] = {}
+        for row in rows:
+            key_values = [get(row) for get in getters]
+            ident = orjson.dumps(key_values, option=orjson.OPT_SORT_KEYS)
+            if ident not in groups:
+                groups[ident] = (dict(zip(self.keys, key_values, strict=True)), [])
+            groups[ident][1].append(row)
+        for head, members in groups.values():
+            out = dict(head)
+            for aggregate, get in values:
+                out[aggregate.target] = _aggregate(aggregate.aggregator, get, members)
+            yield out
+
+
+def _aggregate(aggregator: str, get: Callable[[Row], Any] | None, rows: list[Row]) -> Any:
+    if get is None:  # count: null
+        return len(rows)
+    found = [get(row) for row in rows]
+    present = [v for v in found if v is not None]
+    if aggregator == "count":
+        return len({orjson.dumps(v, option=orjson.OPT_SORT_KEYS) for v in present})
+    if aggregator == "sum":
+        if any(type(v) not in (int, float) for v in present):
+            raise _bad_request("sum of a field that is not a number")
+        return sum(present)
+    if aggregator in ("min", "max"):
+        if not present:
+            return None
+        pick = min if aggregator == "min" else max
+        return pick(present, key=sort_key)
+    if aggregator == "first":
+        return found[0] if found else None
+    return found  # list
+
+
+@dataclass(frozen=True)
+class UnwindStage(Stage):
+    """``{"unwind": {"field": "f", "index": "i", "keepEmpty": true}}``: one row per element of the list ``f``,
+    the element in place of the list, its position in ``index`` when named (§5.5; §F-2: Pendo's NPS body).
+    A row whose field is missing, null or an empty list is dropped, or kept once with the field null when
+    ``keepEmpty``; a value that is not a list is kept as one element."""
+
+    kind: ClassVar[str] = "unwind"
+    field: str
+    index: str | None
+    keep_empty: bool
+
+    @classmethod
+    def from_json(cls, argument: Any) -> UnwindStage:
+        if (
+            not isinstance(argument, dict)
+            or "field" not in argument
+            or set(argument) - {"field", "index", "keepEmpty"}
+        ):
+            raise _bad_request('unwind needs {"field": "<list field>"}')
+        index = argument.get("index")
+        keep = argument.get("keepEmpty", False)
+        if not isinstance(keep, bool):
+            raise _bad_request("unwind.keepEmpty must be true or false")
+        return cls(
+            _parse_path(argument["field"], "unwind"),
+            None if index is None else _parse_path(index, "unwind"),
+            keep,
+        )
+
+    def apply(self, rows: Iterator[Row], now_ms: int) -> Iterator[Row]:
+        path = tuple(self.field.split("."))
+        get = path_getter(self.field)
+        for row in rows:
+            value = get(row)
+            items = value if isinstance(value, list) else [] if value is None else [value]
+            if not items:
+                if self.keep_empty:
+                    out = dict(row)
+                    _assign(out, path, None)
+                    yield out
+                continue
+            for position, item in enumerate(items):
+                out = dict(row)
+                _assign(out, path, item)
+                if self.index is not None:
+                    _assign(out, tuple(self.index.split(".")), position)
+                yield out
+
+
 _STAGE_TYPES: dict[str, type[Stage]] = {
     stage.kind: stage
-    for stage in (FilterStage, SortStage, LimitStage, SelectStage, EvalStage, IdentifiedStage, CountStage)
+    for stage in (
+        FilterStage,
+        SortStage,
+        LimitStage,
+        SelectStage,
+        EvalStage,
+        IdentifiedStage,
+        CountStage,
+        GroupStage,
+        UnwindStage,
+    )
 }
 
 
 def apply_stages(rows: Iterable[Row], stages: Iterable[Stage], now_ms: int | None = None) -> Iterator[Row]:
-    """Run ``stages`` over ``rows``; lazy except for ``sort`` and ``count``, which must see every row.
+    """Run ``stages`` over ``rows``; lazy except for ``sort``, ``count`` and ``group``, which must see every row.
 
     Nothing runs until the first row is requested. An expression that fails on a row (e.g. ``"a" - 1``) ends the
     stream with ``PipelineError`` 400, like any other rejected request.

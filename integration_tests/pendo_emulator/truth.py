@@ -114,7 +114,12 @@ PRIMARY_KEYS: dict[str, list[str]] = {
     "guide_events": ["appId", "guideId", "guideStepId", "visitorId", "accountId", "type", "browserTime"],
     "poll_events": ["appId", "guideId", "pollId", "visitorId", "accountId", "browserTime"],
     "visitor_history": ["visitorId", "ts", "type"],
+    # the custom aggregation streams of integration_tests/custom_aggregations/three_streams.json
+    "daily_feature_clicks": ["periodStart", "accountId"],
+    "visitor_emails": ["visitorId"],
+    "guide_event_counts": ["periodStart", "guideId", "type"],
 }
+CUSTOM_STREAMS = ("daily_feature_clicks", "visitor_emails", "guide_event_counts")
 
 
 def parse_start_ms(value: str) -> int:
@@ -184,6 +189,8 @@ class GroundTruth:
                 for row in self.ds.report_results(report["id"]) or []:
                     out.append(dict(row, reportId=report["id"]))
             return out
+        if stream in CUSTOM_STREAMS:
+            return self._custom(stream, config, start, anonymous, apps)
         if stream in ("metadata_accounts", "metadata_visitors"):
             schema = self.ds.metadata_schema("account" if stream == "metadata_accounts" else "visitor")
             return [
@@ -192,6 +199,54 @@ class GroundTruth:
                 for name, descriptor in fields.items()
             ]
         raise KeyError(f"unknown stream {stream}")
+
+    def _custom(
+        self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool, apps: set[int] | None
+    ) -> list[dict[str, Any]]:
+        """The custom streams of `custom_aggregations/three_streams.json`, computed here without the emulator's
+        pipeline engine. An activity custom stream reads one period per request: the bucket that starts in the
+        UTC-aligned period (day or hour) `periodStart`, for periods from start_date on; its rows are the
+        pipeline's output over that bucket's rows of the config's visitors and apps (one app here, or all:
+        with several app partitions each would group its own rows)."""
+        if stream == "visitor_emails":  # {"visitors": {"identified": true}} -> select
+            return [
+                {
+                    "visitorId": r["visitorId"],
+                    "email": ((r.get("metadata") or {}).get("agent") or {}).get("email"),
+                    "first_visit": ((r.get("metadata") or {}).get("auto") or {}).get("firstvisit"),
+                }
+                for r in self.ds.visitor_rows
+                if not r["visitorId"].startswith(ANONYMOUS_PREFIX)
+            ]
+        period = _period(config)
+        length = DAY_MS if period == "dayRange" else 3_600_000
+        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        if stream == "daily_feature_clicks":  # featureEvents -> group [accountId]: sum numEvents, count rows
+            field = "day" if period == "dayRange" else "hour"
+            for r in _people(_apps(self.ds.rollup_rows("featureEvents", period), apps), anonymous):
+                label = r[field] - r[field] % length
+                if label < start:
+                    continue
+                out = groups.setdefault(
+                    (label, r.get("accountId")),
+                    {"periodStart": label, "accountId": r.get("accountId"), "clicks": 0, "feature_rows": 0},
+                )
+                out["clicks"] += r.get("numEvents") or 0
+                out["feature_rows"] += 1
+            return list(groups.values())
+        # guide_event_counts: guideEvents -> group [guideId, type]: count rows
+        selected_by = raw_selection_time(self.ds.readings)
+        for r in _people(_apps(self.ds.raw_events("guideEvents"), apps), anonymous):
+            bucket = self.ds.bucket_start(period, r[selected_by])
+            label = bucket - bucket % length
+            if label < start:
+                continue
+            out = groups.setdefault(
+                (label, r.get("guideId"), r.get("type")),
+                {"periodStart": label, "guideId": r.get("guideId"), "type": r.get("type"), "events": 0},
+            )
+            out["events"] += 1
+        return list(groups.values())
 
     def late_records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The late-arriving rows of a rollup stream (the `late_rows` fault), as the connector emits them."""

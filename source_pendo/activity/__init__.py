@@ -10,6 +10,8 @@ this package is the Python that reads them. Its modules, in the order data flows
     rows.py             the streaming body parser: network chunks -> blocks of whole rows
     record_batch.py     rows -> ready-made RECORD lines, bounded in flight
     visitor_history.py  the retriever of GET /visitor/{id}/history for the visitors active in a window
+    custom.py           the retriever of a custom aggregation stream (spec `custom_aggregations`): one
+                        request per period of the window, records gain periodStart
 
 One record, hop by hop, from Pendo's response to stdout:
  1. ActivityCursor.stream_slices yields a StreamSlice {app_id} x {start, end}; a worker thread runs the

@@ -39,12 +39,20 @@ if TYPE_CHECKING:
 
 ACTIVITY_RETRIEVER = "source_pendo.activity.retriever.ActivityRetriever"
 HISTORY_RETRIEVER = "source_pendo.activity.visitor_history.VisitorHistoryRetriever"
+CUSTOM_RETRIEVER = (
+    "source_pendo.activity.custom.CustomAggregationRetriever"  # incremental when it has a cursor
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
 
 
 def is_activity_stream(stream_config: Mapping[str, Any]) -> bool:
-    return stream_config.get("retriever", {}).get("class_name") in (ACTIVITY_RETRIEVER, HISTORY_RETRIEVER)
+    class_name = stream_config.get("retriever", {}).get("class_name")
+    if (
+        class_name == CUSTOM_RETRIEVER
+    ):  # a custom aggregation of an activity source (manifest dynamic_streams)
+        return "incremental_sync" in stream_config
+    return class_name in (ACTIVITY_RETRIEVER, HISTORY_RETRIEVER)
 
 
 def _declared(

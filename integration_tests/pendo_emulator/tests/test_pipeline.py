@@ -297,9 +297,7 @@ def test_invalid_time_series_returns_400(time_series: Any) -> None:
 @pytest.mark.parametrize(
     "stage",
     [
-        {"group": {"group": ["visitorId"], "fields": []}},
         {"reduce": {"n": {"count": None}}},
-        {"unwind": {"field": "list"}},
         {"merge": {"fields": ["visitorId"], "pipeline": []}},
         {"bulkExpand": {"account": {"account": "accountId"}}},
         {"segment": {"id": "x"}},
@@ -355,6 +353,18 @@ def test_unparseable_filter_returns_400_cannot_parse_filter_expression(text: Any
         {"identified": ["visitorId"]},
         {"count": "visitorId"},
         {"count": {}},
+        {"group": ["visitorId"]},
+        {"group": {"group": "visitorId", "fields": {}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"median": "numEvents"}}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"sum": None}}}},
+        {"group": {"group": ["visitorId"], "fields": {"n": {"sum": "a", "count": None}}}},
+        {"group": {"group": ["visitorId"], "fields": {"a.b": {"count": None}}}},
+        {"group": {"group": ["visitorId"], "fields": "n"}},
+        {"group": {"group": ["visitorId"], "having": "n > 1"}},
+        {"unwind": "list"},
+        {"unwind": {"index": "i"}},
+        {"unwind": {"field": "list", "keepEmpty": "yes"}},
+        {"unwind": {"field": "a b"}},
     ],
 )
 def test_malformed_stage_argument_returns_400(stage: dict[str, Any]) -> None:
@@ -547,3 +557,75 @@ def test_apply_stages_is_lazy_until_iterated() -> None:
     assert consumed == []
     assert list(stream) == [{"i": 0}]
     assert consumed == [0]
+
+
+# --- group and unwind (PENDO_API.md §5.5; BEHAVIOR.md §F-2) ------------------------------------------------------
+
+CLICKS = [
+    {"accountId": "acme", "day": 1, "numEvents": 3, "visitorId": "a"},
+    {"accountId": "acme", "day": 1, "numEvents": 4, "visitorId": "b"},
+    {"accountId": "globex", "day": 1, "numEvents": 5, "visitorId": "a"},
+    {"accountId": "acme", "day": 2, "numEvents": None, "visitorId": "a"},
+]
+
+
+def test_group_sums_and_counts_per_group_in_first_arrival_order() -> None:
+    stage = {
+        "group": {
+            "group": ["accountId", "day"],
+            "fields": {
+                "clicks": {"sum": "numEvents"},
+                "rows": {"count": None},
+                "visitors": {"count": "visitorId"},
+            },
+        }
+    }
+    assert run(CLICKS, stage) == [
+        {"accountId": "acme", "day": 1, "clicks": 7, "rows": 2, "visitors": 2},
+        {"accountId": "globex", "day": 1, "clicks": 5, "rows": 1, "visitors": 1},
+        {"accountId": "acme", "day": 2, "clicks": 0, "rows": 1, "visitors": 1},
+    ]
+
+
+def test_group_fields_as_a_list_and_first_min_max_list_aggregators() -> None:
+    stage = {
+        "group": {
+            "group": ["accountId"],
+            "fields": [
+                {"first": {"first": "visitorId"}},
+                {"least": {"min": "numEvents"}},
+                {"most": {"max": "numEvents"}},
+                {"all": {"list": "numEvents"}},
+            ],
+        }
+    }
+    assert run(CLICKS, stage) == [
+        {"accountId": "acme", "first": "a", "least": 3, "most": 4, "all": [3, 4, None]},
+        {"accountId": "globex", "first": "a", "least": 5, "most": 5, "all": [5]},
+    ]
+
+
+def test_group_without_group_fields_is_one_row() -> None:
+    assert run(CLICKS, {"group": {"group": [], "fields": {"n": {"count": None}}}}) == [{"n": 4}]
+
+
+def test_group_sum_of_text_is_a_400() -> None:
+    with pytest.raises(PipelineError) as error:
+        run(CLICKS, {"group": {"group": [], "fields": {"n": {"sum": "accountId"}}}})
+    assert error.value.status == 400
+
+
+def test_unwind_makes_one_row_per_element_with_its_index() -> None:
+    rows = [{"id": 1, "tags": ["a", "b"]}, {"id": 2, "tags": []}, {"id": 3}, {"id": 4, "tags": "c"}]
+    assert run(rows, {"unwind": {"field": "tags", "index": "i"}}) == [
+        {"id": 1, "tags": "a", "i": 0},
+        {"id": 1, "tags": "b", "i": 1},
+        {"id": 4, "tags": "c", "i": 0},
+    ]
+    assert run(rows, {"unwind": {"field": "tags", "keepEmpty": True}}) == [
+        {"id": 1, "tags": "a"},
+        {"id": 1, "tags": "b"},
+        {"id": 2, "tags": None},
+        {"id": 3, "tags": None},
+        {"id": 4, "tags": "c"},
+    ]

@@ -1,0 +1,163 @@
+"""Reads a custom aggregation stream (spec option `custom_aggregations`; custom_aggregations.py builds the bodies).
+
+Activity sources: the stream is built like the built-in activity streams (activity/streams.py: the per-app
+window cursor with its checkpoints, lookback and state; the RecordBatch path to stdout); only the window's
+reading differs: one request per period (a day under DAY, an hour under HOUR) whose start lies in the window,
+the source's `timeSeries` asking that one bucket (`first` = `last`), every row gets `periodStart` (the period's
+start, UTC-aligned), the stream's cursor.
+
+Why one period per request, not the rollups' keyset over (bucket, visitorId): the user's stages decide the
+output rows, which need not carry a bucket or a visitor, so there is nothing to key a multi-period answer on;
+and whether Pendo runs the stages once over all periods of a `timeSeries` or once per period is not settled
+(BEHAVIOR.md §R-1): a `group` or `reduce` over a multi-period answer would give different rows under the two
+readings. Over one period both readings give the same rows. Paging inside a period (§B-17 has no cursor): a
+primary key of one field (besides periodStart) is a keyset after the user's stages (`sort`, `k > last`,
+`limit`); without one, an answer of `limit` rows may be truncated and stops the sync with a config error
+(raise page_size, or declare a one-field primary key).
+
+Other sources (visitors, accounts, the catalogue, guidesSeen, pollsSeen...): full refresh, the same paging.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from airbyte_cdk.models import AirbyteStreamStatus, FailureType, StreamDescriptor
+from airbyte_cdk.sources.streams.core import StreamData
+from airbyte_cdk.sources.types import StreamSlice
+from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from ..custom_aggregations import CustomAggregation, custom_aggregation, period_ms
+from .cursor import iso_minute
+from .record_batch import RecordBatch, RecordBatchBuilder
+from .retriever import (
+    _BODY_ERRORS,
+    ActivityRetriever,
+    RecordSink,
+    _broke_from,
+    _PageState,
+    _WindowRun,
+    body_chunks,
+)
+
+LOGGER = logging.getLogger("airbyte")
+
+
+@dataclass
+class CustomAggregationRetriever(ActivityRetriever):
+    """The retriever of one custom aggregation stream, found in the config by the stream's name."""
+
+    def __post_init__(self, parameters: Mapping[str, Any]) -> None:
+        super().__post_init__(parameters)
+        self.entry: CustomAggregation = custom_aggregation(self.config, self.name)
+        self._period_length = period_ms(self._period)
+
+    # ------------------------------------------------------------------ full refresh (other sources)
+    def read_records(
+        self, records_schema: Mapping[str, Any], stream_slice: StreamSlice | None = None
+    ) -> Iterable[StreamData]:
+        if self.entry.is_activity:
+            yield from super().read_records(records_schema, stream_slice)
+            return
+        # Records travel as RecordBatch messages, which the CDK does not count as records: say RUNNING here, as
+        # ActivityRetriever.read_records does for the activity streams.
+        yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
+        builder = RecordBatchBuilder(self.name)
+        run = _WindowRun("*", 0, 0, builder)
+        yield from self._read_pages(run, None)
+        batch = builder.flush()
+        if batch is not None:
+            yield batch
+        LOGGER.info(f"{self.name}: {builder.total} records in {run.pages} request(s)")
+
+    # ------------------------------------------------------------------ one window (activity sources)
+    def _read_window(
+        self, app: str, start: int, end: int, builder: RecordSink
+    ) -> Generator[RecordBatch, None, int]:
+        """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
+        start_date has a time: the period holding it started before start_date and is not read)."""
+        run = _WindowRun(app, start, end, builder)
+        length = self._period_length
+        bucket = -(-start // length) * length
+        while bucket < end:
+            yield from self._read_pages(run, bucket)
+            bucket += length
+        return run.pages
+
+    def _read_pages(self, run: _WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
+        """Every page of one period (or of a full-refresh stream): keyset on the one-field key, else one page."""
+        key = self.entry.keyset_field
+        after: Any = None
+        while True:
+            body = self.entry.body(self.config, self._page_size, run.app, bucket, after)
+            response = self._send(body, run)
+            if response is None:
+                return
+            try:
+                text = b"".join(body_chunks(response))
+            except _BODY_ERRORS as error:
+                self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
+                continue  # nothing was emitted from this page: ask again
+            finally:
+                response.close()
+            rows = self._rows(text, run, bucket)
+            for row in rows:
+                batch = (
+                    run.builder.add(orjson.dumps(row), self._time_bytes, bucket)
+                    if bucket is not None
+                    else run.builder.add(orjson.dumps(row))
+                )
+                if batch is not None:
+                    yield batch
+            if len(rows) < self._page_size:
+                return
+            if key is None:
+                raise AirbyteTracedException(
+                    message=f"{self.name}: Pendo answered {len(rows)} rows, the page_size limit, {self._where(run, bucket)}, so the answer may be truncated, and a pipeline without a one-field primary_key cannot be paged. Raise page_size (up to 500000), aggregate further, or declare a primary_key of one field that is unique in the pipeline's output. Progress is saved up to the last complete window.",
+                    failure_type=FailureType.config_error,
+                )
+            last = rows[-1].get(key) if isinstance(rows[-1], dict) else None
+            if last is None:
+                raise AirbyteTracedException(
+                    message=f"{self.name}: a row of the pipeline's output has no `{key}` (its primary_key), {self._where(run, bucket)}: pages cannot be keyed on it. Make the pipeline output `{key}` on every row, or change primary_key.",
+                    failure_type=FailureType.config_error,
+                )
+            if after is not None and not _after(last, after):
+                raise AirbyteTracedException(
+                    message=f"{self.name}: Pendo answered the next page {self._where(run, bucket)} with rows not after the last one read ({key} > {after!r}): the keyset is not kept, paging would not end. The sync stopped; progress is saved up to the last complete window.",
+                    failure_type=FailureType.system_error,
+                )
+            after = last
+
+    def _rows(self, text: bytes, run: _WindowRun, bucket: int | None) -> list[dict[str, Any]]:
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            parsed = None
+        results = parsed.get("results", None) if isinstance(parsed, dict) else None
+        if isinstance(parsed, dict) and results is None:
+            results = []  # `results: null`: no rows (BEHAVIOR.md §B-9)
+        if not isinstance(results, list) or not all(isinstance(row, dict) for row in results):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo's answer {self._where(run, bucket)} is not an aggregation result (an object with a list of rows under `results`).",
+                internal_message=text[:200].decode(errors="replace"),
+                failure_type=FailureType.system_error,
+            )
+        return results
+
+    def _where(self, run: _WindowRun, bucket: int | None) -> str:
+        if bucket is None:
+            return "to the full-refresh request"
+        return f"for app {run.app}, period {iso_minute(bucket)}"
+
+
+def _after(value: Any, after: Any) -> bool:
+    try:
+        return bool(value > after)
+    except TypeError:
+        return True  # values of another kind: Pendo's cross-kind order is not documented

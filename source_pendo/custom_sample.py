@@ -1,0 +1,79 @@
+"""One small request of a custom aggregation stream: `check` runs it (a pipeline Pendo rejects fails check with
+Pendo's message, naming the stream) and `discover` infers a schema from it (components/custom_schema.py).
+
+The request is the stream's own body (custom_aggregations.py) for the most recent complete period of the first
+app partition (activity sources) or the first rows (other sources), with a small `limit`, sent once without
+retries like check's other calls (api.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+from airbyte_cdk.models import AirbyteConnectionStatus, Status
+
+from source_pendo.api import quick_aggregation
+from source_pendo.clock import now_ms
+from source_pendo.custom_aggregations import (
+    SAMPLE_LIMIT,
+    CustomAggregation,
+    parse_custom_aggregations,
+    period_ms,
+)
+from source_pendo.errors import body_start
+from source_pendo.transport import RedirectRefused
+
+
+def sample_pipeline(
+    config: Mapping[str, Any], entry: CustomAggregation, limit: int = SAMPLE_LIMIT
+) -> list[Any]:
+    """The pipeline of a sample: the last complete period of the first app partition, or the first rows."""
+    if not entry.is_activity:
+        body = entry.body(config, limit)
+    else:
+        length = period_ms(str(config.get("period") or "DAY"))
+        bucket = now_ms() // length * length - length
+        apps = list(config.get("app_ids") or [])
+        body = entry.body(config, limit, apps[0] if apps else "*", bucket)
+    pipeline: list[Any] = body["request"]["pipeline"]
+    return pipeline
+
+
+def sample_rows(
+    config: Mapping[str, Any], entry: CustomAggregation, limit: int = SAMPLE_LIMIT
+) -> requests.Response:
+    return quick_aggregation(config, sample_pipeline(config, entry, limit), entry.name)
+
+
+def check_custom_aggregations(config: Mapping[str, Any], logger: logging.Logger) -> AirbyteConnectionStatus:
+    """Each custom stream's pipeline, once with `limit` 1: the first one Pendo refuses fails check with Pendo's
+    answer (its start, the key masked), naming the stream."""
+    for entry in parse_custom_aggregations(config):
+        try:
+            response = sample_rows(config, entry, limit=1)
+        except RedirectRefused as error:
+            return AirbyteConnectionStatus(status=Status.FAILED, message=str(error))
+        except (requests.ConnectionError, requests.Timeout) as error:
+            logger.info(f"check: custom stream {entry.name}: {type(error).__name__}")
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=f"Custom aggregation stream `{entry.name}`: Pendo did not answer its pipeline ({type(error).__name__}); try again later.",
+            )
+        if 400 <= response.status_code < 500:
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=(
+                    f"Custom aggregation stream `{entry.name}`: Pendo rejected its pipeline (HTTP {response.status_code}): "
+                    f'"{body_start(response, config)}". Fix the `source` or `pipeline` of custom_aggregations entry '
+                    f"`{entry.name}` (the stages Pendo documents: filter, select, eval, group, sort, limit, unwind ...)."
+                ),
+            )
+        if not response.ok:
+            return AirbyteConnectionStatus(
+                status=Status.FAILED,
+                message=f"Custom aggregation stream `{entry.name}`: Pendo answered HTTP {response.status_code} to its pipeline; Pendo may be down, try again later.",
+            )
+    return AirbyteConnectionStatus(status=Status.SUCCEEDED)
