@@ -36,6 +36,12 @@ def _failed(message: str) -> AirbyteConnectionStatus:
     return AirbyteConnectionStatus(status=Status.FAILED, message=message)
 
 
+def _throttled(host: str) -> AirbyteConnectionStatus:
+    return _failed(
+        f"Pendo kept throttling the check (HTTP 403 naming a rate limit from {host}); try again later."
+    )
+
+
 def _unthrottled(send: Callable[[], requests.Response]) -> requests.Response:
     """`send()`, asked again after a pause while Pendo answers 403 naming a rate limit (at most 3 times)."""
     response = send()
@@ -81,9 +87,7 @@ def check_connection(config: Mapping[str, Any], logger: logging.Logger) -> Airby
 
     if response.status_code in (401, 403):
         if is_rate_limited(response):
-            return _failed(
-                f"Pendo kept throttling the check (HTTP 403 naming a rate limit from {host}); try again later."
-            )
+            return _throttled(host)
         return _failed(
             f"Pendo rejected the integration key (HTTP {response.status_code} from {host}). Check `api_key`: "
             f'create or copy a key in Pendo under {KEYS_PAGE}, with "Allow Write Access" on (Pendo requires it '
@@ -138,9 +142,7 @@ def _check_aggregation(config: Mapping[str, Any], logger: logging.Logger) -> Air
         )
     if response.status_code in (401, 403):
         if is_rate_limited(response):
-            return _failed(
-                f"Pendo kept throttling the check (HTTP 403 naming a rate limit from {host}); try again later."
-            )
+            return _throttled(host)
         return _failed(
             f"The integration key can read but Pendo refused an aggregation query with it (HTTP "
             f"{response.status_code} from {host}/aggregation): the key lacks write access. {WRITE_ACCESS}"
