@@ -35,7 +35,7 @@ API_KEY = "emulator-key.us"
 HOUR_MS = 3_600_000
 ONE_APP = "5629499534213120"  # a large positive app id of the emulator's subscription
 CONNECTOR_NOW_ENV = "SOURCE_PENDO_NOW_MS"  # the connector's clock (source_pendo/clock.py)
-EMULATOR_TZ = "America/New_York"  # day buckets at local midnight, with DST, like Pendo's samples (§7)
+EMULATOR_TZ = "America/New_York"  # local-midnight days with DST, like Pendo's samples (BEHAVIOR.md §B-18)
 
 
 def connector_command() -> list[str]:

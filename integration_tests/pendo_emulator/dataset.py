@@ -4,8 +4,8 @@ Everything is derived from `(scale, seed, now_ms, tz)`, so the emulator process 
 build the same data independently and the ground truth never has to cross a process boundary.
 
 Facts it follows (BEHAVIOR.md sections where it has one):
-* ids are 27-char URL-safe base64 strings, the default app is -323232 (§B-10), anonymous visitors are
-  `_PENDO_T_` + 11 URL-safe chars, timestamps are epoch milliseconds (§B-18).
+* ids are 27-char URL-safe base64 strings, the default app is -323232, anonymous visitors are
+  `_PENDO_T_` + 11 URL-safe chars (§B-0), timestamps are epoch milliseconds (§B-18).
 * §B-15, §B-16: rollup sources (events, featureEvents, pageEvents, trackEvents) carry `day` or `hour`,
   never both; guideEvents/pollEvents are raw events with `browserTime`; per-app metadata group
   `auto_<app>` with `-` written as `_` (§B-14 row shape).
@@ -333,7 +333,7 @@ class Dataset:
     # ------------------------------------------------------------------ people
     @cached_property
     def account_ids(self) -> list[str]:
-        # Customer-chosen strings, including characters a keyset filter must escape (§3, §5.5).
+        # Customer-chosen strings, including characters a keyset filter must escape (§B-0, §B-12).
         base = [
             "Acme Corp",
             "Globex",
@@ -747,7 +747,7 @@ class Dataset:
             return False
         return index % (4 if kind == "visitor" else 3) == 1
 
-    # ------------------------------------------------------------------ metadata schema (§4.8)
+    # ------------------------------------------------------------------ metadata schema (§B-8)
     @staticmethod
     def _descriptor(type_: str, display: str, **flags: Any) -> dict[str, Any]:
         descriptor = {
@@ -815,7 +815,7 @@ class Dataset:
             }
         return {}
 
-    # ------------------------------------------------------------------ reports and segments (§4.5-4.7)
+    # ------------------------------------------------------------------ reports and segments (§B-6, §B-7)
     @cached_property
     def reports(self) -> list[dict[str, Any]]:
         rng = random.Random(f"{self.seed}:reports")
@@ -824,7 +824,7 @@ class Dataset:
             ("Accounts by ARR", "Saved Reports", "account"),
             ("Checkout path", "Path", "visitor"),
             ("Weekly power users", "Saved Reports", "visitor"),
-            # Not exportable (§4.6; 404 by default, other answers under the `report_errors` reading):
+            # Not exportable (§B-6; 404 by default, other answers under the `report_errors` reading):
             ("Checkout funnel", "Funnels", "visitor"),
             ("Week-4 retention", "Retention", "visitor"),
             ("Onboarding workflow", "Workflows", "visitor"),
@@ -849,7 +849,7 @@ class Dataset:
         return out
 
     def report_results(self, report_id: str) -> list[dict[str, Any]] | None:
-        """Rows of an exportable report, or None when Pendo answers 404 (Path reports, §4.6)."""
+        """Rows of an exportable report, or None when Pendo answers 404 (Path reports, §B-6)."""
         report = next((r for r in self.reports if r["id"] == report_id), None)
         if report is None or report["type"] != "Saved Reports":
             return None
@@ -901,7 +901,7 @@ class Dataset:
             out.append(segment)
         return out
 
-    # ------------------------------------------------------------------ visitor history (§4.10)
+    # ------------------------------------------------------------------ visitor history (§B-19)
     @cached_property
     def visitor_history(self) -> dict[str, list[dict[str, Any]]]:
         """visitorId -> history items, one per page and feature rollup row (ts = firstTime)."""

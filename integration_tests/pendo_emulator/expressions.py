@@ -31,7 +31,7 @@ Row = Mapping[str, Any]
 Fn = Callable[[Row], Any]
 
 ANONYMOUS_PREFIX = "_PENDO_T_"
-"""Anonymous visitor ids are ``_PENDO_T_`` + 11 characters (§3)."""
+"""Anonymous visitor ids are ``_PENDO_T_`` + 11 characters (§B-0)."""
 
 _NUMBER_TYPES = (int, float)
 _MAX_EXACT_FLOAT = 2**53
@@ -41,16 +41,16 @@ _NO_ROW: Row = {}
 
 
 class ExpressionError(ValueError):
-    """An expression Pendo would refuse to parse (§5.5 → HTTP 400) or a value it cannot evaluate."""
+    """An expression Pendo would refuse to parse (§B-12 → HTTP 400, §B-3) or a value it cannot evaluate."""
 
 
 def current_time_ms() -> int:
-    """Wall-clock time in epoch milliseconds, the unit of every Pendo timestamp (§3)."""
+    """Wall-clock time in epoch milliseconds, the unit of every Pendo timestamp (§B-18)."""
     return time.time_ns() // 1_000_000
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Values: kinds, equality, ordering, arithmetic (§5.5 "C-like", numbers are floats, missing fields are null)
+# Values: kinds, equality, ordering, arithmetic (C-like, §R-11; numbers are floats, missing fields are null)
 
 
 _KINDS: dict[type, str] = {
@@ -70,7 +70,7 @@ def _kind(value: Any) -> str:
 
 
 def _normalize(number: int | float) -> int | float:
-    """Pendo numbers are floats (§5.5); integral results are returned as ``int`` so epoch ms stay exact."""
+    """Pendo numbers are floats (§B-12); integral results are returned as ``int`` so epoch ms stay exact."""
     if type(number) is float:
         if not math.isfinite(number):
             raise ExpressionError("number out of range")
@@ -80,7 +80,7 @@ def _normalize(number: int | float) -> int | float:
 
 
 def _equal(left: Any, right: Any) -> bool:
-    """``==`` works across kinds: different kinds are unequal, ``null == null`` (§5.5 null semantics)."""
+    """``==`` works across kinds: different kinds are unequal, ``null == null`` (§B-12 null semantics)."""
     kind = _kind(left)
     if kind != _kind(right):
         return False
@@ -140,7 +140,7 @@ def _divide(left: int | float, right: int | float) -> float:
 
 
 def _remainder(left: int | float, right: int | float) -> int | float:
-    """C's ``%`` (§5.5 "C-like"): the result takes the sign of the dividend."""
+    """C's ``%`` (C-like, §R-11): the result takes the sign of the dividend."""
     if right == 0:
         raise ExpressionError("division by zero")
     if type(left) is int and type(right) is int:
@@ -177,7 +177,7 @@ def _negate(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Functions (§5.5 "Functions seen"; the ones the emulator does not implement are unknown, hence parse errors)
+# Functions (§F-2; the ones the emulator does not implement are unknown, hence parse errors)
 
 
 def _is_empty(value: Any) -> bool:
@@ -206,7 +206,7 @@ def _length(value: Any) -> int | None:
 
 
 def _is_identified(value: Any) -> bool:
-    """``identified(x)``: a visitor id that is not anonymous (§3 ``_PENDO_T_`` prefix)."""
+    """``identified(x)``: a visitor id that is not anonymous (§B-0 ``_PENDO_T_`` prefix)."""
     return type(value) is str and not value.startswith(ANONYMOUS_PREFIX)
 
 
@@ -221,7 +221,7 @@ def _is_whole(value: Any) -> bool:
 def _date(*parts: Any) -> int:
     """``date(y, m, d[, h, mi, s])`` or ``date("YYYY-MM-DD")`` as UTC epoch ms.
 
-    §7 marks the time zone of ``date()`` as uncertain; the emulator uses UTC.
+    §F-2 marks the time zone of ``date()`` as unconfirmed; the emulator uses UTC.
     """
     if len(parts) == 1:
         text = parts[0]
@@ -247,7 +247,7 @@ _UNIT_MS = {
 
 
 def _date_add(moment: Any, amount: Any, unit: Any) -> int | float | None:
-    """``dateAdd(ms, n, unit)`` (§5.4 example ``dateAdd(now(), -7, "days")``); a null time gives null."""
+    """``dateAdd(ms, n, unit)`` (§B-11 example ``dateAdd(now(), -7, "days")``); a null time gives null."""
     step = _UNIT_MS.get(unit) if type(unit) is str else None
     if step is None:
         raise ExpressionError(f"dateAdd() unit must be one of {', '.join(_UNIT_MS)}")
@@ -358,7 +358,7 @@ class Literal(Expr):
 
 @dataclass(frozen=True)
 class Field(Expr):
-    """A dotted field path such as ``metadata.auto.lastupdated``; a missing path is null (§5.5)."""
+    """A dotted field path such as ``metadata.auto.lastupdated``; a missing path is null (§B-12)."""
 
     path: tuple[str, ...]
 
@@ -486,7 +486,7 @@ _RESERVED = frozenset({"in"})
 
 
 def is_field_path(text: str) -> bool:
-    """Whether ``text`` is a dotted field path (§5.5 "Field paths with dots") usable outside expressions."""
+    """Whether ``text`` is a dotted field path (§F-2) usable outside expressions."""
     head = text.split(".", 1)[0]
     return bool(_PATH_RE.fullmatch(text)) and head not in _RESERVED and head not in _KEYWORDS
 
@@ -499,7 +499,7 @@ def path_getter(path: str) -> Fn:
 
 
 def _getter(path: tuple[str, ...]) -> Fn:
-    """Read a path from a row; any missing or non-object step gives null (§5.5)."""
+    """Read a path from a row; any missing or non-object step gives null (§B-12)."""
     head, *rest = path
     if not rest:
         return lambda row: row.get(head)
@@ -531,7 +531,7 @@ _TOKEN_RE = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _PRECEDENCE = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"), ("*", "/", "%"))
-"""Binary operators from loosest to tightest binding, as in C (§5.5 "C-like")."""
+"""Binary operators from loosest to tightest binding, as in C (§R-11)."""
 _BINARY_POWER = {op: power for power, ops in enumerate(_PRECEDENCE, start=1) for op in ops}
 _UNARY_POWER = len(_PRECEDENCE) + 1
 
@@ -551,7 +551,7 @@ def _number_literal(text: str) -> int | float:
 
 
 def _string_literal(text: str, pos: int) -> str:
-    """Double-quoted strings use JSON escapes (§5.5: Estuary escapes ``\\`` and ``"`` inside ids)."""
+    """Double-quoted strings use JSON escapes (§B-12: Estuary escapes ``\\`` and ``"`` inside ids)."""
     try:
         return str(json.loads(text))
     except ValueError as err:
@@ -676,7 +676,7 @@ class _Parser:
 
 
 def parse(text: str) -> Expr:
-    """Parse an expression; raise ``ExpressionError`` for anything Pendo would not parse (§5.5).
+    """Parse an expression; raise ``ExpressionError`` for anything Pendo would not parse (§B-12).
 
     Constant sub-expressions are evaluated once here, so ``date(2024, 2, 30)`` or ``1 / 0`` fail at parse time.
     """
@@ -688,13 +688,13 @@ def parse(text: str) -> Expr:
 
 
 def compile_predicate(text: str | Expr, now_ms: int | None = None) -> Callable[[Row], bool]:
-    """A row predicate for a ``filter`` stage: the truthiness of the expression (§5.5 "keep rows where true")."""
+    """A row predicate for a ``filter`` stage: the truthiness of the expression (§B-12)."""
     fn = (parse(text) if isinstance(text, str) else text).compile(now_ms)
     return lambda row: bool(fn(row))
 
 
 def evaluate_constant(value: Any, now_ms: int | None) -> int:
-    """Epoch ms of a ``timeSeries`` ``first``/``last`` value (§5.4).
+    """Epoch ms of a ``timeSeries`` ``first``/``last`` value (§B-11).
 
     Accepts an integer, a float (rounded), a numeric string (``"1709269200000"``) or an expression string such as
     ``now()``, ``dateAdd(now(), -7, "days")`` or ``date(2024, 3, 1)``. The expression may not read row fields.
@@ -721,14 +721,14 @@ def _round_ms(value: int | float) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Range analysis for keyset paging (§5.6)
+# Range analysis for keyset paging (§B-17)
 
 
 @dataclass(frozen=True)
 class Bound:
     """The rows a comparison ``field OP constant`` keeps, as a range of the constant's kind.
 
-    Comparisons never hold across kinds (§5.5 semantics above), so a bound on a number only admits numbers and a
+    Comparisons never hold across kinds (semantics above), so a bound on a number only admits numbers and a
     bound on a string only strings. ``None`` marks an open side (still restricted to that kind).
     """
 
@@ -793,7 +793,7 @@ def _tie_break(expr: Expr, first: str, second: str) -> tuple[Any, str, Any] | No
 def lex_lower_bound(expr: Expr, fields: tuple[str, str]) -> tuple[Any, Any, bool] | None:
     """``(a, b, inclusive)`` when ``expr`` is exactly ``f1 > a || (f1 == a && f2 >= b)`` (or ``f2 > b``).
 
-    This is the keyset continuation filter of §5.6 pattern B, i.e. ``(f1, f2) >= (a, b)`` lexicographically
+    This is the keyset continuation filter of §B-17, i.e. ``(f1, f2) >= (a, b)`` lexicographically
     (``>`` when not inclusive), restricted to the kinds of ``a`` and ``b``. Operands may appear in either order.
     """
     first, second = fields

@@ -42,11 +42,11 @@ Row = dict[str, Any]
 AppIds = Literal["default", "all"] | frozenset[int]
 
 PIPELINE_REQUIRED_BODY = '{"overall":{},"fields":{"pipeline":"Required"}}'
-"""Body of the 422 for a request without ``request.pipeline`` (§5.1)."""
+"""Body of the 422 for a request without ``request.pipeline`` (§B-9)."""
 PIPELINE_REQUIRED_400_BODY = "Bad Request: request.pipeline is required"
 """Body of the same refusal as a 400 (``text/plain``), under the ``bad_request_400`` reading (R-6)."""
 FILTER_PARSE_ERROR = "Cannot parse filter expression"
-"""Body of the 400 for an unparseable filter (§5.5)."""
+"""Body of the 400 for an unparseable filter (§B-3)."""
 
 SOURCE_NAMES = frozenset(
     {
@@ -64,16 +64,16 @@ SOURCE_NAMES = frozenset(
         "trackTypes",
     }
 )
-"""The connector-relevant sources of §5.3 the emulator serves."""
+"""The connector-relevant sources the emulator serves (§B-5, §B-14-§B-16; `pages`, `features`, `guides` as §B-4)."""
 PERIODS = frozenset({"dayRange", "hourRange"})
-"""``timeSeries.period`` values (§5.4)."""
+"""``timeSeries.period`` values (§B-11)."""
 _ALL_APPS = frozenset({'expandAppIds("*")', "expandAppIds(`*`)"})
 _APP_ID_RE = re.compile(r"-?[0-9]+")
 _ABSENT = object()
 
 
 class PipelineError(Exception):
-    """A request Pendo refuses, with the status, body and content type of its answer (§5.7 g)."""
+    """A request Pendo refuses, with the status, body and content type of its answer (§B-3)."""
 
     def __init__(self, status: int, body: str, content_type: str) -> None:
         super().__init__(f"{status} {body}")
@@ -96,8 +96,8 @@ _SORT_RANKS: dict[type, int] = {type(None): 0, bool: 1, int: 2, float: 2, str: 3
 def sort_key(value: Any) -> tuple[int, Any]:
     """Total order for ``sort``: null < booleans < numbers < strings < lists/objects (by JSON text).
 
-    §5.6 asks for deterministic ordering, numeric timestamps and code-point string order; the cross-kind order
-    is the emulator's choice (the document does not say).
+    Keyset paging (§B-17) needs deterministic ordering, numeric timestamps and code-point string order; the
+    cross-kind order is the emulator's choice (Pendo does not document it).
     """
     rank = _SORT_RANKS.get(type(value))
     if rank is None:
@@ -106,7 +106,7 @@ def sort_key(value: Any) -> tuple[int, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Operator stages (§5.5)
+# Operator stages (§F-2)
 
 
 class Stage(ABC):
@@ -134,7 +134,7 @@ def _parse_expression(text: Any, error: str) -> Expr:
 
 
 def _parse_path(text: Any, stage: str) -> str:
-    """A dotted field path argument (§5.5 "dotted paths allowed")."""
+    """A dotted field path argument (§F-2: nested fields by dotted names)."""
     if not isinstance(text, str) or not is_field_path(text):
         raise _bad_request(f"Invalid field {text!r} in {stage}")
     return text
@@ -158,7 +158,7 @@ class FilterStage(Stage):
 
 @dataclass(frozen=True)
 class SortStage(Stage):
-    """``{"sort": ["f", "-g"]}``: stable multi-key sort in ``sort_key`` order, ``-`` = descending (§5.5, §5.6).
+    """``{"sort": ["f", "-g"]}``: stable multi-key sort in ``sort_key`` order, ``-`` = descending (§B-13, §B-17).
 
     ``keys`` are the validated entries as sent, e.g. ``("metadata.auto.lastupdated", "-accountId")``.
     """
@@ -195,7 +195,7 @@ def _sort_key_of(field: str, rows: list[Row]) -> Callable[[Row], Any]:
 
 @dataclass(frozen=True)
 class LimitStage(Stage):
-    """``{"limit": N}``: the first N rows, exactly (§5.6)."""
+    """``{"limit": N}``: the first N rows, exactly (§B-17)."""
 
     kind: ClassVar[str] = "limit"
     n: int
@@ -236,7 +236,7 @@ def _parse_assignments(argument: Any, stage: str, nested: bool) -> tuple[Assignm
 
 @dataclass(frozen=True)
 class SelectStage(Stage):
-    """``{"select": {"out": "expr"}}``: rows with exactly these keys (§5.5 "project/rename")."""
+    """``{"select": {"out": "expr"}}``: rows with exactly these keys (§F-2)."""
 
     kind: ClassVar[str] = "select"
     fields: tuple[Assignment, ...]
@@ -252,7 +252,7 @@ class SelectStage(Stage):
 
 @dataclass(frozen=True)
 class EvalStage(Stage):
-    """``{"eval": {"a.b": "expr"}}``: add or overwrite fields, keep the rest; dotted targets nest (§5.5).
+    """``{"eval": {"a.b": "expr"}}``: add or overwrite fields, keep the rest; dotted targets nest (§F-2).
 
     Every expression sees the input row (Pendo's JSON object has no key order to evaluate them in). Input rows
     are never mutated: the row and every object on a target path are copied.
@@ -292,7 +292,8 @@ def _assign(row: Row, path: tuple[str, ...], value: Any) -> None:
 
 @dataclass(frozen=True)
 class IdentifiedStage(Stage):
-    """``{"identified": "visitorId"}`` drops anonymous ``_PENDO_T_`` ids; ``"!visitorId"`` keeps only them (§5.5).
+    """``{"identified": "visitorId"}`` drops anonymous ``_PENDO_T_`` ids; ``"!visitorId"`` keeps only them
+    (§B-13, §F-2).
 
     ``field`` is the validated argument as sent, ``!`` included.
     """
@@ -327,7 +328,7 @@ def _is_anonymous(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class CountStage(Stage):
-    """``{"count": null}``: the stream becomes one row ``{"count": N}`` (§5.2, §5.5)."""
+    """``{"count": null}``: the stream becomes one row ``{"count": N}`` (§B-13)."""
 
     kind: ClassVar[str] = "count"
 
@@ -342,8 +343,8 @@ class CountStage(Stage):
 
 
 _AGGREGATORS = frozenset({"count", "sum", "min", "max", "first", "list"})
-"""``group`` aggregators the emulator serves (§5.5 lists ``sum, count, countIf, avg, min, max, first, list``;
-the example bodies show ``sum``, ``list``, ``first``). Any other is refused with 400."""
+"""``group`` aggregators the emulator serves (§F-2; third-party compilations list ``sum, count, countIf, avg,
+min, max, first, list``; the example bodies show ``sum``, ``list``, ``first``). Any other is refused with 400."""
 
 
 @dataclass(frozen=True)
@@ -356,7 +357,7 @@ class Aggregate:
 
 
 def _parse_aggregates(fields: Any) -> tuple[Aggregate, ...]:
-    """``fields`` as an object map or a list of one-key objects (§5.5: "fields may also be an object map")."""
+    """``fields`` as an object map or a list of one-key objects (§F-2: both forms)."""
     if isinstance(fields, dict):
         items = list(fields.items())
     elif isinstance(fields, list) and all(isinstance(f, dict) and len(f) == 1 for f in fields):
@@ -381,7 +382,7 @@ def _parse_aggregates(fields: Any) -> tuple[Aggregate, ...]:
 @dataclass(frozen=True)
 class GroupStage(Stage):
     """``{"group": {"group": ["f", ...], "fields": {"out": {"sum": "g"}}}}``: one row per distinct value of the
-    group fields (their values under the names given), plus each aggregate over the group's rows (§5.5):
+    group fields (their values under the names given), plus each aggregate over the group's rows (§F-2):
     ``count`` null counts rows, ``count`` of a field counts its distinct non-null values; ``sum`` adds the
     numbers (null and missing count as nothing); ``min``/``max`` of the non-null values; ``first`` the first
     row's value; ``list`` the values in row order. Groups come out in the order their first row arrived (the
@@ -443,7 +444,7 @@ def _aggregate(aggregator: str, get: Callable[[Row], Any] | None, rows: list[Row
 @dataclass(frozen=True)
 class UnwindStage(Stage):
     """``{"unwind": {"field": "f", "index": "i", "keepEmpty": true}}``: one row per element of the list ``f``,
-    the element in place of the list, its position in ``index`` when named (§5.5; §F-2: Pendo's NPS body).
+    the element in place of the list, its position in ``index`` when named (§F-2: Pendo's NPS body).
     A row whose field is missing, null or an empty list is dropped, or kept once with the field null when
     ``keepEmpty``; a value that is not a list is kept as one element."""
 
@@ -523,7 +524,7 @@ def apply_stages(rows: Iterable[Row], stages: Iterable[Stage], now_ms: int | Non
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Envelope and source stage (§5.1, §5.3, §5.4)
+# Envelope and source stage (§B-9, §B-10, §B-11)
 
 
 @dataclass(frozen=True)
@@ -538,7 +539,7 @@ class TimeSeries:
 
 @dataclass(frozen=True)
 class AggregationRequest:
-    """A validated aggregation request; ``app_ids`` is ``"default"``, ``"all"`` or explicit app ids (§5.3)."""
+    """A validated aggregation request; ``app_ids`` is ``"default"``, ``"all"`` or explicit app ids (§B-10)."""
 
     source_name: str
     app_ids: AppIds
@@ -552,7 +553,7 @@ def parse_request(
 ) -> AggregationRequest:
     """Validate an aggregation body; ``now_ms`` is the clock for ``now()`` in ``timeSeries`` (default: real time).
 
-    Unknown keys anywhere in the envelope and unknown source params are ignored (§5.1, §5.3). ``readings``
+    Unknown keys anywhere in the envelope and unknown source params are ignored (§B-9). ``readings``
     (readings.py) may make validation stricter (``strict_value_forms``, ``strict_filters``) or turn the
     422 answers into 400 (``bad_request_400``).
     """
@@ -580,7 +581,7 @@ def parse_request(
 
 
 def rejected(readings: frozenset[str], field: str, message: str) -> PipelineError:
-    """A request the stricter readings refuse: 422 with the validator body (§5.1's form) by default, 400
+    """A request the stricter readings refuse: 422 with the validator body (§B-3's form) by default, 400
     ``text/plain`` under ``bad_request_400`` (R-6)."""
     if "bad_request_400" in readings:
         return _bad_request(message)
@@ -639,7 +640,7 @@ def is_simple_filter(text: str) -> bool:
 
 
 def _pipeline(body: Any, readings: frozenset[str] = frozenset()) -> list[Any]:
-    """``request.pipeline``, or the 422 Pendo gives when it is missing (§5.1); 400 under ``bad_request_400``."""
+    """``request.pipeline``, or the 422 Pendo gives when it is missing (§B-9); 400 under ``bad_request_400``."""
     request = body.get("request") if isinstance(body, dict) else None
     pipeline = request.get("pipeline") if isinstance(request, dict) else None
     if not isinstance(pipeline, list):
@@ -650,7 +651,7 @@ def _pipeline(body: Any, readings: frozenset[str] = frozenset()) -> list[Any]:
 
 
 def _source(spec: Any) -> tuple[str, dict[str, Any]]:
-    """The one source name beside ``timeSeries`` and a copy of its params (``null`` and ``{}`` alike, §5.3)."""
+    """The one source name beside ``timeSeries`` and a copy of its params (``null`` and ``{}`` alike, §F-2)."""
     names = [key for key in spec if key != "timeSeries"] if isinstance(spec, dict) else []
     if len(names) != 1:
         raise _bad_request("source needs exactly one source name besides timeSeries")
@@ -664,7 +665,7 @@ def _source(spec: Any) -> tuple[str, dict[str, Any]]:
 
 
 def _app_ids(value: Any) -> AppIds:
-    """``appId``: absent → default app, ``expandAppIds("*")`` → all apps, else an id or a list of ids (§5.3)."""
+    """``appId``: absent → default app, ``expandAppIds("*")`` → all apps, else an id or a list of ids (§B-10)."""
     if value is _ABSENT:
         return "default"
     if isinstance(value, str) and value in _ALL_APPS:
@@ -673,7 +674,7 @@ def _app_ids(value: Any) -> AppIds:
 
 
 def _app_id(value: Any) -> int:
-    """App ids are integers; TAP sends them as numeric strings (§3, §5.3)."""
+    """App ids are integers; TAP sends them as numeric strings (§B-0, §B-10)."""
     if type(value) is int:
         return value
     if isinstance(value, str) and _APP_ID_RE.fullmatch(value):
@@ -682,7 +683,7 @@ def _app_id(value: Any) -> int:
 
 
 def _time_series(spec: Any, now_ms: int | None) -> TimeSeries:
-    """``{"period", "first", "count" | "last"}`` (§5.4); times may be numbers, numeric strings or expressions."""
+    """``{"period", "first", "count" | "last"}`` (§B-11); times may be numbers, numeric strings or expressions."""
     if not isinstance(spec, dict) or spec.get("period") not in PERIODS:
         raise _bad_request("timeSeries.period must be dayRange or hourRange")
     if "first" not in spec or ("count" in spec) == ("last" in spec):
@@ -707,7 +708,7 @@ def _time(value: Any, name: str, now_ms: int) -> int:
 
 
 def _stage(stage: Any) -> Stage:
-    """An operator stage: a one-key object naming a supported operator (§5.5)."""
+    """An operator stage: a one-key object naming a supported operator (§F-2)."""
     if not isinstance(stage, dict) or len(stage) != 1:
         raise _bad_request("Each pipeline stage must be an object with exactly one operator")
     ((name, argument),) = stage.items()

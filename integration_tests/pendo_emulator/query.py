@@ -399,7 +399,7 @@ def _narrow(
         if (b.lower is not None and not isinstance(b.lower, (int, float))) or (
             b.upper is not None and not isinstance(b.upper, (int, float))
         ):
-            return lo, lo  # a time compared with a non-number is never true (§5.5 comparison semantics)
+            return lo, lo  # a time compared with a non-number is never true (§B-12 comparison semantics)
     for first, second, inclusive in lex:
         if not isinstance(first, (int, float)):
             return lo, lo

@@ -12,7 +12,7 @@ Give them as `--reading NAME` (repeatable) on the CLI, `EmulatorProcess(readings
 Key variants (derived from any known key, e.g. `emulator-key.us`; unknown keys, and so 403, while their
 reading is off):
 * `readonly-<key>` (`read_only_key`): a read-only integration key; every GET works, every
-  `POST /aggregation` answers 403 `Forbidden` (§2.1's body form).
+  `POST /aggregation` answers 403 `Forbidden` (the emulator's 403 body, §B-3).
 * `noagg-<key>` (`bad_request_400`): a key whose plan lacks aggregation access; every GET works, every
   `POST /aggregation` answers 400 `Bad Request` (the same body as a wrong-region 400).
 """

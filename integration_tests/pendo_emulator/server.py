@@ -1,6 +1,6 @@
-"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (BEHAVIOR.md §B-1-§B-19).
+"""The Pendo v1 API emulator: a real HTTP/1.1 server on loopback (BEHAVIOR.md §B-0-§B-19).
 
-Routes, each answered as the spec documents it:
+Routes, each answered as BEHAVIOR.md records it:
   POST /api/v1/aggregation                      {startTime, results}; 422 without a pipeline; 400 bad filter
   GET  /api/v1/{page,feature,guide,tracktype}   bare arrays; expand=* all apps, appId=, id=; default app otherwise
   GET  /api/v1/report, /report/{id}/results.json|csv, /segment, /metadata/schema/{visitor,account,...}
@@ -46,7 +46,7 @@ REGIONS = ("us", "us1", "eu", "jpn", "au")
 DEFAULT_KEYS = {"emulator-key.us": "us", "emulator-key.eu": "eu"}
 CHUNK = 64 * 1024
 HISTORY_UNAVAILABLE_BODY = b'{"overall":{},"fields":{"starttime":"Invalid"}}'
-"""R-7 (`history_unavailable`): the 422 of visitor history, in the validator form of §5.1's 422."""
+"""R-7 (`history_unavailable`): the 422 of visitor history, in the validator form of §B-3's 422."""
 REPORT_ERRORS: dict[str, tuple[int, str, str]] = {
     "Path": (400, "text/plain; charset=utf-8", "Bad Request"),
     "Funnels": (402, "text/plain; charset=utf-8", "Payment Required"),
@@ -272,7 +272,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         """Answers an authenticated request that a reading refuses before it reaches its route; True if so."""
         if route == "aggregation" and method == "POST" and self._key_kind != "full":
             entry["key_kind"] = self._key_kind
-            if self._key_kind == "read_only":  # R-14: a read-only key cannot run aggregations (§2.1 body)
+            if self._key_kind == "read_only":  # R-14: a read-only key cannot run aggregations (403, §B-3)
                 self._text(403, "Forbidden", entry)
             else:  # R-6: the plan has no aggregation access
                 self._text(400, "Bad Request", entry)
@@ -432,7 +432,7 @@ class PendoHandler(BaseHTTPRequestHandler):
         rule: FaultRule | None,
     ) -> None:
         content_type = self.headers.get("Content-Type")
-        entry["content_type"] = content_type  # tap-pendo sends application/x-www-form-urlencoded here (§4.10)
+        entry["content_type"] = content_type  # tap-pendo sends application/x-www-form-urlencoded here (§B-19)
         entry["form_urlencoded"] = (content_type or "").startswith("application/x-www-form-urlencoded")
         readings = self.emulator.readings
         if "history_unavailable_400" in readings:  # R-7, the 400 variant

@@ -55,7 +55,7 @@ def snapshot(ds: Dataset) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------------------------- determinism (§9.10)
+# --------------------------------------------------------------------------------------------- determinism
 
 
 def test_dataset_same_seed_gives_identical_data() -> None:
@@ -78,7 +78,7 @@ def test_object_id_is_27_url_safe_chars_and_stable() -> None:
     ids = {object_id(7, "Page", a, i) for a in APP_IDS for i in range(200)}
     assert len(ids) == 800
     assert all(ID_RE.match(i) for i in ids)
-    assert any(i.startswith("-") for i in ids), "a leading '-' is possible (§3)"
+    assert any(i.startswith("-") for i in ids), "a leading '-' is possible (BEHAVIOR.md §B-0)"
     assert object_id(1, "x") == object_id(1, "x")
 
 
@@ -117,7 +117,7 @@ def test_scale_tiny_is_smaller_than_small() -> None:
     assert 100 < len(dataset().hour_rows("events")) < 2000
 
 
-# --------------------------------------------------------------------------------------------- rollup keys (§8)
+# --------------------------------------------------------------------------------------------- rollup keys (§B-15)
 
 
 def rollup_key(row: dict[str, Any], source: str, field: str) -> tuple[Any, ...]:
@@ -142,7 +142,7 @@ def test_rollup_primary_key_is_unique(source: str, period: str) -> None:
     keys = [rollup_key(r, source, field) for r in rows]
     assert rows and len(set(keys)) == len(keys)
     other = "hour" if field == "day" else "day"
-    assert all(other not in r for r in rows), "day and hour are never both present (§5.3)"
+    assert all(other not in r for r in rows), "day and hour are never both present (§B-15)"
 
 
 @pytest.mark.parametrize("source", ROLLUP_SOURCES)
@@ -178,7 +178,7 @@ def test_late_rows_are_new_keys_with_late_user_agent() -> None:
         assert not existing & {rollup_key(r, source, "hour") for r in late}
 
 
-# --------------------------------------------------------------------------------------------- tricky ids (§3, §5.5)
+# --------------------------------------------------------------------------------------------- tricky ids (§B-0, §B-12)
 
 
 def test_tricky_ids_are_present_and_active() -> None:
@@ -216,7 +216,7 @@ def test_third_app_does_not_log_remote_ip() -> None:
             assert ("remoteIp" in row) == (row["appId"] != ds.app_ids[2])
 
 
-# --------------------------------------------------------------------------------------------- metadata (§4.8, §5.3)
+# --------------------------------------------------------------------------------------------- metadata (§B-8, §B-14)
 
 PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -266,7 +266,7 @@ def test_metadata_custom_field_of_mixed_type_has_empty_schema_type() -> None:
 
 
 def test_metadata_per_app_group_names() -> None:
-    """§5.3: `auto_` + app id with `-` written as `_`."""
+    """§B-0, §B-14: `auto_` + app id with `-` written as `_`."""
     assert metadata_group_for_app(-323232) == "auto__323232"
     assert metadata_group_for_app(6253630842798080) == "auto_6253630842798080"
     ds = dataset()

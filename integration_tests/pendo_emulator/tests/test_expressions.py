@@ -32,7 +32,7 @@ def matches(text: str, row: dict[str, Any]) -> bool:
     return compile_predicate(text, now_ms=NOW)(row)
 
 
-# --- Filters connectors send (§5.5 "Filters used by connectors (must work)") ----------------------------------
+# --- Filters connectors send (§B-12) --------------------------------------------------------------------------
 
 CONNECTOR_FILTERS = [
     ('visitorId>""', {"visitorId": "a"}, True),
@@ -117,7 +117,7 @@ def test_connector_filter_keeps_exactly_the_matching_rows(
     "visitor_id", ['say "hi"', "back\\slash", 'both\\"', "slash/ok", "é ü 🙂", "tab\there"]
 )
 def test_filter_with_json_escaped_id_matches_that_id(visitor_id: str) -> None:
-    """Estuary escapes ``\\`` and ``"`` inside ids (§5.5); JSON escaping round-trips every id."""
+    """Estuary escapes ``\\`` and ``"`` inside ids (§B-12); JSON escaping round-trips every id."""
     text = f"visitorId == {json.dumps(visitor_id)}"
     assert matches(text, {"visitorId": visitor_id})
     assert not matches(text, {"visitorId": visitor_id + "x"})
@@ -495,7 +495,7 @@ def test_path_getter_reads_dotted_paths_and_rejects_bad_ones() -> None:
             path_getter(bad)
 
 
-# --- Range analysis (§5.6 keyset paging) ----------------------------------------------------------------------
+# --- Range analysis (§B-17 keyset paging) ---------------------------------------------------------------------
 
 
 def test_conjuncts_flattens_top_level_and_only() -> None:

@@ -55,7 +55,7 @@ def assert_bad_request(raw: Any, body_text: str | None = None) -> None:
         assert error.body == body_text
 
 
-# --- Envelope (§5.1) ------------------------------------------------------------------------------------------
+# --- Envelope (§B-9) ------------------------------------------------------------------------------------------
 
 
 def tap_bodies() -> list[tuple[str, dict[str, Any]]]:
@@ -138,7 +138,7 @@ def test_pipeline_not_starting_with_source_returns_400(pipeline: list[Any]) -> N
     assert_bad_request({"request": {"pipeline": pipeline}})
 
 
-# --- Source stage (§5.3) --------------------------------------------------------------------------------------
+# --- Source stage (§B-10) -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -231,7 +231,7 @@ def test_invalid_app_id_returns_400(app_id: Any) -> None:
     assert_bad_request(body(source={"events": {"appId": app_id}}))
 
 
-# --- timeSeries (§5.4) ----------------------------------------------------------------------------------------
+# --- timeSeries (§B-11) ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -291,7 +291,7 @@ def test_invalid_time_series_returns_400(time_series: Any) -> None:
     assert_bad_request(body(source={"events": None, "timeSeries": time_series}))
 
 
-# --- Stage parsing (§5.5) -------------------------------------------------------------------------------------
+# --- Stage parsing (§F-2) -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -472,7 +472,7 @@ def test_limit_after_filter_streams_without_reading_everything() -> None:
 
 
 def test_keyset_page_like_tap() -> None:
-    """§5.7 (a): sort by visitorId, filter after the last id, limit."""
+    """§B-17 (visitors): sort by visitorId, filter after the last id, limit."""
     rows = [{"visitorId": v} for v in ["43", "41", "5", "42", "40"]]
     assert ids(run(rows, {"sort": ["visitorId"]}, {"filter": 'visitorId>"41"'}, {"limit": 2})) == ["42", "43"]
 
@@ -559,7 +559,7 @@ def test_apply_stages_is_lazy_until_iterated() -> None:
     assert consumed == [0]
 
 
-# --- group and unwind (PENDO_API.md §5.5; BEHAVIOR.md §F-2) ------------------------------------------------------
+# --- group and unwind (BEHAVIOR.md §F-2) -------------------------------------------------------------------------
 
 CLICKS = [
     {"accountId": "acme", "day": 1, "numEvents": 3, "visitorId": "a"},

@@ -46,7 +46,7 @@ from .conftest import (
 ALL_APPS = 'expandAppIds("*")'
 ALL_APPS_BACKTICK = "expandAppIds(`*`)"
 APP_2 = 5629499534213120
-APP_3 = 6253630842798080  # the third app: "log remote addresses" is off (§5.3)
+APP_3 = 6253630842798080  # the third app: "log remote addresses" is off (§B-15)
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{27}$")
 ANON_RE = re.compile(r"^_PENDO_T_[A-Za-z0-9_-]{11}$")
 NOT_FOUND = "404 page not found\n"
@@ -75,7 +75,7 @@ def local_midnight(ms: int) -> int:
 
 
 def rollup_key(row: dict[str, Any], source_name: str) -> tuple[Any, ...]:
-    """The full rollup key of §8: (app, visitor, account, server, IP, user agent, bucket, object id)."""
+    """The full rollup key of §B-15: (app, visitor, account, server, IP, user agent, bucket, object id)."""
     obj = OBJECT_FIELD[source_name]
     return (
         row["appId"],
@@ -90,7 +90,7 @@ def rollup_key(row: dict[str, Any], source_name: str) -> tuple[Any, ...]:
 
 
 def keyset_filter(time_field: str, bucket: int, visitor_id: Any) -> str:
-    """§5.6 pattern B continuation `(t, visitorId) >= (B, V)`; V written as a JSON string literal (escapes)."""
+    """§B-17 continuation `(t, visitorId) >= (B, V)`; V written as a JSON string literal (escapes)."""
     literal = json.dumps(visitor_id)
     return f"{time_field} > {bucket} || ({time_field} == {bucket} && visitorId >= {literal})"
 
@@ -176,7 +176,7 @@ def events_window(
     return source(name, {"appId": apps}, ts)
 
 
-# --------------------------------------------------------------------------------------------- auth (§2)
+# --------------------------------------------------------------------------------------------- auth (§B-2)
 
 
 def test_auth_missing_key_is_403(served: Served) -> None:
@@ -198,7 +198,7 @@ def test_auth_key_header_name_is_case_insensitive(served: Served) -> None:
 
 
 def test_auth_known_key_of_another_region_on_default_host_is_400(served: Served) -> None:
-    """§1: a valid key on the wrong regional host gets 400 (the default host is US)."""
+    """§B-1: a valid key on the wrong regional host gets 400 (the default host is US)."""
     assert served.get("/api/v1/page", key=KEY_EU).status_code == 400
     assert served.aggregate_raw([source("visitors")], key=KEY_EU).status_code == 400
 
@@ -220,7 +220,7 @@ def test_region_prefix_rejects_other_regions_key_with_400(served: Served) -> Non
 
 
 def test_auth_get_accepts_any_content_type(served: Served) -> None:
-    """§2: TAP sends `Content-Type: application/json` (and form-urlencoded for history) on GETs."""
+    """§B-2: TAP sends `Content-Type: application/json` (and form-urlencoded for history) on GETs."""
     for content_type in ("application/json", "application/x-www-form-urlencoded"):
         assert served.get("/api/v1/page", headers={"Content-Type": content_type}).status_code == 200
 
@@ -244,7 +244,7 @@ def test_auth_get_accepts_any_content_type(served: Served) -> None:
     ],
 )
 def test_unknown_routes_are_404_plain_text(served: Served, method: str, path: str) -> None:
-    """§1: Go's default `404 page not found\\n`, text/plain; charset=utf-8."""
+    """§B-0: Go's default `404 page not found\\n`, text/plain; charset=utf-8."""
     key = KEY_EU if path.startswith("/eu/") else KEY_US
     response = served.session.request(
         method, served.base_url + path, headers={"x-pendo-integration-key": key}, timeout=30
@@ -253,26 +253,26 @@ def test_unknown_routes_are_404_plain_text(served: Served, method: str, path: st
     assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert response.text == NOT_FOUND
     with pytest.raises(ValueError, match="Extra data"):
-        json.loads(response.text)  # what CIN7's client logged for these bodies (§1)
+        json.loads(response.text)  # what CIN7's client logged for these bodies (§B-0)
 
 
 @pytest.mark.parametrize("kind", ["page", "feature", "guide"])
 def test_catalogue_path_style_id_is_404(served: Served, kind: str) -> None:
-    """§4 / §9.3: `/page/{id}` returned 404 live; only `?id=` works."""
+    """§B-0: `/page/{id}` returned 404 live; only `?id=` works."""
     objects = served.get(f"/api/v1/{kind}").json()
     response = served.get(f"/api/v1/{kind}/{objects[0]['id']}")
     assert (response.status_code, response.text) == (404, NOT_FOUND)
 
 
 def test_get_aggregation_is_400_missing_jzb(served: Served) -> None:
-    """§5.1: GET /api/v1/aggregation expects a jzb query: 400."""
+    """§B-0: GET /api/v1/aggregation expects a jzb query: 400."""
     response = served.get("/api/v1/aggregation")
     assert response.status_code == 400
     assert response.text == "missing jzb"
 
 
 def test_options_on_api_path_is_404(served: Served) -> None:
-    """§1: OPTIONS on API paths returned 404."""
+    """§B-0: OPTIONS on API paths returned 404."""
     response = requests.options(
         served.base_url + "/api/v1/guide", headers={"x-pendo-integration-key": KEY_US}, timeout=30
     )
@@ -280,7 +280,7 @@ def test_options_on_api_path_is_404(served: Served) -> None:
 
 
 def test_head_on_catalogue_is_200(served: Served) -> None:
-    """§1: `HEAD /api/v1/guide` and `HEAD /api/v1/report` succeeded."""
+    """§B-0: `HEAD /api/v1/guide` and `HEAD /api/v1/report` succeeded."""
     for path in ("/api/v1/guide", "/api/v1/report"):
         status, headers, _, _ = raw_exchange(
             served.base_url, "HEAD", path, {"x-pendo-integration-key": KEY_US}
@@ -292,7 +292,7 @@ def test_head_on_catalogue_is_200(served: Served) -> None:
 def test_head_on_catalogue_sends_no_body_bytes(served: Served) -> None:
     """Regression: HEAD wrote the chunked terminator as a body.
 
-    §1: HEAD succeeded "with an empty body"; RFC 9110: a HEAD response never has content.
+    §B-0: HEAD succeeded "with an empty body"; RFC 9110: a HEAD response never has content.
     """
     for path in ("/api/v1/guide", "/api/v1/report"):
         _, _, body, _ = raw_exchange(served.base_url, "HEAD", path, {"x-pendo-integration-key": KEY_US})
@@ -326,7 +326,7 @@ def test_keep_alive_requests_are_answered_without_delayed_ack_stall(served: Serv
     assert sorted(elapsed)[3] < 0.025, elapsed
 
 
-# --------------------------------------------------------------------------------------------- REST lists (§4)
+# --------------------------------------------------------------------------------------------- REST lists (§B-4)
 
 CATALOGUES = {"page": "Page", "feature": "Feature", "guide": "Guide", "tracktype": "TrackType"}
 PER_APP = {
@@ -339,7 +339,7 @@ PER_APP = {
 
 @pytest.mark.parametrize("kind", list(CATALOGUES))
 def test_catalogue_list_is_bare_array_of_default_app_only(served: Served, kind: str) -> None:
-    """§4: bare JSON array, no envelope; without `expand` only the default app -323232."""
+    """§B-4: bare JSON array, no envelope; without `expand` only the default app -323232."""
     response = served.get(f"/api/v1/{kind}")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
@@ -376,7 +376,7 @@ def test_catalogue_id_param_returns_that_object_only(served: Served, kind: str) 
 
 
 def assert_pendo_user(user: dict[str, Any]) -> None:
-    """§3 Pendo user objects."""
+    """§B-0 Pendo user objects."""
     assert {"id", "username", "first", "last", "role", "userType", "hasLoggedIn", "lastLogin"} <= set(user)
     assert user["id"].isdigit()
     assert "@" in user["username"]
@@ -385,7 +385,7 @@ def assert_pendo_user(user: dict[str, Any]) -> None:
 
 
 def assert_audited_object(obj: dict[str, Any], kind: str) -> None:
-    """§3/§4 common fields: 27-char URL-safe id, kind, integer appId, epoch-ms audit stamps, version ids."""
+    """§B-0/§B-4 common fields: 27-char URL-safe id, kind, integer appId, epoch-ms audit stamps, version ids."""
     assert ID_RE.match(obj["id"]), obj["id"]
     assert obj["kind"] == kind
     assert type(obj["appId"]) is int
@@ -412,7 +412,7 @@ def test_catalogue_objects_carry_documented_common_fields(served: Served, kind: 
 
 
 def test_page_objects_carry_page_fields(served: Served) -> None:
-    """§4.1."""
+    """§B-4."""
     for page in served.get("/api/v1/page", params={"expand": "*"}).json():
         assert {
             "group",
@@ -432,7 +432,7 @@ def test_page_objects_carry_page_fields(served: Served) -> None:
 
 
 def test_feature_objects_carry_feature_fields_and_point_at_pages_of_their_app(served: Served) -> None:
-    """§4.2: `pageId, appWide, elementPathRules[], ...`."""
+    """§B-4: `pageId, appWide, elementPathRules[], ...`."""
     pages = {p["id"]: p for p in served.get("/api/v1/page", params={"expand": "*"}).json()}
     for feature in served.get("/api/v1/feature", params={"expand": "*"}).json():
         assert {
@@ -447,7 +447,7 @@ def test_feature_objects_carry_feature_fields_and_point_at_pages_of_their_app(se
 
 
 def test_guide_objects_carry_state_steps_and_polls(served: Served) -> None:
-    """§4.3: state values, steps with guideId, NPS guides with a rating and a free-text poll."""
+    """§B-4: state values, steps with guideId, NPS guides with a rating and a free-text poll."""
     guides = served.get("/api/v1/guide", params={"expand": "*"}).json()
     for guide in guides:
         assert guide["state"] in {"public", "draft", "disabled", "_pendingReview_", "staged", "archived"}
@@ -464,14 +464,14 @@ def test_guide_objects_carry_state_steps_and_polls(served: Served) -> None:
 
 
 def test_tracktype_objects_carry_track_type_fields(served: Served) -> None:
-    """§4.4: trackTypeName, trackTypeRules[], eventPropertyNameList (list or null)."""
+    """§B-5: trackTypeName, trackTypeRules[], eventPropertyNameList (list or null)."""
     for tt in served.get("/api/v1/tracktype", params={"expand": "*"}).json():
         assert isinstance(tt["trackTypeName"], str) and isinstance(tt["trackTypeRules"], list)
         assert tt["eventPropertyNameList"] is None or isinstance(tt["eventPropertyNameList"], list)
 
 
 def test_report_list_is_bare_array_of_report_definitions(served: Served) -> None:
-    """§4.5."""
+    """§B-6."""
     reports = served.get("/api/v1/report").json()
     assert isinstance(reports, list) and reports
     for report in reports:
@@ -481,7 +481,7 @@ def test_report_list_is_bare_array_of_report_definitions(served: Served) -> None
 
 
 def test_report_results_json_are_rows_of_saved_reports(served: Served) -> None:
-    """§4.6: flat row objects keyed by the report's columns."""
+    """§B-6: flat row objects keyed by the report's columns."""
     for report in served.get("/api/v1/report").json():
         if report["type"] != "Saved Reports":
             continue
@@ -498,7 +498,7 @@ def test_report_results_json_are_rows_of_saved_reports(served: Served) -> None:
 
 
 def test_report_results_of_path_report_is_404(served: Served) -> None:
-    """§4.6: Paths, Funnels, ... are not exportable."""
+    """§B-6: Paths, Funnels, ... are not exportable."""
     path_reports = [r for r in served.get("/api/v1/report").json() if r["type"] == "Path"]
     assert path_reports
     for report in path_reports:
@@ -526,7 +526,7 @@ def test_report_results_csv_is_the_same_rows_as_csv(served: Served) -> None:
 
 
 def test_segment_list_is_bare_array(served: Served) -> None:
-    """§4.7."""
+    """§B-7."""
     segments = served.get("/api/v1/segment").json()
     assert isinstance(segments, list) and segments
     for segment in segments:
@@ -553,21 +553,21 @@ SCHEMA_TYPES = {"string", "boolean", "integer", "float", "time", "list", ""}
 
 @pytest.mark.parametrize("kind", ["visitor", "account"])
 def test_metadata_schema_is_groups_of_descriptors_keyed_type_displayname(served: Served, kind: str) -> None:
-    """§4.8: one object, group -> field -> descriptor with the mixed-capitalisation keys."""
+    """§B-8: one object, group -> field -> descriptor with the mixed-capitalisation keys."""
     schema = served.get(f"/api/v1/metadata/schema/{kind}").json()
     assert isinstance(schema, dict)
     expected_groups = {"agent", "auto", "custom"} | ({"pendo"} if kind == "visitor" else set())
     assert expected_groups <= set(schema)
     for fields in schema.values():
         for name, descriptor in fields.items():
-            assert name == name.lower(), "metadata field names are lower-cased (§3)"
+            assert name == name.lower(), "metadata field names are lower-cased (§B-0)"
             assert DESCRIPTOR_KEYS <= set(descriptor) <= DESCRIPTOR_KEYS | {"sample"}
             assert descriptor["Type"] in SCHEMA_TYPES
             assert isinstance(descriptor["DisplayName"], str)
 
 
 def test_metadata_schema_auto_fields_are_the_documented_ones(served: Served) -> None:
-    """§4.8 visitor `auto` and account `auto` field lists; `pendo.donotprocess` boolean."""
+    """§B-8 visitor `auto` and account `auto` field lists; `pendo.donotprocess` boolean."""
     visitor = served.get("/api/v1/metadata/schema/visitor").json()
     assert {
         "accountid",
@@ -590,13 +590,13 @@ def test_metadata_schema_auto_fields_are_the_documented_ones(served: Served) -> 
 
 @pytest.mark.parametrize("kind", ["guide", "AccountMetadata", "page"])
 def test_metadata_schema_of_unknown_kind_is_empty_object(served: Served, kind: str) -> None:
-    """§4.8: other kinds yield 200 {}."""
+    """§B-0: other kinds yield 200 {}."""
     response = served.get(f"/api/v1/metadata/schema/{kind}")
     assert response.status_code == 200
     assert response.json() == {}
 
 
-# --------------------------------------------------------------------------------------------- visitor / account (§4.9)
+# --------------------------------------------------------------------------------------------- visitor / account (§B-0)
 
 
 def test_visitor_object_has_id_and_metadata(served: Served) -> None:
@@ -608,12 +608,12 @@ def test_visitor_object_has_id_and_metadata(served: Served) -> None:
     assert set(body) <= {"id", "accountIds", "account", "lastStartTime", "metadata"}
     metadata = dict(body["metadata"])
     auto = dict(metadata.pop("auto"))
-    auto.pop("firstidentifiedvisit", None)  # only in the REST object (§4.9)
+    auto.pop("firstidentifiedvisit", None)  # only in the REST object (§B-0)
     assert dict(metadata, auto=auto) == row["metadata"]
 
 
 def test_visitor_object_carries_account_ids_and_account(served: Served) -> None:
-    """Regression, §4.9: the visitor object lacked accountIds, account and firstidentifiedvisit."""
+    """Regression, §B-0: the visitor object lacked accountIds, account and firstidentifiedvisit."""
     row = next(r for r in served.dataset.visitor_rows if r["metadata"]["auto"].get("accountids"))
     body = served.get("/api/v1/visitor/" + urllib.parse.quote(row["visitorId"], safe="")).json()
     assert body["accountIds"] == row["metadata"]["auto"]["accountids"]
@@ -637,13 +637,13 @@ def test_account_object_has_id_and_metadata(served: Served) -> None:
 
 @pytest.mark.parametrize("path", ["/api/v1/visitor/no-such-visitor", "/api/v1/account/me"])
 def test_visitor_or_account_unknown_id_is_404_with_non_json_body(served: Served, path: str) -> None:
-    """§1/§4.9: unknown id -> 404, body not JSON (empty)."""
+    """§B-0: unknown id -> 404, body not JSON (empty)."""
     response = served.get(path)
     assert response.status_code == 404
     assert response.text == ""
 
 
-# --------------------------------------------------------------------------------------------- visitor history (§4.10)
+# --------------------------------------------------------------------------------------------- visitor history (§B-19)
 
 
 def history_visitor(served: Served) -> tuple[str, int]:
@@ -699,7 +699,7 @@ def test_visitor_history_unknown_visitor_is_404(served: Served) -> None:
 
 
 def test_visitor_history_donotprocess_visitor_is_empty_array(served: Served) -> None:
-    """§4.10: `donotprocess` visitors have no usable history."""
+    """§B-19: `donotprocess` visitors have no usable history."""
     ds = served.dataset
     row = next(r for r in ds.visitor_rows if r["metadata"]["pendo"]["donotprocess"])
     items = ds.visitor_history[row["visitorId"]]
@@ -719,7 +719,7 @@ def test_visitor_history_missing_or_bad_starttime_is_400(served: Served, params:
     assert response.status_code == 400
 
 
-# --------------------------------------------------------------------------------------------- envelope (§5.1, §5.2, §5.7 g)
+# --------------------------------------------------------------------------------------------- envelope (§B-9, §B-3)
 
 
 def test_aggregation_envelope_has_exactly_start_time_and_results(served: Served) -> None:
@@ -736,7 +736,7 @@ def test_aggregation_envelope_has_exactly_start_time_and_results(served: Served)
 
 
 def test_aggregation_start_time_is_first_local_midnight_for_day_range(served: Served) -> None:
-    """§5.2/§7: startTime = first bucket start = New York midnight (04:00Z in summer, 05:00Z in winter)."""
+    """§B-9/§B-18: startTime = first bucket start = New York midnight (04:00Z in summer, 05:00Z in winter)."""
     for first in (NOW_MS - 3 * DAY_MS, NOW_MS - 3 * DAY_MS + 7 * HOUR_MS, 1_783_000_000_000):
         start = served.aggregate([source("events", None, day_range(first, count=1))])["startTime"]
         assert is_local_midnight(start)
@@ -757,7 +757,7 @@ def test_aggregation_start_time_is_first_hour_for_hour_range(served: Served) -> 
 
 
 def test_aggregation_start_time_is_zero_without_time_series(served: Served) -> None:
-    """§5.2: unknown for sources without timeSeries; the emulator sends 0."""
+    """§B-9: unknown for sources without timeSeries; the emulator sends 0."""
     assert served.aggregate([source("visitors")])["startTime"] == 0
     assert served.aggregate([source("accounts")])["startTime"] == 0
 
@@ -786,7 +786,7 @@ def test_aggregation_empty_results_is_200_with_empty_array(served: Served) -> No
 def test_aggregation_missing_pipeline_is_422_with_validator_body(
     served: Served, body: dict[str, Any]
 ) -> None:
-    """§5.1: 422 `{"overall":{},"fields":{"pipeline":"Required"}}`."""
+    """§B-9: 422 `{"overall":{},"fields":{"pipeline":"Required"}}`."""
     response = served.post("/api/v1/aggregation", body)
     assert response.status_code == 422
     assert response.headers["Content-Type"].startswith("application/json")
@@ -808,7 +808,7 @@ def test_aggregation_unparseable_body_is_422(served: Served) -> None:
     ["visitorId >", 'visitorId in ["a", "b"]', "day >= ", "((day > 1)", "visitorId == 'single'", "day >>= 3"],
 )
 def test_aggregation_bad_filter_is_400_cannot_parse(served: Served, expression: str) -> None:
-    """§5.5: unparseable filter -> 400 text `Cannot parse filter expression`; `in [...]` is rejected."""
+    """§B-3, §B-12: unparseable filter -> 400 text `Cannot parse filter expression`; `in [...]` is rejected."""
     response = served.aggregate_raw([events_window(served, "events"), {"filter": expression}])
     assert response.status_code == 400
     assert response.headers["Content-Type"].startswith("text/plain")
@@ -828,7 +828,7 @@ def test_aggregation_unknown_source_is_400(served: Served) -> None:
 
 
 def test_aggregation_ignores_unknown_envelope_keys_and_source_params(served: Served) -> None:
-    """§5.1 stray `request.sort`, `response.location`, `channelId`; §5.3 unknown params (Estuary's nested
+    """§B-9: stray `request.sort`, `response.location`, `channelId`; unknown params (Estuary's nested
     timeSeries, LDNA's startTime/endTime) are ignored."""
     body = {
         "response": {"mimeType": "application/json", "location": "request"},
@@ -858,7 +858,7 @@ def test_aggregation_source_params_null_and_empty_object_are_alike(served: Serve
 
 
 def test_aggregation_count_stage_yields_one_count_row(served: Served) -> None:
-    """§5.2: `{"count": null}` -> results [{"count": N}]."""
+    """§B-13: `{"count": null}` -> results [{"count": N}]."""
     identified = [r for r in served.dataset.visitor_rows if not r["visitorId"].startswith(ANONYMOUS_PREFIX)]
     rows = served.rows(
         [
@@ -872,7 +872,7 @@ def test_aggregation_count_stage_yields_one_count_row(served: Served) -> None:
 
 
 def test_visitors_keyset_page_pattern_a(served: Served) -> None:
-    """§5.6 pattern A / §5.7 (a): sort by id, `id > last`, limit; pages concatenate to the whole set."""
+    """§B-17 (entities): sort by id, `id > last`, limit; pages concatenate to the whole set."""
     expected = sorted(
         r["visitorId"] for r in served.dataset.visitor_rows if not r["visitorId"].startswith(ANONYMOUS_PREFIX)
     )
@@ -895,7 +895,7 @@ def test_visitors_keyset_page_pattern_a(served: Served) -> None:
 
 
 def test_aggregation_catalogue_sources_match_rest_lists(served: Served) -> None:
-    """§5.3: `pages`/`features`/`guides`/`trackTypes` rows are the REST objects; appId rules apply."""
+    """§B-5: `pages`/`features`/`guides`/`trackTypes` rows are the REST objects; appId rules apply."""
     for agg, rest in (
         ("pages", "page"),
         ("features", "feature"),
@@ -908,7 +908,7 @@ def test_aggregation_catalogue_sources_match_rest_lists(served: Served) -> None:
         assert served.rows([source(agg, {"appId": APP_2})]) == [o for o in everything if o["appId"] == APP_2]
 
 
-# --------------------------------------------------------------------------------------------- day vs hour (§5.3, §7)
+# --------------------------------------------------------------------------------------------- day vs hour (§B-15, §B-18)
 
 
 @pytest.mark.parametrize("name", ROLLUP_SOURCES)
@@ -929,7 +929,7 @@ def test_hour_range_rows_carry_hour_and_no_day(served: Served, name: str) -> Non
 
 @pytest.mark.parametrize("name", ROLLUP_SOURCES)
 def test_rollup_rows_carry_documented_fields(served: Served, name: str) -> None:
-    """§5.3 rollup row fields; firstTime/lastTime inside the bucket; numMinutes an integer >= 1."""
+    """§B-15 rollup row fields; firstTime/lastTime inside the bucket; numMinutes an integer >= 1."""
     for row in served.rows([events_window(served, name, "hourRange")]):
         assert {
             "visitorId",
@@ -978,7 +978,7 @@ def assert_day_rows_sum_hour_rows(
 
 
 def test_day_row_is_sum_of_hour_rows_of_that_local_day(served: Served) -> None:
-    """§7: a day row sums numEvents/numMinutes and takes min firstTime / max lastTime of its local day's
+    """§B-18: a day row sums numEvents/numMinutes and takes min firstTime / max lastTime of its local day's
     hour rows with the same key (featureEvents, all apps, whole days)."""
     ds = served.dataset
     first_day = local_midnight(ds.start_ms) + DAY_MS  # the first whole local day with data
@@ -992,7 +992,7 @@ def test_day_row_is_sum_of_hour_rows_of_that_local_day(served: Served) -> None:
 
 
 def test_day_buckets_follow_daylight_saving_time(served_small: Served) -> None:
-    """§7: across the end of DST (2026-11-01) days start at 04:00Z before and 05:00Z after, the 25-hour
+    """§B-18: across the end of DST (2026-11-01) days start at 04:00Z before and 05:00Z after, the 25-hour
     local day sums 25 hours, and days still equal the sum of their hours."""
     first = int(datetime(2026, 10, 30, tzinfo=NEW_YORK).timestamp() * 1000)
     last = int(datetime(2026, 11, 3, tzinfo=NEW_YORK).timestamp() * 1000)
@@ -1008,7 +1008,7 @@ def test_day_buckets_follow_daylight_saving_time(served_small: Served) -> None:
     assert_day_rows_sum_hour_rows(days, hours, "events")
 
 
-# --------------------------------------------------------------------------------------------- anonymous visitors (§3, §5.5)
+# --------------------------------------------------------------------------------------------- anonymous visitors (§B-0, §B-13)
 
 
 def test_anonymous_visitor_ids_are_pendo_t_plus_11_url_safe_chars(served: Served) -> None:
@@ -1043,7 +1043,7 @@ def test_identified_stage_negated_keeps_only_anonymous(served: Served) -> None:
 
 
 def test_visitor_rows_carry_metadata_groups(served: Served) -> None:
-    """§5.3 visitors/accounts rows: id + metadata{agent, auto, auto_<app>, custom, pendo}; per-app group =
+    """§B-14 visitors/accounts rows: id + metadata{agent, auto, auto_<app>, custom, pendo}; per-app group =
     `auto_` + app id with `-` written as `_` (default app -> `auto__323232`)."""
     per_app_names = {"auto_" + str(a).replace("-", "_") for a in served.dataset.app_ids}
     assert "auto__323232" in per_app_names
@@ -1059,7 +1059,7 @@ def test_visitor_rows_carry_metadata_groups(served: Served) -> None:
         assert set(row) == {"accountId", "metadata"} and row["metadata"]["auto"]["id"] == row["accountId"]
 
 
-# --------------------------------------------------------------------------------------------- appId (§5.3)
+# --------------------------------------------------------------------------------------------- appId (§B-10)
 
 
 def test_app_id_omitted_gives_default_app_rows_only(served: Served) -> None:
@@ -1093,7 +1093,7 @@ def test_app_id_invalid_value_is_400(served: Served) -> None:
 
 @pytest.mark.parametrize("name", [*ROLLUP_SOURCES, "guideEvents", "pollEvents"])
 def test_third_app_rows_have_no_remote_ip(served: Served, name: str) -> None:
-    """§5.3: remoteIp only when the app logs remote addresses (the third app does not)."""
+    """§B-15: remoteIp only when the app logs remote addresses (the third app does not)."""
     rows = served.rows([events_window(served, name, "hourRange")])
     third = [r for r in rows if r["appId"] == APP_3]
     others = [r for r in rows if r["appId"] != APP_3]
@@ -1102,7 +1102,7 @@ def test_third_app_rows_have_no_remote_ip(served: Served, name: str) -> None:
     assert all("remoteIp" in r for r in others)
 
 
-# --------------------------------------------------------------------------------------------- object-id params (§5.3)
+# --------------------------------------------------------------------------------------------- object-id params (§B-15)
 
 
 @pytest.mark.parametrize(
@@ -1134,7 +1134,7 @@ def test_feature_events_without_feature_id_returns_all_features(served: Served) 
 
 
 def test_raw_event_rows_carry_documented_fields(served: Served) -> None:
-    """§5.3 guideEvents/pollEvents: one row per raw event with browserTime/guideTimestamp, no day/hour."""
+    """§B-16 guideEvents/pollEvents: one row per raw event with browserTime/guideTimestamp, no day/hour."""
     guide_rows = served.rows([events_window(served, "guideEvents")])
     for row in guide_rows:
         assert {
@@ -1173,7 +1173,7 @@ def test_raw_event_rows_carry_documented_fields(served: Served) -> None:
             assert isinstance(row["pollResponse"], str)
 
 
-# --------------------------------------------------------------------------------------------- timeSeries (§5.4)
+# --------------------------------------------------------------------------------------------- timeSeries (§B-11)
 
 
 def buckets(rows: list[dict[str, Any]], field: str) -> list[int]:
@@ -1199,7 +1199,7 @@ def test_time_series_first_and_positive_count(served: Served) -> None:
 
 
 def test_time_series_negative_count_goes_backwards(served: Served) -> None:
-    """§5.4: `first: now(), count: -1` is yesterday; -3 the three days before today."""
+    """§B-11: `first: now(), count: -1` is yesterday; -3 the three days before today."""
     today = local_midnight(NOW_MS)
     envelope = served.aggregate([source("events", {"appId": ALL_APPS}, day_range("now()", count=-1))])
     assert envelope["startTime"] == today - DAY_MS
@@ -1257,7 +1257,7 @@ def test_time_series_numeric_string_and_expression_first_equal_integer_first(ser
 
 
 def test_time_series_without_it_event_sources_return_all_time(served: Served) -> None:
-    """§5.4: without timeSeries, event sources return all time."""
+    """§B-11: without timeSeries, event sources return all time."""
     rows = served.rows([source("events", {"appId": ALL_APPS}), {"count": None}])
     assert rows == [{"count": len(served.dataset.hour_rows("events"))}]
 
@@ -1276,7 +1276,7 @@ def test_time_series_invalid_is_400(served: Served, ts: dict[str, Any]) -> None:
     assert served.aggregate_raw([{"source": {"events": None, "timeSeries": ts}}]).status_code == 400
 
 
-# --------------------------------------------------------------------------------------------- fast vs generic path (§5.6)
+# --------------------------------------------------------------------------------------------- fast vs generic path (§B-17)
 
 
 def fast_and_generic(
@@ -1330,7 +1330,7 @@ def tricky_bounds(rows: list[dict[str, Any]], field: str) -> list[tuple[int, str
 
 @pytest.mark.parametrize("period", ["dayRange", "hourRange"])
 def test_keyset_filter_returns_exactly_rows_from_b_v_on(served: Served, period: str) -> None:
-    """§5.6 pattern B: `t > B || (t == B && visitorId >= "V")` keeps exactly the rows with (t, visitorId) >= (B, V),
+    """§B-17: `t > B || (t == B && visitorId >= "V")` keeps exactly the rows with (t, visitorId) >= (B, V),
     on both paths, also for ids with `"` and `\\` written as JSON string literals."""
     field = "day" if period == "dayRange" else "hour"
     src = events_window(served, "featureEvents", period)
@@ -1374,7 +1374,7 @@ def test_keyset_filter_with_number_v_agrees_on_both_paths(served: Served) -> Non
 def test_keyset_paging_with_limit_7_yields_exactly_the_unpaged_result(
     served: Served, name: str, period: str
 ) -> None:
-    """§5.6: sort + keyset `>=` filter + limit 7, de-duplicated on the natural key = the unpaged rows."""
+    """§B-17: sort + keyset `>=` filter + limit 7, de-duplicated on the natural key = the unpaged rows."""
     field = "day" if period == "dayRange" else "hour"
     src = events_window(served, name, period)
     unpaged = served.rows([src, {"sort": [field, "visitorId"]}])
@@ -1405,7 +1405,7 @@ def test_limit_is_exact_and_sort_descending_works(served: Served) -> None:
     assert rows == everything[:11]
 
 
-# --------------------------------------------------------------------------------------------- gzip + chunked (§1)
+# --------------------------------------------------------------------------------------------- gzip + chunked (§B-0)
 
 
 def test_gzip_response_is_chunked_and_decodes_to_the_same_json(served: Served) -> None:
@@ -1453,7 +1453,7 @@ def test_large_response_is_sent_in_several_chunks_gzip_and_plain(served_small: S
     assert json.loads(gzip.decompress(b"".join(chunks))) == plain
 
 
-# --------------------------------------------------------------------------------------------- faults (§6, §9.9)
+# --------------------------------------------------------------------------------------------- faults (§B-3)
 
 
 def test_fault_429_with_retry_after_header(faults: Served) -> None:
@@ -1685,7 +1685,7 @@ def test_fault_control_rejects_bad_rules(served: Served, rule: dict[str, Any]) -
     assert response.status_code == 400
 
 
-# --------------------------------------------------------------------------------------------- late rows (§6 lag)
+# --------------------------------------------------------------------------------------------- late rows (§B-18 lag)
 
 
 LATE_UA = "LateArrival/1.0"
@@ -1892,7 +1892,7 @@ def test_tap_requests_as_captured_with_placeholder_ids_get_200_or_404_for_the_un
 
 
 def test_rollup_rows_are_unique_on_the_full_key_over_http(served: Served) -> None:
-    """§8: aggregate rows are unique only on the full tuple."""
+    """§B-15: aggregate rows are unique only on the full tuple."""
     for name in ROLLUP_SOURCES:
         for period in ("dayRange", "hourRange"):
             rows = served.rows([events_window(served, name, period)])
