@@ -29,6 +29,8 @@ SPEC_PROPERTIES = [
     "page_size",
     "concurrency",
     "request_timeout_seconds",
+    "backfill_new_tags",
+    "tag_settle_days",
 ]
 
 

@@ -162,7 +162,7 @@ class GroundTruth:
         if stream in CATALOGUE_STREAMS:
             return [
                 dict(o)
-                for o in getattr(self.ds, CATALOGUE_STREAMS[stream])
+                for o in self.ds.catalogue(CATALOGUE_STREAMS[stream])
                 if apps is None or o["appId"] in apps
             ]
         if stream == "reports":
