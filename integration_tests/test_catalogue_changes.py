@@ -196,3 +196,79 @@ def test_a_backfill_killed_midway_resumes_without_loss(world, base_config, disco
 def _frontier(run: Any, stream: str) -> int:
     state = next(s for s in run.final_state() if s["stream"]["stream_descriptor"]["name"] == stream)
     return min(a["periodStart"] for a in state["stream"]["stream_state"]["apps"].values())
+
+
+# ----------------------------------------------------------------------------------------------- deletions
+CATALOGUES = {  # stream -> Dataset.catalogue kind
+    "features": "features",
+    "pages": "pages",
+    "guides": "guides",
+    "track_types": "track_types",
+    "reports": "reports",
+    "segments": "segments",
+}
+
+
+def _deletions(run: Any, stream: str) -> list[dict[str, Any]]:
+    return [r for r in run.records(stream) if r.get("_ab_cdc_deleted_at")]
+
+
+def _dedup_applying_deletes(stream: str, *runs: Any) -> dict[Any, dict[str, Any]]:
+    """An append_dedup table of a stream with `_ab_cdc_deleted_at`: a deletion removes the row."""
+    table: dict[Any, dict[str, Any]] = {}
+    for run in runs:
+        for record in run.records(stream):
+            if record.get("_ab_cdc_deleted_at"):
+                table.pop(record["id"], None)
+            else:
+                table[record["id"]] = record
+    return table
+
+
+def test_deleted_catalogue_objects_produce_exactly_one_deletion_record_each(world, base_config, discovered):
+    process, _features, _pages = world
+    config = _config(base_config, process)
+    catalog = catalog_for(list(CATALOGUES), discovered=discovered)
+    first = run_connector("read", config, catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ds = process.dataset()
+    deleted = {stream: [ds.catalogue(kind)[0]["id"]] for stream, kind in CATALOGUES.items()}
+    process.change_catalogue({"op": "delete", "ids": [i for ids in deleted.values() for i in ids]})
+    truth = GroundTruth(process.dataset())
+
+    second = run_connector("read", config, catalog, state=first.final_state())
+    assert second.returncode == 0, second.stderr[-3000:]
+    third = run_connector("read", config, catalog, state=second.final_state())
+    assert third.returncode == 0, third.stderr[-3000:]
+    for stream in CATALOGUES:
+        gone = _deletions(second, stream)
+        assert [r["id"] for r in gone] == deleted[stream], stream
+        assert all(r["lastUpdatedAt"] >= max(o["lastUpdatedAt"] for o in first.records(stream)) for r in gone)
+        assert not _deletions(third, stream), f"{stream}: a deletion is emitted once"
+        table = _dedup_applying_deletes(stream, first, second, third)
+        assert set(table) == {o["id"] for o in truth.records(stream, config)}, stream
+
+    # a deleted object that comes back (with its old lastUpdatedAt) is an ordinary record again
+    process.change_catalogue({"op": "restore", "ids": deleted["features"]})
+    fourth = run_connector("read", config, catalog, state=third.final_state())
+    assert fourth.returncode == 0, fourth.stderr[-3000:]
+    back = [r for r in fourth.records("features") if r["id"] in deleted["features"]]
+    assert len(back) == 1 and not back[0].get("_ab_cdc_deleted_at")
+    assert set(_dedup_applying_deletes("features", first, second, third, fourth)) == {
+        o["id"] for o in GroundTruth(process.dataset()).records("features", config)
+    }
+
+
+def test_full_refresh_catalogues_emit_no_deletions(world, base_config, discovered):
+    process, _features, _pages = world
+    config = _config(base_config, process)
+    catalog = catalog_for(list(CATALOGUES), sync_mode="full_refresh", discovered=discovered)
+    first = run_connector("read", config, catalog)
+    process.change_catalogue({"op": "delete", "ids": [process.dataset().features[0]["id"]]})
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_connector("read", config, catalog)  # full refresh: the platform passes no state
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert not any(_deletions(second, s) for s in CATALOGUES)
+    assert not any("listed_ids" in s["stream"]["stream_state"] for s in second.states())
+    truth = GroundTruth(process.dataset())
+    assert_records_equal("features", second.records("features"), truth.records("features", config))

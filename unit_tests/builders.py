@@ -32,7 +32,11 @@ class ConfigBuilder:
     def __init__(self) -> None:
         # backfill_new_tags off: with it, feature_events and page_events first GET their catalogue (a request
         # the tests of other behaviours do not mock); test_tag_backfill.py turns it on.
-        self._config: dict[str, Any] = {"api_key": API_KEY, "start_date": START_DATE, "backfill_new_tags": False}
+        self._config: dict[str, Any] = {
+            "api_key": API_KEY,
+            "start_date": START_DATE,
+            "backfill_new_tags": False,
+        }
 
     def with_(self, **fields: Any) -> ConfigBuilder:
         self._config.update(fields)

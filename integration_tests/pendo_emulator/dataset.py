@@ -551,7 +551,8 @@ class Dataset:
         return self.changes.visible_rows(rows, OBJECT_FIELD[source], time_field)
 
     def catalogue(self, kind: str) -> list[dict[str, Any]]:
-        """The objects of a catalogue (`pages`, `features`, `guides`, `track_types`) as Pendo lists them now."""
+        """The objects of a catalogue (`pages`, `features`, `guides`, `track_types`, `reports`, `segments`) as
+        Pendo lists them now."""
         return self.changes.listed(getattr(self, kind))
 
     # ------------------------------------------------------------------ raw guide and poll events

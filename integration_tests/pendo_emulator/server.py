@@ -228,11 +228,15 @@ class PendoHandler(BaseHTTPRequestHandler):
         if len(parts) == 1 and parts[0] in ("page", "feature", "guide", "tracktype"):
             return parts[0], self._catalogue
         if parts == ["report"]:
-            return "report", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.reports, e, r)
+            return "report", lambda p, q, b, e, r: self._json(
+                200, self.emulator.dataset.catalogue("reports"), e, r
+            )
         if len(parts) == 3 and parts[0] == "report" and parts[2] in ("results.json", "results.csv"):
             return "report_results", self._report_results
         if parts == ["segment"]:
-            return "segment", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.segments, e, r)
+            return "segment", lambda p, q, b, e, r: self._json(
+                200, self.emulator.dataset.catalogue("segments"), e, r
+            )
         if len(parts) == 3 and parts[:2] == ["metadata", "schema"]:
             return "metadata_schema", lambda p, q, b, e, r: self._json(
                 200, self.emulator.dataset.metadata_schema(parts[2]), e, r
