@@ -169,14 +169,18 @@ def test_a_backfill_killed_midway_resumes_without_loss(world, base_config, disco
         apps = message["state"]["stream"]["stream_state"].get("apps", {})
         return any(len(a.get("backfill", {}).get("objects", {})) == 1 for a in apps.values())
 
+    # the second tag's history answers slowly: the kill lands while it is being read, the first one done
+    slow = {"kind": "slow", "route": "aggregation", "body_contains": features[1], "delay_s": 5, "times": None}
+    process.set_faults([slow])
     killed = run_connector_killed_at(one_tag_left, config, catalog, state=first.final_state())
+    process.set_faults([])
     assert killed.returncode == KILLED
     pending = [
         oid
         for a in killed.final_state()[0]["stream"]["stream_state"]["apps"].values()
         for oid in a.get("backfill", {}).get("objects", {})
     ]
-    assert len(pending) == 1
+    assert pending == [features[1]]
     resumed = run_connector("read", config, catalog, state=killed.final_state())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _of(resumed.records("feature_events"), "feature_events", pending)

@@ -203,7 +203,11 @@ class PendoHandler(BaseHTTPRequestHandler):
             auth_error = self._check_auth(region)
             if auth_error is None and self._reading_refusal(method, route, url, body, entry):
                 return
-            rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
+            rule = (
+                self.emulator.faults.pick(route, source, api_path, window, body)
+                if route != "unknown"
+                else None
+            )
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
             if (
