@@ -14,7 +14,7 @@ import pytest
 
 from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import EMULATOR_TZ, catalog_for, run_connector, run_connector_killed_at
-from integration_tests.invariant import KILLED
+from integration_tests.invariant import KILLED, Ledger
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, parse_start_ms, record_key
@@ -193,6 +193,13 @@ def test_a_backfill_killed_midway_resumes_without_loss(world, base_config, disco
     assert not _of(old, "feature_events", done), "a finished tag's history is not read again"
     want = truth.records("feature_events", config)
     assert_records_equal("feature_events", _dedup("feature_events", first, killed, resumed), want)
+    ledger = Ledger(
+        {"feature_events": want}, lookback_days=1
+    )  # the fault matrix's invariant, backfill included
+    ledger.seed(first)
+    for sync in (killed, resumed):
+        ledger.feed(sync)
+    ledger.finish()
     final = resumed.final_state()[0]["stream"]["stream_state"]["apps"]
     assert all(a.get("backfill", {}).get("objects", {}) == {} for a in final.values())
 
