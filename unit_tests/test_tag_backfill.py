@@ -178,3 +178,17 @@ def test_an_invalid_backfill_state_is_a_config_error_naming_the_key(backfill: An
     errors = [e.trace.error for e in output.errors]
     assert errors and errors[0].failure_type.value == "config_error"
     assert named in errors[0].message and "feature_events" in errors[0].message
+
+
+def test_a_catalogue_pendo_refuses_leaves_the_forward_read_whole_and_says_so(http_mocker: HttpMocker) -> None:
+    http_mocker.get(get_request("feature", expand="*"), json_response({"message": "not found"}, status=404))
+    _forward(http_mocker, FEATURES)
+    # an unfinished tag's history goes on without the catalogue
+    http_mocker.post(_lane_request(FEATURES, "unfinished-tag", FEB_1, MAR_1), aggregation_response([]))
+
+    output = _read(FEATURES, _saved({"watermark": WATERMARK, "objects": {"unfinished-tag": FEB_1}}))
+
+    assert not output.errors
+    assert any("could not read the catalogue" in m.log.message for m in output.logs)
+    final = output.most_recent_state.stream_state.__dict__["apps"]["*"]
+    assert final["backfill"] == {"watermark": WATERMARK, "objects": {}}  # new tags are looked for next time
