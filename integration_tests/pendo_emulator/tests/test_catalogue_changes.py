@@ -9,7 +9,6 @@ import pytest
 
 from integration_tests.pendo_emulator.dataset import SCALES, Dataset
 from integration_tests.pendo_emulator.server import EmulatorSettings
-
 from integration_tests.pendo_emulator.tests.conftest import (
     DAY_MS,
     NOW_MS,
