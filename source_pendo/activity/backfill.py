@@ -4,21 +4,24 @@ Why: Pendo matches a Page or Feature tag against the raw events of its whole his
 its rule is edited, newest first, over hours (BEHAVIOR.md §F-1). A stream that only moves forward from its
 frontier never sees that history: a feature tagged today would have usage from today only.
 
-What happens each sync (incremental, a saved frontier F for the app partition, `backfill_new_tags` on):
- 1. `changed_objects` reads the catalogue once (`GET /feature?expand=*` or `GET /page?expand=*`, the stream's
+What happens each sync (incremental, `backfill_new_tags` on):
+ 1. `read_catalogue` reads the catalogue once (`GET /feature?expand=*` or `GET /page?expand=*`, the stream's
     `catalogue_requester` in manifest.yaml): each object's id, app and change time, max(createdAt,
-    lastUpdatedAt) (both set by Pendo; an edit of the rule moves lastUpdatedAt).
- 2. `plan`: an object is due when it changed after the app's watermark (the newest change time the previous
-    sync listed) or less than `tag_settle_days` ago (Pendo may still be reprocessing it: its history is read
-    again on every sync until the change is that old). The watermark is Pendo's own clock, never compared
-    with the connector's, so an object tagged a minute before a sync is found by the next one.
- 3. each due object is a lane: windows of [start_date, F - lookback), where the forward windows begin (each row read once), read
-    by the same retriever as forward windows with the object's id in the source (`featureId`/`pageId`, the
-    form tap-pendo sends; pendo.OBJECT_ID_PARAM), interleaved with the forward windows of every app.
+    lastUpdatedAt) (both set by Pendo; an edit of the rule moves lastUpdatedAt). A first sync reads it too, to
+    save the watermark; a catalogue Pendo refuses is a warning (unfinished lanes go on, new ones wait).
+ 2. `TagBackfill.plan`, for each app partition with a saved frontier F: an object is due when it changed after
+    the app's watermark (the newest change time the previous sync listed) or less than `tag_settle_days` ago
+    (Pendo may still be reprocessing it: its history is read again on every sync until the change is that
+    old). The watermark is Pendo's own clock, never compared with the connector's, so an object tagged a
+    minute before a sync is found by the next one.
+ 3. each due object is a lane: windows of [start_date, F - lookback), up to where the forward windows begin (each
+    row is read once), read by the same retriever as forward windows with the object's id in the source
+    (`featureId`/`pageId`, the form tap-pendo sends; pendo.OBJECT_ID_PARAM), interleaved with the forward
+    windows of every app (cursor.py hands them out round-robin).
  4. state, under the app's entry: `{"backfill": {"watermark": W, "objects": {id: position}}}`. A due object is
     written there before its first window, and its position moves through windows completed contiguously
-    (the cursor's AppProgress): a killed sync resumes each lane where it stopped. A lane that reaches F is
-    removed. Bounded: only objects being read are listed (27-character ids: ~45 bytes each in JSON).
+    (the cursor's AppProgress): a killed sync resumes each lane where it stopped. A lane that reaches its end is
+    removed. Bounded: only objects being read are listed (27-character ids: ~46 bytes each in JSON).
 
 The rows have the forward rows' primary key, so append_dedup merges them. With no saved frontier (a first
 sync, a reset, a start_date moved back) the forward read covers everything and there is nothing to backfill.
@@ -33,7 +36,7 @@ from typing import Any
 
 from airbyte_cdk.sources.declarative.requesters.requester import Requester
 
-from ..pendo import DAY_MS, MAX_WINDOW_MS
+from ..pendo import MAX_WINDOW_MS
 
 LOGGER = logging.getLogger("airbyte")
 BACKFILL_KEY = "backfill"
@@ -183,9 +186,6 @@ class TagBackfill:
             )
         return lanes
 
-    def lane(self, key: tuple[str, str]) -> Lane:
-        return self._lanes[key]
-
 
 def _is_ms(value: Any) -> bool:
     return (
@@ -196,6 +196,6 @@ def _is_ms(value: Any) -> bool:
     )
 
 
-# Windows of a lane: one object's rows are sparse, so a lane starts at the largest window.
+# Windows of a lane: one object's rows are sparse, so a lane starts at the largest window (and shrinks after a
+# dense one, as every window does).
 LANE_INITIAL_WINDOW_MS = MAX_WINDOW_MS
-LANE_MIN_WINDOW_MS = DAY_MS

@@ -12,6 +12,8 @@ State (one per stream):
 The saved state is validated before it is trusted (_valid_apps): a frontier that is not a whole number of
 epoch ms, is negative, beyond year 9999 or after now, or an app key that is not an app id or `*`, is one
 config_error naming the stream and the key, never read and never written back. App keys are trimmed.
+With `backfill_new_tags`, an app's entry also holds `"backfill": {"watermark": <ms>, "objects": {<id>: <ms>}}`,
+the history of new or re-ruled tags still being read (backfill.py), checked by TagBackfill.load.
 A frontier F means every bucket starting before F was read after it had closed; the next sync starts
 each app at F - lookback. F only moves through windows that completed contiguously from the app's
 first window, so state never runs ahead of emitted records, even with windows read in parallel.
@@ -53,9 +55,8 @@ ALL_APPS = "*"
 ANONYMOUS_KEY = "include_anonymous_visitors"
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: no epoch-ms time is later
 LOGGER = logging.getLogger("airbyte")
-Lane = (
-    str | tuple[str, str]
-)  # an app partition, or (app partition, object id): a new tag's history (backfill.py)
+# The key of a run of windows: an app partition, or (app partition, object id) for a new tag's history (backfill.py)
+LaneKey = str | tuple[str, str]
 
 
 def _shown(value: Any) -> str:
@@ -197,9 +198,9 @@ class ActivityCursor(Cursor):
         self._backfill = backfill
         self._lock = threading.Lock()
         self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
-        self._planners: dict[Lane, WindowPlanner] = {}
-        self._read_started: dict[tuple[Lane, int], int] = {}
-        self._abandoned: set[tuple[Lane, int]] = set()  # windows ended unread (abandon_window)
+        self._planners: dict[LaneKey, WindowPlanner] = {}
+        self._read_started: dict[tuple[LaneKey, int], int] = {}
+        self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
         previous = self._migrate(
@@ -370,7 +371,7 @@ class ActivityCursor(Cursor):
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
                     f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
                 )
-        active: list[Lane] = list(self._partitions)
+        active: list[LaneKey] = list(self._partitions)
         active += self._plan_lanes()
         while active:
             for lane in list(active):
@@ -390,7 +391,7 @@ class ActivityCursor(Cursor):
                     partition=partition, cursor_slice={"start": str(window[0]), "end": str(window[1])}
                 )
 
-    def _plan_lanes(self) -> list[Lane]:
+    def _plan_lanes(self) -> list[LaneKey]:
         """The history of new or changed tags (backfill.py): one lane per object, up to its app's forward windows."""
         if self._backfill is None:
             return []
@@ -475,7 +476,7 @@ class ActivityCursor(Cursor):
         return True
 
 
-def _lane_of(stream_slice: Mapping[str, Any]) -> Lane:
+def _lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
     """The lane a window belongs to: its app partition, or (app partition, object id) for a tag's history."""
     partition = stream_slice.partition if isinstance(stream_slice, StreamSlice) else stream_slice
     app = str(partition["app_id"])
