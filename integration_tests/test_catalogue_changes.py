@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from integration_tests.comparison import assert_records_equal
-from integration_tests.conftest import EMULATOR_TZ, catalog_for, run_connector, run_connector_killed_at
+from integration_tests.conftest import (
+    EMULATOR_TZ,
+    PESSIMISTIC_PAGE_SIZE,
+    catalog_for,
+    run_connector,
+    run_connector_killed_at,
+)
 from integration_tests.invariant import KILLED, Ledger
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
@@ -34,14 +40,21 @@ def _busiest(ds: Dataset, source: str, field: str, start: int, count: int) -> li
 
 @pytest.fixture
 def world(
-    emulator_now: int, base_config: dict[str, Any]
+    emulator_now: int, base_config: dict[str, Any], request: pytest.FixtureRequest
 ) -> Iterator[tuple[EmulatorProcess, list[str], list[str]]]:
+    """`readings` by indirect parametrization (the default reading of Pendo's API otherwise)."""
     ds = Dataset(SCALES["tiny"], 7, emulator_now, EMULATOR_TZ)
     start = parse_start_ms(base_config["start_date"])
     features = _busiest(ds, "featureEvents", "featureId", start, 2)
     pages = _busiest(ds, "pageEvents", "pageId", start, 1)
+    readings = getattr(request, "param", ())
     with EmulatorProcess(
-        scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, untagged=features + pages
+        scale="tiny",
+        seed=7,
+        now_ms=emulator_now,
+        tz=EMULATOR_TZ,
+        untagged=features + pages,
+        readings=readings,
     ) as process:
         yield process, features, pages
 
@@ -63,23 +76,33 @@ def _dedup(stream: str, *runs: Any) -> list[dict[str, Any]]:
     return list(table.values())
 
 
-def test_new_tags_history_is_read_on_the_next_sync(world, base_config, discovered):
+@pytest.mark.parametrize(
+    ("world", "period"),
+    [((), "DAY"), ((), "HOUR"), (("pessimistic",), "DAY")],
+    ids=["default-DAY", "default-HOUR", "pessimistic-DAY"],
+    indirect=["world"],
+)
+def test_new_tags_history_is_read_on_the_next_sync(world, period, base_config, discovered):
     process, features, pages = world
-    config = _config(base_config, process)
+    config = _config(base_config, process, period=period)
     catalog = catalog_for(STREAMS, discovered=discovered)
-    first = run_connector("read", config, catalog)
+    # in the pessimistic world, pages of a few rows (per-period pipelines truncate periods), as conftest's World
+    env = {"SOURCE_PENDO_TEST_PAGE_SIZE": PESSIMISTIC_PAGE_SIZE} if process.readings else None
+    first = run_connector("read", config, catalog, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert not _of(first.records("feature_events"), "feature_events", features)
     assert not {f["id"] for f in first.records("features")} & set(features)
 
     process.change_catalogue({"op": "tag", "ids": features + pages})
     truth = GroundTruth(process.dataset())
-    second = run_connector("read", config, catalog, state=first.final_state())
+    second = run_connector("read", config, catalog, state=first.final_state(), env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     for stream, ids in (("feature_events", features), ("page_events", pages)):
         want = _of(truth.records(stream, config), stream, ids)
         start, frontier = parse_start_ms(config["start_date"]), _frontier(first, stream)
-        assert any(r["periodStart"] < frontier - DAY_MS for r in want), "history the forward read cannot see"
+        assert any(r["periodStart"] < frontier - 2 * DAY_MS for r in want), (
+            "history the forward read cannot see"
+        )
         assert min(r["periodStart"] for r in want) < start + 2 * DAY_MS
         assert_records_equal(stream, _of(second.records(stream), stream, ids), want)
         assert_records_equal(stream, _dedup(stream, first, second), truth.records(stream, config))
