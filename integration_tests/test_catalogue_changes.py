@@ -7,6 +7,7 @@ from the saved state, as the platform would.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import (
+    CONNECTOR_NOW_ENV,
     EMULATOR_TZ,
     PESSIMISTIC_PAGE_SIZE,
     catalog_for,
@@ -106,6 +108,21 @@ def test_new_tags_history_is_read_on_the_next_sync(world, period, base_config, d
         assert min(r["periodStart"] for r in want) < start + 2 * DAY_MS
         assert_records_equal(stream, _of(second.records(stream), stream, ids), want)
         assert_records_equal(stream, _dedup(stream, first, second), truth.records(stream, config))
+    # cost: one catalogue request per stream, and per new tag one request per 30 days of history (4 days here)
+    # and per page of rows (the default world's pages hold them all)
+    # (objects the emulator's catalogue changed less than tag_settle_days ago are read again too)
+    now = int(os.environ[CONNECTOR_NOW_ENV])
+    due = {
+        o["id"]
+        for kind in ("features", "pages")
+        for o in process.dataset().catalogue(kind)
+        if max(o["createdAt"], o["lastUpdatedAt"]) > now - 2 * DAY_MS
+    }
+    assert due > set(features + pages)
+    lanes = [r["object_id"] for r in process.stats()["requests"] if r.get("object_id")]
+    if not process.readings:
+        assert sorted(lanes) == sorted(due)
+    assert set(lanes) == due
     # the catalogue streams list the new tags (client-side lastUpdatedAt cursor)
     assert {f["id"] for f in second.records("features")} >= set(features)
 

@@ -40,7 +40,7 @@ from . import pipeline
 from . import readings as readings_module
 from .dataset import DAY_MS, SCALES, Dataset
 from .faults import FaultPlan, FaultRule
-from .query import QueryEngine
+from .query import OBJECT_PARAM, QueryEngine
 
 REGIONS = ("us", "us1", "eu", "jpn", "au")
 DEFAULT_KEYS = {"emulator-key.us": "us", "emulator-key.eu": "eu"}
@@ -198,6 +198,7 @@ class PendoHandler(BaseHTTPRequestHandler):
             if route == "aggregation" and method == "POST":
                 source, window = _peek_source(body), _peek_window(body)
                 entry["source"] = source
+                entry["object_id"] = _peek_object(body, source)
                 if window is not None:
                     entry["window"] = list(window)
             auth_error = self._check_auth(region)
@@ -684,6 +685,15 @@ def _peek_source(body: bytes) -> str | None:
     try:
         stage = json.loads(body)["request"]["pipeline"][0]["source"]
         return next(k for k in stage if k != "timeSeries")
+    except Exception:
+        return None
+
+
+def _peek_object(body: bytes, source: str | None) -> str | None:
+    """The one object an aggregation asks for (`{"featureEvents": {"featureId": "<id>"}}`), if any."""
+    try:
+        params = json.loads(body)["request"]["pipeline"][0]["source"][source]
+        return str(params[OBJECT_PARAM[source]]) if OBJECT_PARAM[source] in params else None  # type: ignore[index]
     except Exception:
         return None
 
