@@ -11,8 +11,9 @@ that history but not yet as a tag: it is absent from the catalogue and so are it
     {"op": "tag", "ids": [...], "processed_from": <ms> | null}
         the objects become tags: listed, createdAt = lastUpdatedAt = the change's stamp; their events are visible
         from `processed_from` on (reprocessing still running, newest first) or all of them (null: done)
-    {"op": "change_rules", "ids": [...], "processed_from": <ms> | null}
-        a rule edit: lastUpdatedAt = the stamp, the rule text changes, events reprocessed as for `tag`
+    {"op": "change_rules", "ids": [...], "processed_from": <ms> | null, "unmatched_visitors": [...]}
+        a rule edit: lastUpdatedAt = the stamp, the rule text changes, events reprocessed as for `tag`; the rows
+        of `unmatched_visitors` (optional) no longer match the new rule: they are gone from the object's events
     {"op": "reprocess", "ids": [...], "processed_from": <ms> | null}
         reprocessing moved on (an earlier `processed_from`) or finished (null)
     {"op": "delete", "ids": [...]}   the objects and their events disappear
@@ -42,11 +43,14 @@ class CatalogueChanges:
     updated: dict[str, int] = field(default_factory=dict)  # id -> lastUpdatedAt after a tag or rule edit
     rule_versions: dict[str, int] = field(default_factory=dict)  # id -> rule edits so far
     processed_from: dict[str, int] = field(default_factory=dict)  # id -> oldest bucket reprocessed so far
+    unmatched: dict[str, set[str]] = field(
+        default_factory=dict
+    )  # id -> visitors its new rule no longer matches
     sequence: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.untagged or self.deleted or self.updated or self.processed_from)
+        return bool(self.untagged or self.deleted or self.updated or self.processed_from or self.unmatched)
 
     def apply(self, change: dict[str, Any], now_ms: int) -> None:
         op, ids = change.get("op"), change.get("ids")
@@ -57,6 +61,11 @@ class CatalogueChanges:
         processed_from = change.get("processed_from")
         if processed_from is not None and not isinstance(processed_from, int):
             raise ValueError(f"processed_from is epoch ms or null, not {processed_from!r}")
+        unmatched = change.get("unmatched_visitors") or []
+        if not isinstance(unmatched, list) or (unmatched and op != "change_rules"):
+            raise ValueError(
+                f"unmatched_visitors is a list of visitor ids, for change_rules only: {change!r}"
+            )
         for oid in ids:
             if op in ("tag", "change_rules"):
                 self.sequence += 1
@@ -66,6 +75,7 @@ class CatalogueChanges:
                     self.created[oid] = stamp
                 else:
                     self.rule_versions[oid] = self.rule_versions.get(oid, 0) + 1
+                    self.unmatched[oid] = set(map(str, unmatched))
                 self.updated[oid] = stamp
             if op in ("tag", "change_rules", "reprocess"):
                 if processed_from is None:
@@ -108,10 +118,11 @@ class CatalogueChanges:
         if object_field is None or not self.changed:
             return rows
         hidden = self.untagged | self.deleted
-        since = self.processed_from
+        since, unmatched = self.processed_from, self.unmatched
         return [
             r
             for r in rows
             if r.get(object_field) not in hidden
             and r[time_field] >= since.get(r.get(object_field), r[time_field])
+            and r.get("visitorId") not in unmatched.get(r.get(object_field), ())
         ]
