@@ -14,6 +14,14 @@ the syncs that resume from the state it left), `assert_never_lost` checks:
    record of that app (all apps for `*`) whose cursor is before F was emitted before that STATE message, by
    this sync or an earlier one. Checked for the per-app window state of the activity streams
    (source_pendo/activity/cursor.py); other streams are read whole on every sync.
+   A new tag's history (source_pendo/activity/backfill.py) is the one exception the state declares: an object
+   listed under the app's `backfill.objects` with position P has its records from P (aligned down to the hour)
+   still to come; they may also come again in the sync that resumes it (rule 3). Such an object's history ends
+   where the forward windows begin (F - lookback): its records from there to F come with the forward windows, and
+   a resumed sync re-reads them, so for it the STATE promises the records before F - lookback.
+
+`Ledger.seed` takes syncs that ran before the catalogue changed (a new tag makes history appear that those syncs
+could not see): their records count as emitted, unchecked.
 
 Records are compared by a fingerprint of their canonical JSON (nulls dropped, as `comparison.canonical` does),
 so the same helper checks a few hundred records or a million (the load test feeds it a message stream).
@@ -36,6 +44,8 @@ HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 KILLED = -9  # returncode of a process ended by SIGKILL
 
+# The object a row of a backfilled stream belongs to (source_pendo/activity/backfill.py).
+OBJECT_FIELDS = {"feature_events": "featureId", "page_events": "pageId"}
 # The cursor each activity stream's state is kept on (manifest.yaml `incremental_sync.cursor_field`).
 CURSOR_FIELDS = {
     "events": "periodStart",
@@ -68,6 +78,8 @@ def fingerprint(record: Mapping[str, Any]) -> bytes:
 class _Stream:
     counts: Counter[bytes] = field(default_factory=Counter)  # ground truth, with multiplicity
     position: dict[bytes, tuple[Any, Any]] = field(default_factory=dict)  # fingerprint -> (app, cursor)
+    objects: dict[bytes, Any] = field(default_factory=dict)  # fingerprint -> object id (backfilled streams)
+    backfilled: set[Any] = field(default_factory=set)  # objects a state listed as being backfilled
     samples: dict[bytes, Mapping[str, Any]] = field(default_factory=dict)  # for messages, a few records only
     emitted: set[bytes] = field(default_factory=set)  # by every sync so far
     by_partition: dict[str, list[tuple[Any, bytes]]] = field(default_factory=dict)  # sorted by cursor
@@ -94,22 +106,33 @@ class Ledger:
                 fp = fingerprint(record)
                 stream.counts[fp] += 1
                 stream.position[fp] = (record.get("appId"), record.get(cursor) if cursor else None)
+                if name in OBJECT_FIELDS:
+                    stream.objects[fp] = record.get(OBJECT_FIELDS[name])
                 if len(stream.samples) < 5_000:
                     stream.samples[fp] = record
         self.syncs = 0
         self.last_returncode: int | None = None
 
     # ------------------------------------------------------------------ one sync
+    def seed(self, sync: Sync) -> None:
+        """A sync that ran before the catalogue changed: its records count as emitted, unchecked."""
+        for message in sync.iter_messages():
+            if message.get("type") == "RECORD":
+                stream = self.streams.get(message["record"]["stream"])
+                if stream is not None:
+                    stream.emitted.add(fingerprint(message["record"]["data"]))
+
     def feed(self, sync: Sync) -> None:
         self.syncs += 1
         label = f"sync {self.syncs} (exit {sync.returncode})"
         resumed_from = _frontiers(sync.state_in or [])
+        backfilling = _backfill_positions(sync.state_in or [])
         this_sync: dict[str, Counter[bytes]] = defaultdict(Counter)
         errors: list[str] = []
         for message in sync.iter_messages():
             kind = message.get("type")
             if kind == "RECORD":
-                self._record(label, message["record"], this_sync, resumed_from)
+                self._record(label, message["record"], this_sync, resumed_from, backfilling)
             elif kind == "STATE":
                 self._state(label, message["state"])
             elif kind == "TRACE" and message["trace"].get("type") == "ERROR":
@@ -138,6 +161,7 @@ class Ledger:
         record: Mapping[str, Any],
         this_sync: dict[str, Counter[bytes]],
         resumed_from: Mapping[str, Mapping[str, int]],
+        backfilling: Mapping[str, Mapping[str, Mapping[str, int]]],
     ) -> None:
         name, data = record["stream"], record["data"]
         stream = self.streams.get(name)
@@ -154,7 +178,11 @@ class Ledger:
             frontiers = resumed_from.get(name, {})
             app, cursor = stream.position[fp]
             frontier = frontiers.get(str(app), frontiers.get("*"))
-            if frontier is not None:
+            pending = backfilling.get(name, {})
+            position = (pending.get(str(app)) or pending.get("*") or {}).get(stream.objects.get(fp))
+            if position is not None and cursor >= position - position % HOUR_MS:
+                pass  # a tag's history resumed from its saved position
+            elif frontier is not None:
                 begin = frontier - self.lookback_ms
                 begin -= begin % HOUR_MS
                 assert cursor >= begin, (
@@ -177,16 +205,31 @@ class Ledger:
         stream = self.streams[name]
         for partition, entry in stream_state["apps"].items():
             frontier = int(entry[CURSOR_FIELDS[name]])
+            pending = {
+                oid: int(p) - int(p) % HOUR_MS
+                for oid, p in ((entry.get("backfill") or {}).get("objects") or {}).items()
+            }
+            stream.backfilled.update(pending)
+            forward_begin = frontier - self.lookback_ms
+            forward_begin -= forward_begin % HOUR_MS
             ordered = self._partition(stream, partition)
             i = stream.verified.get(partition, 0)
+            first_pending = None  # records still to come: checked again at a later state
             while i < len(ordered) and ordered[i][0] < frontier:
-                fp = ordered[i][1]
+                cursor, fp = ordered[i]
+                oid = stream.objects.get(fp)
+                if (oid in pending and cursor >= pending[oid]) or (
+                    oid in stream.backfilled and cursor >= forward_begin
+                ):
+                    first_pending = i if first_pending is None else first_pending
+                    i += 1
+                    continue
                 assert fp in stream.emitted, (
                     f"{label}: a {name} STATE says app partition {partition} is read up to {frontier}, but this record "
                     f"before it was never emitted: {self._describe(name, fp)}"
                 )
                 i += 1
-            stream.verified[partition] = i
+            stream.verified[partition] = i if first_pending is None else first_pending
 
     @staticmethod
     def _partition(stream: _Stream, partition: str) -> list[tuple[Any, bytes]]:
@@ -217,6 +260,20 @@ def _frontiers(state: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
         apps = (stream.get("stream_state") or {}).get("apps")
         if name in CURSOR_FIELDS and isinstance(apps, dict):
             out[name] = {app: int(entry[CURSOR_FIELDS[name]]) for app, entry in apps.items()}
+    return out
+
+
+def _backfill_positions(state: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per backfilled stream and app partition, the objects whose history a sync resumes, with their positions."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for message in state:
+        stream = message.get("stream", {})
+        name = stream.get("stream_descriptor", {}).get("name")
+        apps = (stream.get("stream_state") or {}).get("apps")
+        if name in OBJECT_FIELDS and isinstance(apps, dict):
+            out[name] = {
+                app: dict((entry.get("backfill") or {}).get("objects") or {}) for app, entry in apps.items()
+            }
     return out
 
 

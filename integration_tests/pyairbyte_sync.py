@@ -5,7 +5,7 @@ reads `AIRBYTE_OFFLINE_MODE` and `DO_NOT_TRACK` once at import, adds a handler t
 warning filters, and takes seconds. A process of its own keeps all of that out of the pytest session.
 
     python -m integration_tests.pyairbyte_sync --executable PATH --config CONFIG.json --cache-dir DIR \
-        --streams pages,events --output RESULT.json
+        --streams pages,events --output RESULT.json [--between-reads URL=JSON]
 
 Output (one JSON object in the --output file: PyAirbyte prints its progress on stdout): for each read, the records PyAirbyte counted (`processed_records`), the
 time the read started, and every row of every selected stream's cache table after it (columns as PyAirbyte
@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--streams", required=True, help="comma-separated stream names")
     parser.add_argument("--output", required=True, type=Path, help="where to write the JSON result")
+    parser.add_argument(
+        "--between-reads",
+        metavar="URL=JSON",
+        help="POST this JSON to this URL after the first read (an emulator control route: a catalogue change)",
+    )
     args = parser.parse_args(argv)
 
     # Read by `airbyte` at import time: set them first. No registry lookup, no telemetry, files in cache-dir.
@@ -82,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                 "tables": {stream: _rows(cache, stream) for stream in streams},
             }
         )
+        if n == 0 and args.between_reads:
+            url, _, body = args.between_reads.partition("=")
+            request = urllib.request.Request(url, data=body.encode(), method="POST")
+            urllib.request.urlopen(request, timeout=30).close()
         if n == 0:
             provider = cache.get_state_provider(source_name=source.name)
             state_after_first = [

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from integration_tests.comparison import assert_records_equal, assert_unique_keys, canonical
-from integration_tests.conftest import EMULATOR_TZ, ONE_APP, catalog_for, run_connector
+from integration_tests.conftest import CONNECTOR_NOW_ENV, EMULATOR_TZ, ONE_APP, catalog_for, run_connector
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS, SCALES, Dataset
 from integration_tests.pendo_emulator.truth import GroundTruth, record_key
@@ -77,10 +78,20 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(world, p
     second = world.read(config, catalog, state=first.final_state())
     assert second.returncode == 0, second.stderr[-3000:]
     newest = max(r["periodStart"] for r in first.records("events"))
+    # A feature or page changed less than tag_settle_days (2) ago may still be reprocessed by Pendo: its history
+    # is read again (activity/backfill.py); the emulator's catalogue has such objects.
+    settling = {
+        o["id"]
+        for kind in ("features", "pages")
+        for o in world.truth.ds.catalogue(kind)
+        if max(o["createdAt"], o["lastUpdatedAt"]) > int(os.environ[CONNECTOR_NOW_ENV]) - 2 * DAY_MS
+    }
+    assert settling
     for stream in ROLLUPS:
         again = second.records(stream)
         # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
-        assert all(r["periodStart"] >= newest - 2 * DAY_MS - 3_600_000 for r in again), (
+        old = [r for r in again if r["periodStart"] < newest - 2 * DAY_MS - 3_600_000]
+        assert all(r.get("featureId", r.get("pageId")) in settling for r in old), (
             f"{stream} re-read more than the lookback"
         )
         union = {canonical(r) for r in first.records(stream) + again}

@@ -114,3 +114,54 @@ def test_invariant_holds_for_a_sync_killed_and_resumed_inside_the_lookback():
 def test_invariant_fails_when(syncs, complaint):
     with pytest.raises(AssertionError, match=complaint):
         check(*syncs)
+
+
+# ---------------------------------------------------------------------------------- a new tag's history
+FEATURE_ROWS = [dict(row, featureId="new-tag") for row in ROWS]
+
+
+def feature_record(row: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RECORD", "record": {"stream": "feature_events", "data": row, "emitted_at": 0}}
+
+
+def feature_state(frontier: int, pending: dict[str, int]) -> dict[str, Any]:
+    message = state(frontier)
+    message["state"]["stream"]["stream_descriptor"]["name"] = "feature_events"
+    apps = message["state"]["stream"]["stream_state"]["apps"]
+    apps["*"]["backfill"] = {"watermark": 0, "objects": pending}
+    return message
+
+
+def check_features(*syncs: ConnectorRun) -> None:
+    assert_never_lost(syncs, {"feature_events": FEATURE_ROWS}, lookback_days=1)
+
+
+def test_invariant_lets_a_state_promise_a_pending_tag_history_later_and_the_resume_reread_it():
+    frontier = T0 + 4 * DAY_MS
+    killed = sync(
+        KILLED,
+        feature_state(frontier, {"new-tag": T0}),  # the whole history still to come
+        feature_record(FEATURE_ROWS[0]),
+        feature_record(FEATURE_ROWS[1]),
+        feature_state(frontier, {"new-tag": T0 + DAY_MS}),  # the first day done
+    )
+    resumed = sync(
+        0,
+        *map(feature_record, FEATURE_ROWS[1:]),  # from the saved position on
+        feature_state(frontier, {}),
+        state_in=[killed.messages[-1]["state"]],
+    )
+    check_features(killed, resumed)
+
+
+def test_invariant_fails_when_a_tag_leaves_the_backfill_before_its_history_was_emitted():
+    frontier = T0 + 4 * DAY_MS
+    ended_early = sync(
+        0,
+        feature_state(frontier, {"new-tag": T0}),
+        feature_record(FEATURE_ROWS[3]),
+        feature_state(frontier, {}),  # no longer pending: rows before frontier - lookback are promised
+        *map(feature_record, FEATURE_ROWS[:3]),
+    )
+    with pytest.raises(AssertionError, match="was never emitted"):
+        check_features(ended_early)

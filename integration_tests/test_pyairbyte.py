@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from integration_tests.comparison import assert_records_equal
-from integration_tests.conftest import CONNECTOR_NOW_ENV, assert_no_secret, connector_command
+from integration_tests.conftest import CONNECTOR_NOW_ENV, EMULATOR_TZ, assert_no_secret, connector_command
+from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS
-from integration_tests.pendo_emulator.truth import record_key
+from integration_tests.pendo_emulator.truth import GroundTruth, record_key
 
 SCRIPT = Path(__file__).with_name("pyairbyte_sync.py")
 SCHEMAS = Path(__file__).resolve().parents[1] / "source_pendo" / "schemas"
@@ -34,10 +35,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pyairbyte")]
 @pytest.fixture(scope="module")
 def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
     """Both reads' results: records processed, start time, and every cached row after each read."""
-    return _sync_twice(base_config, STREAMS, tmp_path_factory.mktemp("pyairbyte"))
+    return _pyairbyte_reads(base_config, tmp_path_factory.mktemp("pyairbyte"), STREAMS)
 
 
-def _sync_twice(base_config: dict[str, Any], streams: list[str], work: Path) -> dict[str, Any]:
+def _pyairbyte_reads(
+    base_config: dict[str, Any], work: Path, streams: list[str], between_reads: str | None = None
+) -> dict[str, Any]:
     config = work / "config.json"
     config.write_text(json.dumps(base_config))
     output = work / "result.json"
@@ -60,6 +63,7 @@ def _sync_twice(base_config: dict[str, Any], streams: list[str], work: Path) -> 
             ",".join(streams),
             "--output",
             str(output),
+            *(["--between-reads", between_reads] if between_reads else []),
         ],
         capture_output=True,
         text=True,
@@ -155,7 +159,7 @@ def test_pyairbyte_reads_a_custom_aggregation_stream_into_duckdb_twice(
     first read and after the second, incremental one (merged on periodStart, accountId)."""
     entries = json.loads((Path(__file__).parent / "custom_aggregations" / "three_streams.json").read_text())
     config = dict(base_config, custom_aggregations=[e for e in entries if e["name"] == CUSTOM_STREAM])
-    result = _sync_twice(config, [CUSTOM_STREAM], tmp_path)
+    result = _pyairbyte_reads(config, tmp_path, [CUSTOM_STREAM])
     expected = truth.records(CUSTOM_STREAM, config)
     names = {name.lower(): name for record in expected for name in record}
 
@@ -170,3 +174,30 @@ def test_pyairbyte_reads_a_custom_aggregation_stream_into_duckdb_twice(
     assert_records_equal(CUSTOM_STREAM, records(first["tables"][CUSTOM_STREAM]), expected)
     assert 0 < second["processed_records"] < first["processed_records"]
     assert_records_equal(CUSTOM_STREAM, records(second["tables"][CUSTOM_STREAM]), expected)
+
+
+def test_pyairbyte_cache_after_a_deletion_holds_the_deletion_record_as_the_row(
+    emulator_now, base_config, tmp_path_factory
+):
+    """PyAirbyte merges on the primary key and does not apply `_ab_cdc_deleted_at`: after a page is deleted in
+    Pendo, the cache's row for it is the deletion record (id, lastUpdatedAt, _ab_cdc_deleted_at; the other
+    columns empty), as docs/pendo.md says. The other pages are unchanged."""
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ) as process:
+        gone = process.dataset().pages[0]["id"]
+        change = json.dumps([{"op": "delete", "ids": [gone]}])
+        config = dict(base_config, base_url=process.base_url)
+        result = _pyairbyte_reads(
+            config,
+            tmp_path_factory.mktemp("pyairbyte_deletion"),
+            ["pages"],
+            between_reads=f"{process.base_url}/_emulator/catalogue={change}",
+        )
+        process.catalogue_changes.append({"op": "delete", "ids": [gone]})  # what the script sent
+        truth = GroundTruth(process.dataset())
+    first, second = (read["tables"]["pages"] for read in result["reads"])
+    assert gone in {r["id"] for r in first}
+    deleted = [r for r in second if r["id"] == gone]
+    assert len(deleted) == 1 and deleted[0]["_ab_cdc_deleted_at"] is not None
+    assert deleted[0]["name"] is None and deleted[0]["rules"] is None
+    kept = _records("pages", [r for r in second if r["id"] != gone])
+    assert_records_equal("pages", kept, truth.records("pages", config))

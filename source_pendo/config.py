@@ -41,12 +41,15 @@ DEFAULTS: dict[str, Any] = {
     "concurrency": 4,
     "request_timeout_seconds": 300,
     "custom_aggregations": [],
+    "backfill_new_tags": True,
+    "tag_settle_days": 2,
 }
 RANGES: dict[str, tuple[int, int]] = {
     "lookback_window_days": (0, 365),
     "page_size": (1_000, 500_000),
     "concurrency": (1, 16),
     "request_timeout_seconds": (10, 3_600),
+    "tag_settle_days": (0, 30),
 }
 
 _APP_ID = re.compile(r"-?[0-9]{1,19}")  # fullmatch: a signed 64-bit integer's digits, as Pendo's app ids
@@ -178,6 +181,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
         raise _config_error(
             f"`lookback_window_days` is {lookback}: it cannot be negative; use 0 to re-read nothing."
         )
+
+    backfill = config.get("backfill_new_tags", DEFAULTS["backfill_new_tags"])
+    if not isinstance(backfill, bool):
+        raise _config_error(f"`backfill_new_tags` is {backfill!r}: it must be true or false.")
 
     for field, (low, high) in RANGES.items():
         value = config.get(field, DEFAULTS[field])

@@ -26,6 +26,9 @@ MAX_RETRY_AFTER_SECONDS = 600
 ANONYMOUS_PREFIX = "_PENDO_T_"  # visitor ids Pendo generates for visitors the app never identified
 ANONYMOUS_PREFIX_BYTES = ANONYMOUS_PREFIX.encode()
 EVERY_APP = 'expandAppIds("*")'  # the `appId` of an aggregation source that reads every app
+# The parameter of an aggregation source that reads one object's rows (the form tap-pendo sends, BEHAVIOR.md §F-1):
+# `{"featureEvents": {"featureId": "<id>"}}`.
+OBJECT_ID_PARAM = {"featureEvents": "featureId", "pageEvents": "pageId", "trackEvents": "trackTypeId"}
 # The primary key of an `events` rollup row (manifest.yaml's events stream), for visitor history's reads of it.
 EVENTS_PRIMARY_KEY = ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"]
 

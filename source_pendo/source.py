@@ -19,6 +19,7 @@ from source_pendo.activity.record_batch import RecordBatch
 from source_pendo.activity.streams import build_activity_stream, is_activity_stream
 from source_pendo.check import check_connection
 from source_pendo.config import complete_config
+from source_pendo.deletions import LISTINGS, CatalogueDeletions
 from source_pendo.estimates import entity_estimates
 from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
 from source_pendo.spec import MANIFEST_PATH
@@ -137,9 +138,13 @@ class SourcePendo(YamlDeclarativeSource):
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
         yield from entity_estimates(self._config, catalog, state, logger)
+        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions.py)
+        LISTINGS.reset()
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:
                 message.release()
                 yield from message.to_messages()
+            elif isinstance(message, RecordBatch):
+                yield message
             else:
-                yield with_anonymous_setting(message, self._anonymous)
+                yield from deletions.process(with_anonymous_setting(message, self._anonymous))

@@ -30,7 +30,13 @@ def payload(stream: str) -> Any:
 
 class ConfigBuilder:
     def __init__(self) -> None:
-        self._config: dict[str, Any] = {"api_key": API_KEY, "start_date": START_DATE}
+        # backfill_new_tags off: with it, feature_events and page_events first GET their catalogue (a request
+        # the tests of other behaviours do not mock); test_tag_backfill.py turns it on.
+        self._config: dict[str, Any] = {
+            "api_key": API_KEY,
+            "start_date": START_DATE,
+            "backfill_new_tags": False,
+        }
 
     def with_(self, **fields: Any) -> ConfigBuilder:
         self._config.update(fields)

@@ -25,7 +25,7 @@ _LISTS = {
     "reports": ("report", {}),
     "segments": ("segment", {}),
 }
-_INCREMENTAL = [*_CATALOGUE, "reports"]
+_INCREMENTAL = [*_CATALOGUE, "reports", "segments"]
 _MAX_LAST_UPDATED_AT = "1709305390000"
 
 
@@ -48,6 +48,10 @@ def _as_records(objects: list[dict]) -> list[dict]:
     """The objects as the CDK emits them: a top-level field that is null is left out of the record
     (features' `pageId`, track types' `eventPropertyNameList`); nested nulls stay."""
     return [{key: value for key, value in obj.items() if value is not None} for obj in objects]
+
+
+def _max_last_updated(stream: str) -> str:
+    return str(max(o["lastUpdatedAt"] for o in payload(stream)))
 
 
 def _ids(output) -> list[str]:
@@ -94,7 +98,10 @@ def test_list_stream_without_state_reads_every_object_whatever_the_start_date(
     output = read_stream(stream, ConfigBuilder().with_(start_date="2025-01-01").build(), SyncMode.incremental)
 
     assert [r.record.data for r in output.records] == _as_records(payload(stream))
-    assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": _MAX_LAST_UPDATED_AT}
+    assert output.most_recent_state.stream_state.__dict__ == {
+        "lastUpdatedAt": _max_last_updated(stream),
+        "listed_ids": sorted(o["id"] for o in payload(stream)),
+    }
 
 
 @pytest.mark.parametrize(
@@ -115,7 +122,10 @@ def test_list_stream_with_state_emits_only_objects_updated_since(
     )
 
     assert _ids(output) == expected_ids
-    assert output.most_recent_state.stream_state.__dict__ == {"lastUpdatedAt": _MAX_LAST_UPDATED_AT}
+    assert output.most_recent_state.stream_state.__dict__ == {
+        "lastUpdatedAt": _MAX_LAST_UPDATED_AT,
+        "listed_ids": sorted(o["id"] for o in payload(stream)),
+    }
 
 
 @pytest.mark.parametrize("stream", _INCREMENTAL)

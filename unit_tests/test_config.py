@@ -87,6 +87,8 @@ def _message(**fields: Any) -> str:
             "`request_timeout_seconds` is 5: it must be a whole number from 10 to 3600.",
         ),
         ({"request_timeout_seconds": "300"}, "`request_timeout_seconds` is '300'"),
+        ({"backfill_new_tags": "yes"}, "`backfill_new_tags` is 'yes': it must be true or false."),
+        ({"tag_settle_days": 31}, "`tag_settle_days` is 31: it must be a whole number from 0 to 30."),
         (
             {"base_url": "app.pendo.io"},
             "`base_url` 'app.pendo.io' needs a scheme: write https://app.pendo.io (without /api/v1).",
@@ -111,6 +113,7 @@ def test_config_invalid_field_gets_one_actionable_message(fields: dict[str, Any]
         {"start_date": "2013-01-01"},  # the earliest allowed
         {"app_ids": ["5629499534213120\n", " -323232 ", 5629499534213121, "9223372036854775807"]},
         {"start_date": "2026-05-20T14:20:00Z"},  # now exactly
+        {"backfill_new_tags": True, "tag_settle_days": 0},
     ],
 )
 def test_config_valid_configs_pass(fields: dict[str, Any]) -> None:

@@ -32,6 +32,8 @@ SPEC_PROPERTIES = [
     "end_date",
     "filters",
     "custom_aggregations",
+    "backfill_new_tags",
+    "tag_settle_days",
 ]
 
 

@@ -44,6 +44,7 @@ class EmulatorProcess:
         faults: list[dict[str, Any]] | None = None,
         late_rows: bool = False,
         readings: Iterable[str] = (),
+        untagged: Iterable[str] = (),
         extra_args: list[str] | None = None,
     ) -> None:
         self.scale, self.seed, self.tz = scale, seed, tz
@@ -73,6 +74,10 @@ class EmulatorProcess:
             self.args.append("--late-rows")
         for name in self.readings:
             self.args += ["--reading", name]
+        self.untagged = tuple(untagged)
+        for oid in self.untagged:
+            self.args += ["--untagged", oid]
+        self.catalogue_changes: list[dict[str, Any]] = []
         self.args += extra_args or []
         self.process: subprocess.Popen[str] | None = None
         self.base_url = ""
@@ -112,8 +117,18 @@ class EmulatorProcess:
             return json.loads(response.read() or b"{}")
 
     def dataset(self) -> Dataset:
-        """The dataset the running server answers from (for `truth.GroundTruth`), readings included."""
-        return Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, expand(self.readings))
+        """The dataset the running server answers from (for `truth.GroundTruth`), readings and catalogue
+        changes included."""
+        ds = Dataset(SCALES[self.scale], self.seed, self.now_ms, self.tz, expand(self.readings))
+        ds.changes.untagged.update(self.untagged)
+        for change in self.catalogue_changes:
+            ds.changes.apply(change, self.now_ms)
+        return ds
+
+    def change_catalogue(self, *changes: dict[str, Any]) -> None:
+        """Tags, rule edits, reprocessing, deletions (catalogue_changes.py), applied by the running server."""
+        self._control("/_emulator/catalogue", list(changes))
+        self.catalogue_changes += changes
 
     def stats(self) -> dict[str, Any]:
         return self._control("/_emulator/stats")

@@ -41,6 +41,7 @@ def _settings(args: argparse.Namespace) -> EmulatorSettings:
         faults=list(_json_arg(args.faults)) if args.faults else [],  # type: ignore[call-overload]
         late_rows=args.late_rows,
         readings=tuple(args.reading or ()),
+        untagged=tuple(args.untagged or ()),
     )
 
 
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         p.add_argument("--key", action="append", help="extra integration key as KEY:REGION")
         p.add_argument("--faults", help="fault rules as JSON or @file (see faults.py)")
+        p.add_argument(
+            "--untagged",
+            action="append",
+            metavar="ID",
+            help="an object not tagged yet (repeatable; catalogue_changes.py)",
+        )
         p.add_argument("--late-rows", action="store_true", help="rows appear for buckets already served once")
         p.add_argument(
             "--reading",

@@ -36,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from . import readings as readings_module
+from .catalogue_changes import CatalogueChanges
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -135,6 +136,8 @@ class Dataset:
     tz_name: str = "UTC"
     readings: Iterable[str] = frozenset()  # names as given (`pessimistic` too); a frozenset after __init__
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    # New tags, rule edits, deletions since the process started (catalogue_changes.py): what the API serves.
+    changes: CatalogueChanges = field(default_factory=CatalogueChanges, repr=False)
 
     def __post_init__(self) -> None:
         self.readings = readings_module.expand(self.readings)
@@ -542,7 +545,15 @@ class Dataset:
         return list(grouped.values())
 
     def rollup_rows(self, source: str, period: str) -> list[dict[str, Any]]:
-        return self.day_rows(source) if period == "dayRange" else self.hour_rows(source)
+        """The rows Pendo serves now: those of tags that exist, as far as their (re)processing got."""
+        rows = self.day_rows(source) if period == "dayRange" else self.hour_rows(source)
+        time_field = "day" if period == "dayRange" else "hour"
+        return self.changes.visible_rows(rows, OBJECT_FIELD[source], time_field)
+
+    def catalogue(self, kind: str) -> list[dict[str, Any]]:
+        """The objects of a catalogue (`pages`, `features`, `guides`, `track_types`, `reports`, `segments`) as
+        Pendo lists them now."""
+        return self.changes.listed(getattr(self, kind))
 
     # ------------------------------------------------------------------ raw guide and poll events
     @cached_property

@@ -1,7 +1,8 @@
 """Fault injection, switchable per run (CLI `--faults`) and at run time (`POST /_emulator/faults`).
 
 A rule matches requests by route (and aggregation source; optionally `path_contains`, a substring of the
-request path such as one report's id, and `covers_ms`, an instant an aggregation's timeSeries range
+request path such as one report's id, `body_contains`, a substring of the request body such as one object's
+id in an aggregation source, and `covers_ms`, an instant an aggregation's timeSeries range
 [first, last] must contain, to fail every request for one time window), skips the first `after`
 matches, then fires on the next `times` matches (`null` = forever) or with `probability` (seeded, so
 a run is repeatable). Kinds:
@@ -46,6 +47,7 @@ class FaultRule:
     seed: int = 0
     path_contains: str | None = None
     covers_ms: int | None = None
+    body_contains: str | None = None
     body: str | None = None
     matched: int = 0
     fired: int = 0
@@ -67,6 +69,7 @@ class FaultRule:
             "seed",
             "path_contains",
             "covers_ms",
+            "body_contains",
             "body",
         }
         if unknown or spec.get("kind") not in KINDS:
@@ -80,8 +83,15 @@ class FaultRule:
         return rule
 
     def matches(
-        self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None
+        self,
+        route: str,
+        source: str | None,
+        path: str = "",
+        window: tuple[int, int] | None = None,
+        body: bytes = b"",
     ) -> bool:
+        if self.body_contains is not None and self.body_contains.encode() not in body:
+            return False
         if self.covers_ms is not None and (window is None or not window[0] <= self.covers_ms <= window[1]):
             return False
         return (
@@ -107,11 +117,16 @@ class FaultPlan:
             self.rules = parsed
 
     def pick(
-        self, route: str, source: str | None, path: str = "", window: tuple[int, int] | None = None
+        self,
+        route: str,
+        source: str | None,
+        path: str = "",
+        window: tuple[int, int] | None = None,
+        body: bytes = b"",
     ) -> FaultRule | None:
         with self._lock:
             for rule in self.rules:
-                if not rule.matches(route, source, path, window):
+                if not rule.matches(route, source, path, window, body):
                     continue
                 rule.matched += 1
                 if rule.matched <= rule.after:

@@ -103,6 +103,11 @@ class QueryEngine:
         self._late_visible: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ indexes
+    def clear_indexes(self) -> None:
+        """The catalogue changed (a new tag, a deletion): rows are indexed again from the dataset."""
+        with self._lock:
+            self._indexes.clear()
+
     def index(self, source: str, period: str) -> EventIndex:
         key = (source, period)
         with self._lock:
@@ -156,7 +161,7 @@ class QueryEngine:
         if source == "accounts":
             return self.dataset.account_rows
         apps = self._app_filter(request.app_ids)
-        objects = getattr(self.dataset, CATALOGUE_SOURCES[source])
+        objects = self.dataset.catalogue(CATALOGUE_SOURCES[source])
         return [o for o in objects if apps is None or o["appId"] in apps]
 
     # ------------------------------------------------------------------ time series

@@ -40,7 +40,7 @@ from . import pipeline
 from . import readings as readings_module
 from .dataset import DAY_MS, SCALES, Dataset
 from .faults import FaultPlan, FaultRule
-from .query import QueryEngine
+from .query import OBJECT_PARAM, QueryEngine
 
 REGIONS = ("us", "us1", "eu", "jpn", "au")
 DEFAULT_KEYS = {"emulator-key.us": "us", "emulator-key.eu": "eu"}
@@ -74,11 +74,14 @@ class EmulatorSettings:
     history_days: int = 180
     history_out_of_range_status: int = 400
     readings: Iterable[str] = ()  # readings.py names, `pessimistic` included
+    untagged: Iterable[str] = ()  # object ids not tagged yet (catalogue_changes.py): a test tags them later
 
     def dataset(self) -> Dataset:
-        return Dataset(
+        ds = Dataset(
             SCALES[self.scale], self.seed, self.now_ms, self.tz, readings_module.expand(self.readings)
         )
+        ds.changes.untagged.update(self.untagged)
+        return ds
 
 
 class Emulator:
@@ -131,6 +134,14 @@ class Emulator:
             key = r["route"] + (f":{r['source']}" if r.get("source") else "")
             counts[key] = counts.get(key, 0) + 1
         return {"requests": requests, "counts": counts, "faults": self.faults.summary()}
+
+    def change_catalogue(self, changes: list[dict[str, Any]]) -> None:
+        """Applies catalogue changes (catalogue_changes.py) between two syncs; rows are re-indexed."""
+        if not isinstance(changes, list):
+            raise ValueError("a list of catalogue changes")
+        for change in changes:
+            self.dataset.changes.apply(change, self.settings.now_ms)
+        self.engine.clear_indexes()
 
     def reset(self) -> None:
         with self._log_lock:
@@ -187,12 +198,17 @@ class PendoHandler(BaseHTTPRequestHandler):
             if route == "aggregation" and method == "POST":
                 source, window = _peek_source(body), _peek_window(body)
                 entry["source"] = source
+                entry["object_id"] = _peek_object(body, source)
                 if window is not None:
                     entry["window"] = list(window)
             auth_error = self._check_auth(region)
             if auth_error is None and self._reading_refusal(method, route, url, body, entry):
                 return
-            rule = self.emulator.faults.pick(route, source, api_path, window) if route != "unknown" else None
+            rule = (
+                self.emulator.faults.pick(route, source, api_path, window, body)
+                if route != "unknown"
+                else None
+            )
             if auth_error is not None:
                 return self._text(auth_error[0], auth_error[1], entry)
             if (
@@ -217,11 +233,15 @@ class PendoHandler(BaseHTTPRequestHandler):
         if len(parts) == 1 and parts[0] in ("page", "feature", "guide", "tracktype"):
             return parts[0], self._catalogue
         if parts == ["report"]:
-            return "report", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.reports, e, r)
+            return "report", lambda p, q, b, e, r: self._json(
+                200, self.emulator.dataset.catalogue("reports"), e, r
+            )
         if len(parts) == 3 and parts[0] == "report" and parts[2] in ("results.json", "results.csv"):
             return "report_results", self._report_results
         if parts == ["segment"]:
-            return "segment", lambda p, q, b, e, r: self._json(200, self.emulator.dataset.segments, e, r)
+            return "segment", lambda p, q, b, e, r: self._json(
+                200, self.emulator.dataset.catalogue("segments"), e, r
+            )
         if len(parts) == 3 and parts[:2] == ["metadata", "schema"]:
             return "metadata_schema", lambda p, q, b, e, r: self._json(
                 200, self.emulator.dataset.metadata_schema(parts[2]), e, r
@@ -361,9 +381,8 @@ class PendoHandler(BaseHTTPRequestHandler):
         if path.strip("/") == "tracktype" and "no_tracktype_rest" in self.emulator.readings:
             return self._text(404, "404 page not found\n", entry)  # R-8: only the trackTypes source exists
         ds = self.emulator.dataset
-        objects = {"page": ds.pages, "feature": ds.features, "guide": ds.guides, "tracktype": ds.track_types}[
-            path.strip("/")
-        ]
+        kind = {"page": "pages", "feature": "features", "guide": "guides", "tracktype": "track_types"}
+        objects = ds.catalogue(kind[path.strip("/")])
         if query.get("expand", [""])[0] != "*":
             wanted = query.get("appId", [str(ds.app_ids[0])])[0]
             objects = [o for o in objects if str(o["appId"]) == wanted]
@@ -481,6 +500,12 @@ class PendoHandler(BaseHTTPRequestHandler):
         if path == "/_emulator/faults" and method == "POST":
             try:
                 emulator.faults.replace(json.loads(body or b"[]"))
+            except (ValueError, TypeError) as error:
+                return self._send_bytes(400, str(error).encode(), "text/plain", None)
+            return self._send_bytes(200, b"{}", "application/json", None)
+        if path == "/_emulator/catalogue" and method == "POST":
+            try:
+                emulator.change_catalogue(json.loads(body or b"[]"))
             except (ValueError, TypeError) as error:
                 return self._send_bytes(400, str(error).encode(), "text/plain", None)
             return self._send_bytes(200, b"{}", "application/json", None)
@@ -660,6 +685,15 @@ def _peek_source(body: bytes) -> str | None:
     try:
         stage = json.loads(body)["request"]["pipeline"][0]["source"]
         return next(k for k in stage if k != "timeSeries")
+    except Exception:
+        return None
+
+
+def _peek_object(body: bytes, source: str | None) -> str | None:
+    """The one object an aggregation asks for (`{"featureEvents": {"featureId": "<id>"}}`), if any."""
+    try:
+        params = json.loads(body)["request"]["pipeline"][0]["source"][source]
+        return str(params[OBJECT_PARAM[source]]) if OBJECT_PARAM[source] in params else None  # type: ignore[index]
     except Exception:
         return None
 

@@ -176,13 +176,13 @@ class GroundTruth:
         if stream in CATALOGUE_STREAMS:
             return [
                 dict(o)
-                for o in getattr(self.ds, CATALOGUE_STREAMS[stream])
+                for o in self.ds.catalogue(CATALOGUE_STREAMS[stream])
                 if apps is None or o["appId"] in apps
             ]
         if stream == "reports":
-            return [dict(r) for r in self.ds.reports]
+            return [dict(r) for r in self.ds.catalogue("reports")]
         if stream == "segments":
-            return [dict(s) for s in self.ds.segments]
+            return [dict(s) for s in self.ds.catalogue("segments")]
         if stream == "report_results":
             out = []
             for report in self.ds.reports:

@@ -5,6 +5,7 @@ this package is the Python that reads them. Its modules, in the order data flows
 
     streams.py          the stream object, built from the manifest's declaration around the window cursor
     cursor.py           (app, window) partitions out; per-app frontier state in
+    backfill.py         a new or re-ruled tag's history: which objects, read as (app, object) lanes of windows
     retriever.py        one window: keyset pages of POST /aggregation (exact under one or per-period
                         pipelines), streamed, resumed, split; raw events held until a page is short
     rows.py             the streaming body parser: network chunks -> blocks of whole rows

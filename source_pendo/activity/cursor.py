@@ -12,6 +12,8 @@ State (one per stream):
 The saved state is validated before it is trusted (_valid_apps): a frontier that is not a whole number of
 epoch ms, is negative, beyond year 9999 or after now, or an app key that is not an app id or `*`, is one
 config_error naming the stream and the key, never read and never written back. App keys are trimmed.
+With `backfill_new_tags`, an app's entry also holds `"backfill": {"watermark": <ms>, "objects": {<id>: <ms>}}`,
+the history of new or re-ruled tags still being read (backfill.py), checked by TagBackfill.load.
 A frontier F means every bucket starting before F was read after it had closed; the next sync starts
 each app at F - lookback. F only moves through windows that completed contiguously from the app's
 first window, so state never runs ahead of emitted records, even with windows read in parallel.
@@ -51,6 +53,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from ..clock import now_ms
 from ..config import is_app_id, parse_start_date
 from ..pendo import DAY_MS, HOUR_MS
+from .backfill import BACKFILL_KEY, LANE_INITIAL_WINDOW_MS, TagBackfill
 
 STATE_VERSION = 1
 ALL_APPS = "*"
@@ -58,6 +61,8 @@ ANONYMOUS_KEY = "include_anonymous_visitors"
 FILTERS_KEY = "filters"  # the stream's filters fingerprint, only when it has conditions
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z: no epoch-ms time is later
 LOGGER = logging.getLogger("airbyte")
+# The key of a run of windows: an app partition, or (app partition, object id) for a new tag's history (backfill.py)
+LaneKey = str | tuple[str, str]
 
 
 def _shown(value: Any) -> str:
@@ -184,6 +189,7 @@ class ActivityCursor(Cursor):
         windows: WindowPolicy,
         state_context: StateContext,
         clock: Callable[[], int] = now_ms,
+        backfill: TagBackfill | None = None,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
@@ -203,11 +209,13 @@ class ActivityCursor(Cursor):
         self._message_repository = state_context.message_repository
         self._state_manager = state_context.connector_state_manager
         self._clock = clock
+        self._backfill = backfill
         self._lock = threading.Lock()
         self._ahead = threading.BoundedSemaphore(max(1, windows.max_windows_ahead))
-        self._planners: dict[str, WindowPlanner] = {}
-        self._read_started: dict[tuple[str, int], int] = {}
-        self._abandoned: set[tuple[str, int]] = set()  # windows ended unread (abandon_window)
+        self._planners: dict[LaneKey, WindowPlanner] = {}
+        self._read_started: dict[tuple[LaneKey, int], int] = {}
+        self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
+        self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
         previous = self._migrate(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
@@ -320,6 +328,8 @@ class ActivityCursor(Cursor):
                 )
             # two keys that trim to one app (" 123" and "123"): the earlier frontier, so nothing is skipped
             frontiers[app] = min(frontier, frontiers.get(app, frontier))
+            if self._backfill is not None:
+                self._backfill.load(app, entry, self._invalid)
         return frontiers
 
     def _start_moved_back(self, saved: Any) -> bool:
@@ -341,6 +351,9 @@ class ActivityCursor(Cursor):
         for app, progress in self._progress.items():
             if progress.frontier is not None:
                 apps[app] = {key: progress.frontier}
+                backfill = self._backfill.state_of(app) if self._backfill is not None else None
+                if backfill is not None:
+                    apps[app][BACKFILL_KEY] = backfill
         state = {
             "version": STATE_VERSION,
             "period": self._period,
@@ -394,41 +407,68 @@ class ActivityCursor(Cursor):
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
                     f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
                 )
-        active = list(self._partitions)
+        active: list[LaneKey] = list(self._partitions)
+        active += self._plan_lanes()
         while active:
-            for app in list(active):
+            for lane in list(active):
                 self._ahead.acquire(timeout=600)  # bounded: a lost release must never hang the sync
                 with self._lock:
-                    window = None if self._stopped else self._planners[app].next_window()
+                    window = None if self._stopped else self._planners[lane].next_window()
                     if window is not None:
-                        self._read_started[(app, window[0])] = clock
+                        self._read_started[(lane, window[0])] = clock
                 if window is None:
                     self._ahead.release()
-                    active.remove(app)
+                    active.remove(lane)
                     continue
-                yield StreamSlice(
-                    partition={"app_id": app}, cursor_slice={"start": str(window[0]), "end": str(window[1])}
+                partition = (
+                    {"app_id": lane} if isinstance(lane, str) else {"app_id": lane[0], "object_id": lane[1]}
                 )
+                yield StreamSlice(
+                    partition=partition, cursor_slice={"start": str(window[0]), "end": str(window[1])}
+                )
+
+    def _plan_lanes(self) -> list[LaneKey]:
+        """The history of new or changed tags (backfill.py): one lane per object, up to its app's forward windows."""
+        if self._backfill is None:
+            return []
+        # up to where this sync's forward windows begin (the saved frontier - lookback): each row is read once
+        forward = {app: self._progress[app] for app in self._partitions}
+        lanes = self._backfill.plan(
+            {app: p.begin if p.frontier is not None else None for app, p in forward.items()}
+        )
+        with self._lock:
+            for lane in lanes:
+                begin = lane.begin - lane.begin % HOUR_MS
+                self._lane_progress[lane.key] = AppProgress(begin=begin, frontier=None)
+                self._planners[lane.key] = WindowPlanner(
+                    begin,
+                    lane.end,
+                    max(self._min_window, min(self._max_window, LANE_INITIAL_WINDOW_MS)),
+                    self._min_window,
+                    self._max_window,
+                    self._target_rows,
+                )
+            self._emit_state()  # the objects to read are in the state before their first window
+        return [lane.key for lane in lanes]
 
     def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
         """Called by the retriever when a window is read: feeds the window-size planner."""
-        app = stream_slice["app_id"] if "app_id" in stream_slice else stream_slice.partition["app_id"]  # type: ignore[attr-defined]
+        lane = _lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
-            planner = self._planners.get(app)
+            planner = self._planners.get(lane)
             if planner is not None:
                 planner.observe(end - start, rows)
 
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """A window the retriever ends without reading it (visitor history refused): never completed."""
-        app = stream_slice["app_id"] if "app_id" in stream_slice else stream_slice.partition["app_id"]  # type: ignore[attr-defined]
         with self._lock:
-            self._abandoned.add((app, int(stream_slice["start"])))
+            self._abandoned.add((_lane_of(stream_slice), int(stream_slice["start"])))
 
     def close_partition(self, partition: Partition) -> None:
         stream_slice = partition.to_slice()
         assert stream_slice is not None
-        app = stream_slice.partition["app_id"]  # type: ignore[attr-defined]
+        app = _lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             if (app, start) in self._abandoned:  # not read: the frontier stays before it
@@ -437,6 +477,13 @@ class ActivityCursor(Cursor):
                 self._emit_state()
                 return
             started = self._read_started.pop((app, start), self._clock())
+            if isinstance(app, tuple):  # a tag's history: before the app's saved frontier, settled
+                lane = self._lane_progress[app]
+                lane.complete(start, end, end)
+                assert self._backfill is not None
+                self._backfill.positions[app] = lane.frontier if lane.frontier is not None else lane.begin
+                self._emit_state()
+                return
             settled_at = started - self._settle_ms
             settled_at -= settled_at % HOUR_MS
             self._progress[app].complete(start, end, settled_at)
@@ -463,3 +510,11 @@ class ActivityCursor(Cursor):
 
     def should_be_synced(self, record: Record) -> bool:
         return True
+
+
+def _lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
+    """The lane a window belongs to: its app partition, or (app partition, object id) for a tag's history."""
+    partition = stream_slice.partition if isinstance(stream_slice, StreamSlice) else stream_slice
+    app = str(partition["app_id"])
+    object_id = partition.get("object_id")
+    return app if object_id is None else (app, str(object_id))

@@ -77,10 +77,13 @@ class CustomAggregationRetriever(ActivityRetriever):
 
     # ------------------------------------------------------------------ one window (activity sources)
     def _read_window(
-        self, app: str, start: int, end: int, builder: RecordSink
+        self, app: str, start: int, end: int, builder: RecordSink, object_id: str | None = None
     ) -> Generator[RecordBatch, None, int]:
         """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
-        start_date has a time: the period holding it started before start_date and is not read)."""
+        start_date has a time: the period holding it started before start_date and is not read). Custom streams
+        have no per-object lanes (a new tag's history is read for feature_events and page_events only)."""
+        if object_id is not None:
+            raise AssertionError(f"{self.name}: a custom aggregation stream has no per-object windows")
         run = _WindowRun(app, start, end, builder)
         length = self._period_length
         bucket = -(-start // length) * length

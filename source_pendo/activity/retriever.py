@@ -63,6 +63,7 @@ from ..pendo import (
     DAY_MS,
     EVERY_APP,
     HOUR_MS,
+    OBJECT_ID_PARAM,
     PERIOD_RANGE,
     aggregation_body,
     literal,
@@ -160,6 +161,7 @@ class ActivityRetriever(Retriever):
     ) -> Iterable[StreamData]:
         assert stream_slice is not None
         app = stream_slice.partition["app_id"]
+        object_id = stream_slice.partition.get("object_id")  # a new tag's history (backfill.py)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         builder = RecordBatchBuilder(self.name)
         try:
@@ -168,14 +170,14 @@ class ActivityRetriever(Retriever):
                     first, self._running_sent = not self._running_sent, True
                 if first:
                     yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
-            pages = yield from self._read_window(app, start, end, builder)
+            pages = yield from self._read_window(app, start, end, builder, object_id)
             batch = builder.flush()
             if batch is not None:
                 yield batch
             with self._running_lock:  # logged under the lock: the running totals appear in increasing order
                 self._records_so_far += builder.total
                 LOGGER.info(
-                    f"{self.name}: app {app}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {self._records_so_far} records so far"
+                    f"{self.name}: app {app}{f', tag {object_id}' if object_id else ''}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {self._records_so_far} records so far"
                 )
             if self.cursor is not None:
                 self.cursor.observe_window(stream_slice, builder.total)
@@ -193,10 +195,11 @@ class ActivityRetriever(Retriever):
         yield from self._read_window(app, start, end, sink)
 
     def _read_window(
-        self, app: str, start: int, end: int, builder: RecordSink
+        self, app: str, start: int, end: int, builder: RecordSink, object_id: str | None = None
     ) -> Generator[RecordBatch, None, int]:
-        """The window's records (batches yielded); returns the number of requests that answered."""
-        run = _WindowRun(app, start, end, builder)
+        """The window's records (batches yielded), of one object when `object_id` is given; returns the number
+        of requests that answered."""
+        run = _WindowRun(app, start, end, builder, object_id)
         if self._is_rollup:
             yield from self._read_range(run, start, end)
         else:
@@ -632,8 +635,11 @@ class ActivityRetriever(Retriever):
             first = last = int(keyset[0])
         app_param: Any = EVERY_APP if run.app == "*" else [str(run.app)]
         period = PERIOD_RANGE[self._period] if self._is_rollup else PERIOD_RANGE["HOUR"]
+        params: dict[str, Any] = {"appId": app_param}
+        if run.object_id is not None:
+            params[OBJECT_ID_PARAM[self.source]] = run.object_id
         source: dict[str, Any] = {
-            self.source: {"appId": app_param},
+            self.source: params,
             "timeSeries": {"period": period, "first": first, "last": str(last)},
         }
         pipeline: list[dict[str, Any]] = [{"source": source}]
@@ -676,6 +682,7 @@ class _WindowRun:
     start: int
     end: int
     builder: RecordSink
+    object_id: str | None = None  # one object's rows (a new tag's history), or every object's
     pages: int = 0
     resumes: int = 0
 

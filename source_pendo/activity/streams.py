@@ -32,6 +32,7 @@ from ..clock import now_ms
 from ..config import end_ms
 from ..filters import stream_filter
 from ..pendo import DAY_MS, HISTORY_DAYS, HOUR_MS, MAX_WINDOW_MS
+from .backfill import TagBackfill, read_catalogue
 from .cursor import ActivityCursor, StateContext, WindowPolicy
 
 if TYPE_CHECKING:
@@ -79,6 +80,29 @@ def declared_lookback_ms(incremental: Mapping[str, Any], config: Mapping[str, An
     return int(duration // _MS)
 
 
+def build_tag_backfill(
+    source: ConcurrentDeclarativeSource,
+    stream_config: Mapping[str, Any],
+    config: Mapping[str, Any],
+    start_ms: int,
+) -> TagBackfill | None:
+    """A new tag's history (backfill.py) for the streams whose retriever declares a `catalogue_requester`,
+    unless `backfill_new_tags` is off."""
+    definition = stream_config["retriever"].get("catalogue_requester")
+    if not definition or config.get("backfill_new_tags") is False:
+        return None
+    requester = source._constructor.create_component(
+        models.HttpRequester, definition, config, name=stream_config["name"]
+    )
+    return TagBackfill(
+        stream_name=stream_config["name"],
+        catalogue=lambda: read_catalogue(requester),
+        settle_ms=int(config.get("tag_settle_days", 2)) * DAY_MS,
+        start_ms=start_ms,
+        clock=now_ms,
+    )
+
+
 def build_activity_stream(
     source: ConcurrentDeclarativeSource, stream_config: Mapping[str, Any], config: Mapping[str, Any]
 ) -> DefaultStream:
@@ -122,6 +146,7 @@ def build_activity_stream(
         partitions=partitions,
         windows=windows,
         state_context=state_context,
+        backfill=build_tag_backfill(source, stream_config, config, first_ms),
     )
     retriever = source._constructor.create_component(
         models.CustomRetriever,

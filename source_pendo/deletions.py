@@ -1,0 +1,169 @@
+"""Deletions in the catalogue: an object listed at the last sync and gone now becomes a deletion record.
+
+The catalogue streams (features, pages, guides, track_types, reports, segments), read incrementally, save the
+ids their listing held next to their cursor (`listed_ids`, a sorted list: about 30 bytes per object in the
+state, ~300 KB for 10,000 objects). components/listed_ids.py notes every listed id as the pages arrive (before
+the CDK's client-side cursor drops the unchanged objects). When the stream completes, `CatalogueDeletions`
+(SourcePendo.read, in the main thread, in order with the stream's messages), before the stream's COMPLETE status:
+ * emits, for each saved id not listed now, `{"id": …, "lastUpdatedAt": <now ms>, "_ab_cdc_deleted_at": <now>}`
+   (Airbyte's convention: an append_dedup destination removes the row; lastUpdatedAt, the cursor, makes the
+   deletion the newest version of the row);
+ * emits, as an ordinary record, each object listed now that the saved listing did not hold and the cursor
+   did not let through (a deleted object that reappeared with its old lastUpdatedAt);
+ * emits the stream's state again with the new listing.
+Every earlier state message of the stream carries the saved listing, so a sync that fails or is killed before
+the end notices the same deletions next time (a deletion may then arrive twice; append_dedup is unaffected).
+A stream that does not complete, a first incremental sync (no saved listing) and full refresh emit no deletions.
+A listing that comes back empty while the saved one was not is not trusted (one warning, the saved listing
+kept): Pendo answering an empty list for a subscription that had objects is likelier an error than a purge.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from airbyte_cdk.models import (
+    AirbyteMessage,
+    AirbyteRecordMessage,
+    AirbyteStateMessage,
+    AirbyteStreamStatus,
+    ConfiguredAirbyteCatalog,
+    FailureType,
+    SyncMode,
+    TraceType,
+    Type,
+)
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .clock import now_ms
+
+CATALOGUE_STREAMS = ("features", "pages", "guides", "track_types", "reports", "segments")
+LISTED_KEY = "listed_ids"
+DELETED_AT = "_ab_cdc_deleted_at"
+CURSOR_FIELD = "lastUpdatedAt"
+LOGGER = logging.getLogger("airbyte")
+
+
+class Listings:
+    """The objects each catalogue stream's listing held in this sync: id -> object (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def reset(self) -> None:
+        with self._lock:
+            self._objects.clear()
+
+    def note(self, stream: str, record: Mapping[str, Any]) -> None:
+        oid = record.get("id")
+        if stream in CATALOGUE_STREAMS and isinstance(oid, str):
+            with self._lock:
+                self._objects.setdefault(stream, {})[oid] = dict(record)
+
+    def of(self, stream: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._objects.get(stream, {}))
+
+
+LISTINGS = Listings()
+
+
+def saved_listing(stream: str, stream_state: Any) -> set[str] | None:
+    """The listing a stream's saved state holds; None before the first incremental sync with deletions."""
+    listed = getattr(stream_state, LISTED_KEY, None) if stream_state is not None else None
+    if listed is None:
+        return None
+    if not isinstance(listed, list) or not all(isinstance(i, str) for i in listed):
+        message = (
+            f"The saved state of stream {stream} is invalid: {LISTED_KEY} is not a list of object ids. Correct it "
+            f"in the connection state, or clear the stream's data (reset {stream}) to sync it again."
+        )
+        raise AirbyteTracedException(
+            message=message, internal_message=message, failure_type=FailureType.config_error
+        )
+    return set(listed)
+
+
+class CatalogueDeletions:
+    """Turns the end of each incremental catalogue stream into its deletion records (module docstring)."""
+
+    def __init__(self, catalog: ConfiguredAirbyteCatalog | None, state: Iterable[AirbyteStateMessage] | None):
+        self._tracked = {
+            s.stream.name
+            for s in (catalog.streams if catalog else [])
+            if s.stream.name in CATALOGUE_STREAMS and s.sync_mode == SyncMode.incremental
+        }
+        self._saved: dict[str, set[str] | None] = {}
+        for message in state or []:
+            stream = message.stream
+            if stream is not None and stream.stream_descriptor.name in self._tracked:
+                name = stream.stream_descriptor.name
+                self._saved[name] = saved_listing(name, stream.stream_state)
+        self._emitted: dict[str, set[str]] = {name: set() for name in self._tracked}
+        self._last_state: dict[str, AirbyteMessage] = {}
+
+    def process(self, message: AirbyteMessage) -> Iterator[AirbyteMessage]:
+        """The message, with what deletions add around it."""
+        if message.type == Type.RECORD and message.record and message.record.stream in self._tracked:
+            oid = message.record.data.get("id")
+            if isinstance(oid, str):
+                self._emitted[message.record.stream].add(oid)
+        elif message.type == Type.STATE and message.state and message.state.stream:
+            name = message.state.stream.stream_descriptor.name
+            if name in self._tracked and message.state.stream.stream_state is not None:
+                saved = self._saved.get(name)
+                if saved is not None:  # until the stream completes, the listing of the last sync
+                    setattr(message.state.stream.stream_state, LISTED_KEY, sorted(saved))
+                self._last_state[name] = message
+        elif message.type == Type.TRACE and message.trace and message.trace.type == TraceType.STREAM_STATUS:
+            status = message.trace.stream_status
+            if (
+                status is not None
+                and status.status == AirbyteStreamStatus.COMPLETE
+                and status.stream_descriptor.name in self._tracked
+            ):
+                yield from self._complete(status.stream_descriptor.name)
+        yield message
+
+    def _complete(self, name: str) -> Iterator[AirbyteMessage]:
+        listed = LISTINGS.of(name)
+        saved = self._saved.get(name)
+        if saved and not listed:
+            LOGGER.warning(
+                f"{name}: Pendo listed no objects, where the last sync listed {len(saved)}; not taking that as "
+                "their deletion (kept for the next sync to compare with)."
+            )
+            return
+        now = now_ms()
+        if saved is not None:
+            stamp = datetime.fromtimestamp(now / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+            gone = sorted(saved - set(listed))
+            for oid in gone:
+                yield _record(name, {"id": oid, CURSOR_FIELD: now, DELETED_AT: stamp}, now)
+            back = sorted(set(listed) - saved - self._emitted[name])
+            for oid in back:  # as the CDK emits an object: a top-level null is left out
+                yield _record(name, {k: v for k, v in listed[oid].items() if v is not None}, now)
+            if gone or back:
+                LOGGER.info(
+                    f"{name}: {len(gone)} object(s) deleted in Pendo since the last sync (deletion records "
+                    f"emitted), {len(back)} listed again"
+                )
+        last = self._last_state.get(name)
+        if last is None or last.state is None or last.state.stream is None:
+            return
+        state = copy.deepcopy(last)
+        setattr(state.state.stream.stream_state, LISTED_KEY, sorted(listed))  # type: ignore[union-attr]
+        self._saved[name] = set(listed)
+        yield state
+
+
+def _record(stream: str, data: Mapping[str, Any], now: int) -> AirbyteMessage:
+    return AirbyteMessage(
+        type=Type.RECORD, record=AirbyteRecordMessage(stream=stream, data=dict(data), emitted_at=now)
+    )
