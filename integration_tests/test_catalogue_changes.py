@@ -8,6 +8,7 @@ from the saved state, as the platform would.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,6 +188,31 @@ def test_a_rule_edit_rereads_the_objects_history(world, base_config, discovered)
     stale = [r for r in before if r["visitorId"] == gone_visitor]
     assert stale
     assert_records_equal("feature_events", table, want + stale)
+
+
+def test_new_tags_history_after_end_date_is_read_up_to_end_date_only(world, base_config, discovered):
+    """A stream whose frontier reached end_date reads no forward window again, but a tag created since has
+    history inside [start_date, end_date]: the next sync reads exactly that (docs/pendo.md, "End date")."""
+    process, features, pages = world
+    end_ms = process.dataset().now_ms - process.dataset().now_ms % DAY_MS - 2 * DAY_MS  # after end_date's day
+    end_date = time.strftime("%Y-%m-%d", time.gmtime((end_ms - DAY_MS) / 1000))
+    config = _config(base_config, process, end_date=end_date)
+    catalog = catalog_for(["feature_events", "page_events"], discovered=discovered)
+    first = run_connector("read", config, catalog)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert all(_frontier(first, stream) == end_ms for stream in OBJECT_FIELD)
+
+    process.change_catalogue({"op": "tag", "ids": features + pages})
+    truth = GroundTruth(process.dataset())
+    second = run_connector("read", config, catalog, state=first.final_state())
+
+    assert second.returncode == 0, second.stderr[-3000:]
+    for stream, ids in (("feature_events", features), ("page_events", pages)):
+        want = _of(truth.records(stream, config), stream, ids)
+        assert want and all(r["periodStart"] < end_ms for r in want)
+        assert_records_equal(stream, _of(second.records(stream), stream, ids), want)
+        assert all(r["periodStart"] < end_ms for r in second.records(stream))
+        assert _frontier(second, stream) == end_ms
 
 
 def test_backfill_switched_off_reads_only_from_the_cursor(world, base_config, discovered):

@@ -121,7 +121,9 @@ def test_end_date_records_and_state_stop_there_and_the_next_sync_emits_nothing(w
     streams = ["events", "page_events", "guide_events", "poll_events"]
     end_date = _day(world.truth.ds.now_ms - 3 * DAY_MS)
     end = world.truth.ds.now_ms - world.truth.ds.now_ms % DAY_MS - 2 * DAY_MS  # the midnight after end_date
-    config = dict(world.config, end_date=end_date)
+    # without a new tag's history: it would read again, up to end_date, the objects the emulator's catalogue
+    # changed within tag_settle_days (docs/pendo.md, "End date"); tested in test_catalogue_changes.py
+    config = dict(world.config, end_date=end_date, backfill_new_tags=False)
     catalog = catalog_for(streams, discovered=world.discovered)
 
     first = world.read(config, catalog)
@@ -135,7 +137,8 @@ def test_end_date_records_and_state_stop_there_and_the_next_sync_emits_nothing(w
         frontier
         for state in first.final_state()
         for app in state["stream"]["stream_state"]["apps"].values()
-        for frontier in app.values()
+        for key, frontier in app.items()
+        if key != "backfill"
     ]
     assert len(frontiers) == len(streams) and all(f == end for f in frontiers), frontiers
 
