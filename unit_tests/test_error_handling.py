@@ -13,6 +13,7 @@ from builders import (
     API_KEY,
     ConfigBuilder,
     aggregation_request,
+    aggregation_response,
     get_request,
     json_response,
     mock_count,
@@ -269,7 +270,14 @@ def test_an_entity_page_answered_by_an_error_object_is_asked_again_never_a_recor
         _accounts_request(),
         [json_response({"error": "internal error, try again"}), json_response(payload("accounts"))],
     )
+    http_mocker.post(  # the probe after the short page (builders.mock_keyset_pages)
+        aggregation_request(
+            "accounts", {"accounts": {"appId": ALL_APPS}}, 'accountId > "Globex"', "accountId"
+        ),
+        aggregation_response([]),
+    )
     with patch("time.sleep"):
         output = read_stream("accounts", ConfigBuilder().build())
+    assert not output.errors
     assert len(output.records) == len(payload("accounts")["results"])
     assert all("error" not in r.record.data for r in output.records)
