@@ -287,20 +287,10 @@ NON_ROW_BODIES = {
 
 @pytest.mark.parametrize("kind", list(NON_ROW_BODIES))
 def test_a_200_that_is_not_rows_is_retried_never_read_as_an_empty_page(
-    kind, proxy, config, truth, discovered, request
+    kind, proxy, config, truth, discovered
 ):
     """Each target answers the non-row 200 once: a connector that retries reads exactly the truth; one that takes
     it for an empty (or one-row) page loses the rows silently, which the invariant catches."""
-    if kind != "text_plain_truncated":
-        request.applymarker(
-            xfail(
-                f"a 200 {kind.replace('_', ' ')} on a REST list or entity aggregation is read as an empty page (rows lost, exit 0)"
-            )
-        )
-    else:
-        request.applymarker(
-            xfail("a 200 text/plain truncated body on a REST list or entity aggregation is not retried")
-        )
     proxy.set_modes(
         [dict(NON_ROW_BODIES[kind], kind="body", times=1, **target) for target in NON_ROW_TARGETS]
     )
@@ -351,25 +341,37 @@ def test_a_server_ignoring_the_keyset_is_detected_never_endless_duplicates(small
         assert_loud(run, "feature_events")
 
 
-@xfail("a server capping results below `limit` looks like the last page: rows are lost with exit 0")
-def test_a_server_capping_results_below_the_limit_is_detected(proxy, config, truth, discovered):
+def test_a_server_capping_entity_answers_below_the_limit_is_paged_at_its_cap_without_loss(
+    proxy, config, truth, discovered
+):
+    """At most 2 rows per accounts answer whatever `limit` says: the probe after the first short page brings
+    rows, so the connector pages on with pages of 2 taken as full (BEHAVIOR.md §B-17): exactly the truth, and
+    one WARNING naming the cap."""
     proxy.set_modes(
         [
-            {"kind": "cap", "max_rows": 3, "route": "aggregation", "source": "events"},
             {
                 "kind": "cap",
                 "max_rows": 2,
                 "route": "aggregation",
                 "source": "accounts",
                 "body_contains": '"sort"',
-            },
+            }
         ]
     )
-    streams = ["events", "accounts"]
-    run = run_connector("read", config, catalog_for(streams, discovered=discovered), timeout=120)
+    run = run_connector("read", config, catalog_for(["accounts"], discovered=discovered), timeout=120)
     assert any(r.get("changed") for r in proxy.fired("cap")), "the cap never cut a page"
-    assert_never_lost([run], expected(truth, config, streams), lookback_days=1, complete=False)
-    assert_loud(run, "limit")
+    assert_never_lost([run], expected(truth, config, ["accounts"]), lookback_days=1)
+    assert len([line for line in run.logs() if "caps answers at 2 rows" in line]) == 1
+
+
+@xfail(
+    "the activity pager does not probe after a short page yet: a capped events answer looks like the last page"
+)
+def test_a_server_capping_activity_answers_below_the_limit_is_detected(proxy, config, truth, discovered):
+    proxy.set_modes([{"kind": "cap", "max_rows": 3, "route": "aggregation", "source": "events"}])
+    run = run_connector("read", config, catalog_for(["events"], discovered=discovered), timeout=120)
+    assert any(r.get("changed") for r in proxy.fired("cap")), "the cap never cut a page"
+    assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
 
 
 # ----------------------------------------------------------------------------------------------- stdout closed

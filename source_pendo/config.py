@@ -98,8 +98,10 @@ def validate_config(config: Mapping[str, Any]) -> None:
             "(the host your Pendo subscription lives on)."
         )
 
-    base_url = config.get("base_url") or ""
-    if not isinstance(base_url, str):
+    base_url = config.get("base_url")
+    if base_url is None:
+        base_url = ""
+    if not isinstance(base_url, str):  # also [], {}, 0 or false: not "empty", a wrong type
         raise _config_error(
             f"`base_url` must be text such as https://app.pendo.io (or left empty to use `region`), not {base_url!r}."
         )
@@ -192,6 +194,36 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise _config_error(f"`{field}` is {value!r}: it must be a whole number from {low} to {high}.")
 
     validate_custom_aggregations(config)
+    _check_against_spec(config)
+
+
+def _check_against_spec(config: Mapping[str, Any]) -> None:
+    """The spec's own JSON-schema check, which the CDK runs next and would otherwise end in a traceback with a
+    message naming no field (`[] is not of type 'boolean'`): whatever the checks above let through (a setting
+    of the wrong type such as `include_anonymous_visitors: []` or `base_url: []`) gets one config error."""
+    import jsonschema
+
+    from .spec import spec_message
+
+    schema = spec_message()["spec"]["connectionSpecification"]
+    # what the CDK checks: the config the source runs with (complete_config: defaults, trimmed app ids, no nulls)
+    user = {key: value for key, value in complete_config(config).items() if not str(key).startswith("__")}
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(user), key=lambda e: list(map(str, e.path))
+    )
+    if not errors:
+        return
+    error = errors[0]
+    field = str(error.path[0]) if error.path else None
+    if field is None:
+        raise _config_error(f"The config is not valid for this connector: {_shorten(error.message, 200)}.")
+    value = "(hidden)" if field == "api_key" else _shorten(repr(config.get(field)))
+    wanted = (schema.get("properties", {}).get(field) or {}).get("type") or error.validator
+    raise _config_error(
+        f"`{field}` is {value}, which this setting does not accept (expected {wanted}"
+        f"{'' if error.validator == 'type' else f'; {error.validator} {_shorten(repr(error.validator_value))}'}): "
+        "fix it in the source's settings, or remove it to use the default."
+    )
 
 
 def is_app_id(value: Any) -> bool:

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
 from airbyte_cdk.logger import PRINT_BUFFER, is_platform_debug_log_enabled
-from airbyte_cdk.models import AirbyteLogMessage, AirbyteMessage, Level, TraceType, Type
+from airbyte_cdk.models import AirbyteLogMessage, AirbyteMessage, FailureType, Level, TraceType, Type
 from airbyte_cdk.sources.connector_state_manager import HashableStreamDescriptor
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, get_secrets, update_secrets
 from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
@@ -98,7 +98,16 @@ class PendoEntrypoint(AirbyteEntrypoint):
                             yield self.airbyte_message_to_string(message)
                 except AirbyteTracedException as error:
                     if not self.is_reported_summary(error):
-                        raise
+                        # raised before any stream read (building the streams: e.g. a saved state this version
+                        # cannot read): one ERROR trace, never an exception escaping as a traceback
+                        message = error.as_sanitized_airbyte_message()
+                        if (
+                            error.failure_type == FailureType.config_error
+                            and message.trace
+                            and message.trace.error
+                        ):
+                            message.trace.error.stack_trace = None  # nothing to debug in a bad input
+                        yield self.airbyte_message_to_string(self.first_error_only(message))
                     self.failed = True
             finally:
                 yield from map(self.airbyte_message_to_string, self._emit_queued_messages(self.source))

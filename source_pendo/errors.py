@@ -20,6 +20,7 @@ import orjson
 import requests
 
 from source_pendo.config import DEFAULTS, REGION_HOSTS, api_base
+from source_pendo.masking import secret_forms
 
 KEYS_PAGE = "Settings > Integrations > Integration Keys"
 BODY_QUOTE_CHARS = 200
@@ -68,10 +69,14 @@ def is_aggregation(response: requests.Response) -> bool:
 def body_start(response: requests.Response, config: Mapping[str, Any]) -> str:
     """The first characters of the body, one line, the key masked (it never belongs in a message)."""
     text = (response.content or b"")[: BODY_QUOTE_CHARS * 4].decode("utf-8", errors="replace")
+    return quoted(text, config)
+
+
+def quoted(text: str, config: Mapping[str, Any]) -> str:
+    """`text` on one line, cut to BODY_QUOTE_CHARS, every printable form of the secrets masked (masking.py)."""
     text = " ".join(text.split())
-    key = str(config.get("api_key") or "").strip()
-    if key:
-        text = text.replace(key, "****")
+    for form in secret_forms(config):
+        text = text.replace(form, "****")
     return text[:BODY_QUOTE_CHARS] + ("…" if len(text) > BODY_QUOTE_CHARS else "") if text else "(empty body)"
 
 

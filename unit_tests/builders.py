@@ -285,3 +285,34 @@ def record_data(output: EntrypointOutput) -> list[dict[str, Any]]:
 
 def in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda data: json.dumps(data, sort_keys=True))
+
+
+def mock_keyset_pages(
+    http_mocker: HttpMocker,
+    request_for: Any,
+    pages: list[list[dict[str, Any]]],
+    id_field: str,
+    limit: int = 50_000,
+) -> list[HttpRequest]:
+    """An entity keyset read (accounts, visitors, track_types): each page at its key ("" first, then the last id
+    of the page before), and the probe KeysetPagination sends after a short page that is not empty and as long
+    as every page before it (a server capping answers below `limit` would answer such a page; BEHAVIOR.md
+    §B-17), answered with no rows as a normal server does. `request_for(after)` builds the request; returns
+    the requests in order, the probe last when there is one."""
+    requests, after, largest = [], "", 0
+    for rows in pages:
+        request = request_for(after)
+        http_mocker.post(request, aggregation_response(rows))
+        requests.append(request)
+        if rows:
+            after = str(rows[-1][id_field])
+        short = len(rows) < limit
+        probe = short and len(rows) > 0 and len(rows) >= largest
+        largest = max(largest, len(rows))
+        if short:
+            if probe:
+                request = request_for(after)
+                http_mocker.post(request, aggregation_response([]))
+                requests.append(request)
+            break
+    return requests

@@ -8,8 +8,8 @@ from builders import (
     ALL_APPS,
     ConfigBuilder,
     aggregation_request,
-    aggregation_response,
     mock_count,
+    mock_keyset_pages,
     mock_metadata_schema,
     payload,
     read_stream,
@@ -18,20 +18,25 @@ from builders import (
 _STREAM = "accounts"
 
 
-def _accounts_request(app_ids: object = ALL_APPS):
+def _accounts_request(app_ids: object = ALL_APPS, after: str = ""):
     return aggregation_request(
         _STREAM,
         {"accounts": {"appId": app_ids}},
-        'accountId > ""',
+        f'accountId > "{after}"',
         "accountId",
     )
+
+
+def _mock_accounts(http_mocker: HttpMocker, rows: list, app_ids: object = ALL_APPS) -> None:
+    """The one page of rows, and the probe after it (a short first page, builders.mock_keyset_pages)."""
+    mock_keyset_pages(http_mocker, lambda after: _accounts_request(app_ids, after), [rows], "accountId")
 
 
 def test_accounts_configured_app_ids_become_the_source_app_list(http_mocker: HttpMocker) -> None:
     app_ids = ["-323232", "5629499534213120"]
     mock_metadata_schema(http_mocker, _STREAM)
     mock_count(http_mocker, _STREAM, {"accounts": {"appId": app_ids}})
-    http_mocker.post(_accounts_request(app_ids=app_ids), aggregation_response(payload(_STREAM)["results"]))
+    _mock_accounts(http_mocker, payload(_STREAM)["results"], app_ids)
 
     output = read_stream(_STREAM, ConfigBuilder().with_(app_ids=app_ids).build())
 
@@ -42,7 +47,7 @@ def test_accounts_record_is_the_row_plus_lastupdated_and_metadata_columns(http_m
     row = payload(_STREAM)["results"][0]
     mock_metadata_schema(http_mocker, _STREAM)
     mock_count(http_mocker, _STREAM, {"accounts": {"appId": ALL_APPS}})
-    http_mocker.post(_accounts_request(), aggregation_response([row]))
+    _mock_accounts(http_mocker, [row])
 
     output = read_stream(_STREAM, ConfigBuilder().build())
 

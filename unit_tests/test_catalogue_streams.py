@@ -14,6 +14,7 @@ from builders import (
     aggregation_response,
     get_request,
     json_response,
+    mock_keyset_pages,
     payload,
     read_stream,
     state,
@@ -38,7 +39,9 @@ def track_types_request(app_ids: object = ALL_APPS, after: str = "", limit: int 
 
 def _mock_list(http_mocker: HttpMocker, stream: str) -> None:
     if stream == "track_types":
-        http_mocker.post(track_types_request(), aggregation_response(payload(stream)))
+        mock_keyset_pages(
+            http_mocker, lambda after: track_types_request(after=after), [payload(stream)], "id"
+        )
         return
     endpoint, query = _LISTS[stream]
     http_mocker.get(get_request(endpoint, **query), json_response(payload(stream)))

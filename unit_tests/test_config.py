@@ -157,3 +157,23 @@ def test_config_constants_match_the_spec() -> None:
     assert {name: spec[name]["default"] for name in DEFAULTS} == DEFAULTS
     assert {name: (spec[name]["minimum"], spec[name]["maximum"]) for name in RANGES} == RANGES
     assert spec["region"]["enum"] == list(REGION_HOSTS)
+
+
+@pytest.mark.parametrize(
+    "fields,expected",
+    [
+        (
+            {"include_anonymous_visitors": []},
+            "`include_anonymous_visitors` is [], which this setting does not accept",
+        ),
+        ({"include_anonymous_visitors": "yes"}, "(expected boolean)"),
+        ({"base_url": []}, "`base_url` must be text"),
+        ({"base_url": 0}, "`base_url` must be text"),
+    ],
+)
+def test_config_a_setting_of_the_wrong_type_is_named_not_left_to_the_cdk_schema_check(
+    fields: dict[str, Any], expected: str
+) -> None:
+    """Found by the fuzz test: a falsy value of the wrong type passed the checks and the CDK's spec check then
+    failed with a traceback naming no setting (`[] is not of type 'boolean'`)."""
+    assert expected in _message(**fields)

@@ -20,6 +20,7 @@ from builders import (
     aggregation_request,
     aggregation_response,
     mock_count,
+    mock_keyset_pages,
     mock_metadata_schema,
     payload,
     read_stream,
@@ -47,6 +48,18 @@ class Entity:
             f'{self.id_field} > "{after}"'
             # without state (since 0) no lastupdated condition: it would drop rows lacking the field (R-3)
             + (f" && metadata.auto.lastupdated >= {since_ms}" if since_ms else ""),
+            self.id_field,
+            limit,
+        )
+
+    def mock_pages(
+        self, http_mocker: HttpMocker, *pages: list[dict[str, Any]], since_ms: int = 0, limit: int = 50_000
+    ) -> list[Any]:
+        """The pages of one read, and the probe after a short last page (builders.mock_keyset_pages)."""
+        return mock_keyset_pages(
+            http_mocker,
+            lambda after: self.request(after, since_ms, limit),
+            list(pages),
             self.id_field,
             limit,
         )
@@ -86,7 +99,7 @@ def test_entity_first_page_body_is_the_keyset_query_of_the_configured_source(
     http_mocker: HttpMocker, entity: Entity
 ) -> None:
     _mock_read_prerequisites(http_mocker, entity)
-    http_mocker.post(entity.request(), aggregation_response(payload(entity.stream)["results"]))
+    entity.mock_pages(http_mocker, payload(entity.stream)["results"])
 
     output = read_stream(entity.stream, ConfigBuilder().build())
 
@@ -111,7 +124,7 @@ def test_entity_next_page_starts_after_the_last_id_escaping_quote_and_backslash(
             _PAGE,
         ),
         aggregation_response(rows_like(entity.stream, entity.id_field, ["zeta"])),
-    )
+    )  # one row after a page of 1,000: the last page (shorter than an earlier answer), no probe
 
     output = read_stream(entity.stream, ConfigBuilder().with_(page_size=_PAGE).build())
 
@@ -132,14 +145,43 @@ def test_entity_numeric_looking_id_stays_a_string_key(http_mocker: HttpMocker, e
 
 
 @ENTITIES
-def test_entity_short_page_is_the_last_request(http_mocker: HttpMocker, entity: Entity) -> None:
+def test_entity_short_first_page_is_followed_by_one_probe_then_the_read_stops(
+    http_mocker: HttpMocker, entity: Entity
+) -> None:
+    """A short first page may be a server cap (§B-17): the next key is asked once; no rows: the read is done."""
     _mock_read_prerequisites(http_mocker, entity)
-    request = entity.request(limit=_PAGE)
-    http_mocker.post(request, aggregation_response(rows_like(entity.stream, entity.id_field, ["a", "b"])))
+    page = rows_like(entity.stream, entity.id_field, ["a", "b"])
+    first, probe = entity.mock_pages(http_mocker, page, limit=_PAGE)
 
-    read_stream(entity.stream, ConfigBuilder().with_(page_size=_PAGE).build())
+    output = read_stream(entity.stream, ConfigBuilder().with_(page_size=_PAGE).build())
 
-    http_mocker.assert_number_of_calls(request, 1)
+    assert entity.ids_of(output) == ["a", "b"] and not output.errors
+    assert probe.__dict__ == entity.request(after="b", limit=_PAGE).__dict__
+    http_mocker.assert_number_of_calls(first, 1)
+
+
+@ENTITIES
+def test_entity_server_capping_answers_below_the_limit_is_paged_at_its_cap_with_one_warning(
+    http_mocker: HttpMocker, entity: Entity
+) -> None:
+    """Pendo (or a proxy) answers at most 2 rows to `limit` 1,000: the probe after the first short page brings
+    rows, so pages of 2 are full from then on; every row is read and one WARNING names the cap."""
+    _mock_read_prerequisites(http_mocker, entity)
+    ids = ["a", "b", "c", "d", "e"]
+    pages = [ids[0:2], ids[2:4], ids[4:5]]  # the probe after [a, b] is the request for [c, d]
+    after = ""
+    for page in pages:
+        http_mocker.post(
+            entity.request(after=after, limit=_PAGE),
+            aggregation_response(rows_like(entity.stream, entity.id_field, page)),
+        )
+        after = page[-1] if page else after
+
+    output = read_stream(entity.stream, ConfigBuilder().with_(page_size=_PAGE).build())
+
+    assert entity.ids_of(output) == ids and not output.errors
+    warnings = [m.log.message for m in output.logs if "caps answers at 2 rows" in m.log.message]
+    assert len(warnings) == 1 and entity.stream in warnings[0]
 
 
 # ------------------------------------------------------------------------------------------ incremental
@@ -153,7 +195,7 @@ def test_entity_without_state_reads_everything_and_saves_the_max_lastupdated(
     http_mocker: HttpMocker, entity: Entity
 ) -> None:
     _mock_read_prerequisites(http_mocker, entity)
-    http_mocker.post(entity.request(since_ms=0), aggregation_response(payload(entity.stream)["results"]))
+    entity.mock_pages(http_mocker, payload(entity.stream)["results"])
 
     output = read_stream(entity.stream, ConfigBuilder().build(), SyncMode.incremental)
 
@@ -168,9 +210,8 @@ def test_entity_with_state_reads_from_the_state_minus_the_lookback(
 ) -> None:
     saved = 1709305390000
     _mock_read_prerequisites(http_mocker, entity, estimated=False)
-    http_mocker.post(
-        entity.request(since_ms=saved - lookback_days * DAY_MS),
-        aggregation_response(payload(entity.stream)["results"][:1]),
+    entity.mock_pages(
+        http_mocker, payload(entity.stream)["results"][:1], since_ms=saved - lookback_days * DAY_MS
     )
 
     output = read_stream(
@@ -190,9 +231,7 @@ def test_entity_with_state_and_the_default_lookback_reads_from_one_day_before_an
 ) -> None:
     saved = 1709269300000
     _mock_read_prerequisites(http_mocker, entity, estimated=False)
-    http_mocker.post(
-        entity.request(since_ms=saved - DAY_MS), aggregation_response(payload(entity.stream)["results"])
-    )
+    entity.mock_pages(http_mocker, payload(entity.stream)["results"], since_ms=saved - DAY_MS)
 
     output = read_stream(
         entity.stream,
@@ -210,7 +249,7 @@ def test_entity_with_zero_lookback_reads_from_the_state_itself(
 ) -> None:
     saved = 1709269300000
     _mock_read_prerequisites(http_mocker, entity, estimated=False)
-    http_mocker.post(entity.request(since_ms=saved), aggregation_response(payload(entity.stream)["results"]))
+    entity.mock_pages(http_mocker, payload(entity.stream)["results"], since_ms=saved)
 
     output = read_stream(
         entity.stream,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from unittest import TestCase
 from unittest.mock import patch
 
+import pytest
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.test.mock_http import HttpMocker, HttpResponse
 from builders import (
@@ -12,6 +13,7 @@ from builders import (
     API_KEY,
     ConfigBuilder,
     aggregation_request,
+    aggregation_response,
     get_request,
     json_response,
     mock_count,
@@ -228,3 +230,54 @@ def test_requests_use_request_timeout_seconds_for_read_and_at_most_30_s_to_conne
     assert {(r["read_timeout_in_seconds"], r["connect_timeout_in_seconds"]) for r in requesters} == {
         (120, 30)
     }
+
+
+MAINTENANCE = "<!DOCTYPE html><html><title>Pendo is down for maintenance</title></html>"
+
+
+@pytest.mark.parametrize("stream,endpoint", [("segments", "segment"), ("reports", "report")])
+def test_a_rest_list_answered_by_a_maintenance_page_is_asked_again_and_read_whole(
+    http_mocker: HttpMocker, stream: str, endpoint: str
+) -> None:
+    http_mocker.get(
+        get_request(endpoint),
+        [HttpResponse(MAINTENANCE, 200, {"Content-Type": "text/html"}), json_response(payload(stream))],
+    )
+    with patch("time.sleep"):
+        output = read_stream(stream, ConfigBuilder().build())
+    assert len(output.records) == len(payload(stream)) and not output.errors
+
+
+def test_a_rest_list_that_keeps_answering_a_maintenance_page_fails_naming_it_never_empty(
+    http_mocker: HttpMocker,
+) -> None:
+    request = get_request("segment")
+    http_mocker.get(request, [HttpResponse(MAINTENANCE, 200, {"Content-Type": "text/html"})] * 4)
+    with patch("time.sleep"):
+        output = read_stream("segments", ConfigBuilder().build(), expecting_exception=True)
+    assert not output.records
+    error = _first_error(output)  # (the in-process read adds the CDK's summary; the process prints one trace)
+    assert "GET /api/v1/segment" in error.message and "Pendo is down for maintenance" in error.message
+    assert "not JSON" in error.message and "4 times" in error.message
+    http_mocker.assert_number_of_calls(request, 4)
+
+
+def test_an_entity_page_answered_by_an_error_object_is_asked_again_never_a_record(
+    http_mocker: HttpMocker,
+) -> None:
+    _mock_accounts_read_prerequisites(http_mocker)
+    http_mocker.post(
+        _accounts_request(),
+        [json_response({"error": "internal error, try again"}), json_response(payload("accounts"))],
+    )
+    http_mocker.post(  # the probe after the short page (builders.mock_keyset_pages)
+        aggregation_request(
+            "accounts", {"accounts": {"appId": ALL_APPS}}, 'accountId > "Globex"', "accountId"
+        ),
+        aggregation_response([]),
+    )
+    with patch("time.sleep"):
+        output = read_stream("accounts", ConfigBuilder().build())
+    assert not output.errors
+    assert len(output.records) == len(payload("accounts")["results"])
+    assert all("error" not in r.record.data for r in output.records)

@@ -13,6 +13,7 @@ from builders import (
     count_response,
     json_response,
     mock_count,
+    mock_keyset_pages,
     mock_metadata_schema,
     payload,
     read_stream,
@@ -30,9 +31,11 @@ STREAMS = pytest.mark.parametrize("stream", list(_SOURCES))
 def _mock_first_page(http_mocker: HttpMocker, stream: str) -> None:
     id_field = _ID_FIELDS[stream]
     mock_metadata_schema(http_mocker, stream)
-    http_mocker.post(
-        aggregation_request(stream, _SOURCES[stream], f'{id_field} > ""', id_field),
-        aggregation_response(payload(stream)["results"]),
+    mock_keyset_pages(
+        http_mocker,
+        lambda after: aggregation_request(stream, _SOURCES[stream], f'{id_field} > "{after}"', id_field),
+        [payload(stream)["results"]],
+        id_field,
     )
 
 

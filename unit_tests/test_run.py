@@ -200,3 +200,36 @@ def test_read_prints_one_error_trace_for_one_cause_failing_several_streams() -> 
     assert [m.type.value for m in shown] == ["TRACE", "LOG", "LOG"]
     assert "Stream pages failed too: Pendo's API answered a redirect" in shown[1].log.message
     assert entrypoint.failed_streams == {"events", "pages", "accounts"}
+
+
+def test_read_with_a_state_the_streams_cannot_be_built_from_prints_one_error_trace_not_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """Found by the fuzz test: the activity cursor rejects the state while the streams are built, before any
+    stream is read, and that error escaped `run()` as an exception."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog_for("events"))))
+    state = tmp_path / "state.json"
+    state.write_text(
+        json.dumps(
+            [
+                {
+                    "type": "STREAM",
+                    "stream": {"stream_descriptor": {"name": "events"}, "stream_state": {"version": None}},
+                }
+            ]
+        )
+    )
+    with pytest.raises(SystemExit) as exited:
+        _run("read", "--config", _config_file(tmp_path), "--catalog", str(catalog), "--state", str(state))
+
+    output = capfd.readouterr()
+    errors = [
+        m["trace"]["error"]
+        for m in _messages(output.out)
+        if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"
+    ]
+    assert exited.value.code == 1
+    assert len(errors) == 1 and "saved state of stream events" in errors[0]["message"]
+    assert errors[0]["failure_type"] == "config_error" and not errors[0].get("stack_trace")
+    assert API_KEY not in output.out + output.err

@@ -10,6 +10,7 @@ from builders import (
     aggregation_request,
     aggregation_response,
     mock_count,
+    mock_keyset_pages,
     mock_metadata_schema,
     payload,
     read_stream,
@@ -40,7 +41,12 @@ def test_visitors_with_anonymous_included_ask_for_all_visitors_and_keep_anonymou
     http_mocker: HttpMocker,
 ) -> None:
     _mock_read_prerequisites(http_mocker, identified=False)
-    http_mocker.post(_visitors_request(identified=False), aggregation_response(payload(_STREAM)["results"]))
+    mock_keyset_pages(
+        http_mocker,
+        lambda after: _visitors_request(identified=False, after=after),
+        [payload(_STREAM)["results"]],
+        "visitorId",
+    )
 
     output = read_stream(_STREAM, ConfigBuilder().with_(include_anonymous_visitors=True).build())
 
@@ -70,7 +76,12 @@ def test_visitors_full_page_ending_in_dropped_anonymous_rows_still_reads_the_nex
 
 def test_visitors_record_promotes_every_group_but_per_app_ones(http_mocker: HttpMocker) -> None:
     _mock_read_prerequisites(http_mocker)
-    http_mocker.post(_visitors_request(), aggregation_response(payload(_STREAM)["results"][:1]))
+    mock_keyset_pages(
+        http_mocker,
+        lambda after: _visitors_request(after=after),
+        [payload(_STREAM)["results"][:1]],
+        "visitorId",
+    )
 
     record = read_stream(_STREAM, ConfigBuilder().build()).records[0].record.data
 
@@ -85,7 +96,9 @@ def test_visitors_record_promotes_every_group_but_per_app_ones(http_mocker: Http
 def test_visitors_ask_for_every_app_whatever_app_ids_says(http_mocker: HttpMocker) -> None:
     # configured ids would make the answer depend on whether Pendo scopes visitors by app at all
     _mock_read_prerequisites(http_mocker)
-    http_mocker.post(_visitors_request(), aggregation_response(payload(_STREAM)["results"]))
+    mock_keyset_pages(
+        http_mocker, lambda after: _visitors_request(after=after), [payload(_STREAM)["results"]], "visitorId"
+    )
 
     output = read_stream(_STREAM, ConfigBuilder().with_(app_ids=["-323232"]).build())
 

@@ -56,6 +56,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from ..errors import quoted
 from ..filters import stream_filter
 from ..pendo import (
     ANONYMOUS_PREFIX,
@@ -217,6 +218,12 @@ class ActivityRetriever(Retriever):
 
     def _broke(self, run: _WindowRun, page: _PageState, broke: _BodyBroke) -> None:
         run.resumes += 1
+        if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, MalformedBody):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} with HTTP 200 and a body that is not an aggregation answer ({quoted(str(broke.__cause__), self.config)}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`.",
+                internal_message=quoted(str(broke.__cause__), self.config),
+                failure_type=FailureType.transient_error,
+            ) from None
         if run.resumes > MAX_BODY_RESUMES:
             raise AirbyteTracedException(
                 message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",

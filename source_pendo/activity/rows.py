@@ -99,7 +99,7 @@ class AggregationRowReader:
         if pos >= len(buf):
             return
         if buf[pos : pos + 1] != b"{":
-            raise MalformedBody(f"aggregation body does not start with an object: {buf[:40]!r}")
+            raise MalformedBody(f"the body does not start with a JSON object: {_start(buf)}")
         pos += 1
         while True:
             pos = _skip_ws(buf, pos)
@@ -108,7 +108,7 @@ class AggregationRowReader:
             if pos >= len(buf):
                 return
             if buf[pos : pos + 1] == b"}":
-                raise MalformedBody("aggregation body has no `results` array")
+                raise MalformedBody(f"a JSON object without `results`: {_start(buf)}")
             key_end = _string_end(buf, pos)
             if key_end is None:
                 return
@@ -228,6 +228,11 @@ class AggregationRowReader:
                 self._buf = buf[pos - 1 :]
                 return
             pos = value_end
+
+
+def _start(buf: bytes) -> str:
+    """The first bytes of a body, for a message (callers mask secrets in it)."""
+    return buf[:80].decode("utf-8", errors="replace") + ("…" if len(buf) > 80 else "")
 
 
 def _skip_ws(buf: bytes, pos: int) -> int:

@@ -8,10 +8,19 @@ Why the manifest cannot say it with `CursorPagination`:
 This strategy reads the raw page instead: its row count before filtering (which the CDK's RecordSelector
 records on the response) decides whether to go on, and the id of its last row is the next key. The filter
 itself, with the id escaped, is written in the manifest's request body.
+
+A server that caps answers below `limit` (BEHAVIOR.md §B-17) makes every page short, so "short = last" would
+lose rows with exit 0. A cap is at least every answer size seen, so a short page smaller than an earlier answer
+of the stream is the last one; a short, non-empty page at least as long as every earlier one may be a capped
+page: the next key is asked for once more (a probe; on a normal server it answers no rows, one extra request
+per stream in most syncs). When the probe brings rows, the server caps at that page's size: paging goes on with
+pages of that size taken as full, and one WARNING names the cap.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass
 from typing import Any
@@ -34,6 +43,7 @@ class _Page(msgspec.Struct):
     results: list[msgspec.Raw] = []
 
 
+LOGGER = logging.getLogger("airbyte")
 _PAGE_DECODER = msgspec.json.Decoder(_Page)
 _ROW_DECODER = msgspec.json.Decoder(dict[str, Any])
 
@@ -50,6 +60,11 @@ class KeysetPagination(PaginationStrategy):
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         size = InterpolatedString.create(str(self.page_size), parameters=parameters).eval(self.config)
         self._page_size = int(size)
+        self._name = str((parameters or {}).get("name") or self.id_field)
+        self._lock = threading.Lock()
+        self._largest = 0  # the longest answer seen: a server cap is at least this
+        self._cap: int | None = None  # a cap below page_size, once a probe proved it
+        self._probes: dict[str, int] = {}  # probe key -> the size of the short page it follows
 
     @property
     def initial_token(self) -> str:
@@ -64,7 +79,8 @@ class KeysetPagination(PaginationStrategy):
         page_size_override: int | None = None,
         stream_slice: StreamSlice | None = None,
     ) -> str | None:
-        if extracted_record_count(response, default=last_page_size) < self._page_size:
+        count = extracted_record_count(response, default=last_page_size)
+        if not self._continues(count, last_page_token_value):
             return None
         rows = _PAGE_DECODER.decode(response.content).results
         last_key = _ROW_DECODER.decode(rows[-1]).get(self.id_field) if rows else None
@@ -75,7 +91,27 @@ class KeysetPagination(PaginationStrategy):
                 internal_message=f"Keyset on {self.id_field}: last row key {last_key!r} after {last_page_token_value!r}",
                 failure_type=FailureType.system_error,
             )
+        if count < self._page_size and (self._cap is None or count < self._cap):
+            with self._lock:  # a short page taken for a possibly capped one: the next request is a probe
+                self._probes[str(last_key)] = count
         return str(last_key)
+
+    def _continues(self, rows: int, token: Any) -> bool:
+        """Whether a page of `rows` rows may have more after it (see the module doc: full, capped or suspect)."""
+        with self._lock:
+            largest, self._largest = self._largest, max(self._largest, rows)
+            probed = self._probes.pop(str(token), None) if token is not None else None
+            if probed is not None and rows > 0 and self._cap is None:
+                self._cap = probed
+                LOGGER.warning(
+                    f"{self._name}: Pendo answered {probed} rows to a request limited to {self._page_size} "
+                    f"although more rows followed: the server caps answers at {probed} rows. Paging on with "
+                    f"pages of {probed} rows taken as full (more requests, no rows lost)."
+                )
+            cap = self._cap
+        if rows >= self._page_size or (cap is not None and rows >= cap):
+            return True
+        return cap is None and rows > 0 and rows >= largest
 
     def get_page_size(self) -> int:
         return self._page_size

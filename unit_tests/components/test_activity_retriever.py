@@ -558,3 +558,30 @@ def test_a_server_ignoring_the_keyset_stops_the_sync_naming_the_stream_never_end
         caught.value.message or ""
     )
     assert len(api.bodies) <= 3
+
+
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        (b"<!DOCTYPE html><html><title>Down for maintenance</title></html>", "Down for maintenance"),
+        (b'{"error": "internal error, try again"}', "without `results`"),
+    ],
+    ids=["html", "error-object"],
+)
+def test_activity_retriever_fails_naming_a_200_that_is_not_an_aggregation_answer_after_bounded_retries(
+    body, words
+):
+    api = FakeAggregationApi(make_rows(), body_text=lambda _: body)
+    with pytest.raises(AirbyteTracedException) as raised:
+        read(api, page_size=1000)
+    message = raised.value.message or ""
+    assert "not an aggregation answer" in message and words in message and "events" in message
+    assert len(api.bodies) == 9  # the request and 8 retries (MAX_BODY_RESUMES), then the stream fails
+
+
+def test_activity_retriever_reads_the_window_whole_after_one_html_answer():
+    rows = make_rows()
+    answers = iter([b"<html>maintenance</html>"])
+    api = FakeAggregationApi(rows, body_text=lambda body: next(answers, body))
+    records = read(api, page_size=1000)
+    assert len(records) == len(rows) and len(set(_keys(records))) == len(rows)
