@@ -60,3 +60,16 @@ def _connector_clock_pinned(test_now_ms: int) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(CONNECTOR_NOW_ENV, str(connector_now_ms(test_now_ms)))
         yield
+
+
+def _runs_processes(item: pytest.Item) -> bool:
+    """An integration test of the connector (it starts connector and emulator processes), not the emulator's own."""
+    path = item.nodeid.split("::")[0]
+    return path.startswith("integration_tests/") and not path.startswith("integration_tests/pendo_emulator/")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests that run processes first, the fast in-process ones (unit tests, the emulator's own) last: on
+    xdist workers the many short tests then fill the last minutes instead of one worker finishing a long sync
+    alone. The order within each group is kept; the tests do not depend on it."""
+    items.sort(key=lambda item: 0 if _runs_processes(item) else 1)
