@@ -75,6 +75,14 @@ def parse_start_date(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
+def _date_or_none(value: Any) -> datetime | None:
+    """`start_date`/`end_date` parsed (the same formats), or None when it is not text in one of them."""
+    try:
+        return parse_start_date(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def validate_config(config: Mapping[str, Any]) -> None:
     """Raise a config_error naming the first invalid field; never include the api_key in a message."""
     api_key = config.get("api_key")
@@ -120,10 +128,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             )
 
     start_date = config.get("start_date")
-    try:
-        start = parse_start_date(start_date) if isinstance(start_date, str) else None
-    except ValueError:
-        start = None
+    start = _date_or_none(start_date)
     if start is None:
         raise _config_error(
             f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
@@ -141,10 +146,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
     end_date = config.get("end_date")
     if end_date not in (None, ""):
-        try:
-            end = parse_start_date(end_date) if isinstance(end_date, str) else None
-        except ValueError:
-            end = None
+        end = _date_or_none(end_date)
         if end is None:
             raise _config_error(
                 f"`end_date` '{end_date}' is not a date: write YYYY-MM-DD (that whole day is read) or a UTC "
