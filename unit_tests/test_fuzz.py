@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from source_pendo.masking import secret_forms
 from source_pendo.run import run
+from source_pendo.spec import spec_message
 
 KEY = 'fuzz-k3y"with\\quote-0123456789.us'
 BASE = {"api_key": KEY, "start_date": "2024-03-01"}
@@ -48,19 +49,7 @@ values = st.recursive(
     ),
     max_leaves=12,
 )
-SETTINGS = [
-    "api_key",
-    "region",
-    "base_url",
-    "start_date",
-    "period",
-    "app_ids",
-    "include_anonymous_visitors",
-    "lookback_window_days",
-    "page_size",
-    "concurrency",
-    "request_timeout_seconds",
-]
+SETTINGS = list(spec_message()["spec"]["connectionSpecification"]["properties"])  # every setting the spec has
 configs = st.dictionaries(st.sampled_from(SETTINGS), values, max_size=4).map(
     lambda changed: {**BASE, **changed}
 )
