@@ -53,6 +53,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from ..clock import now_ms
 from ..config import is_app_id, parse_start_date
 from ..pendo import DAY_MS, HOUR_MS
+from .answers import AnswerLedger
 from .backfill import BACKFILL_KEY, LANE_INITIAL_WINDOW_MS, TagBackfill
 
 STATE_VERSION = 1
@@ -121,6 +122,10 @@ class WindowFeedback(Protocol):
 
     def stop_windows(self) -> None:
         """A window failed (the stream fails): hand out no more windows; the ones being read end as they do."""
+
+    @property
+    def answers(self) -> AnswerLedger:
+        """The answer sizes of the windows handed out, per lane (answers.py: whether a short page may be capped)."""
 
 
 @dataclass
@@ -217,6 +222,7 @@ class ActivityCursor(Cursor):
         self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
+        self._answers = AnswerLedger()  # opened here as windows are handed out, fed by the retriever
         previous = self._migrate(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
@@ -416,6 +422,7 @@ class ActivityCursor(Cursor):
                     window = None if self._stopped else self._planners[lane].next_window()
                     if window is not None:
                         self._read_started[(lane, window[0])] = clock
+                        self._answers.open(lane, window[0])
                 if window is None:
                     self._ahead.release()
                     active.remove(lane)
@@ -453,7 +460,7 @@ class ActivityCursor(Cursor):
 
     def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
         """Called by the retriever when a window is read: feeds the window-size planner."""
-        lane = _lane_of(stream_slice)
+        lane = lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             planner = self._planners.get(lane)
@@ -463,12 +470,12 @@ class ActivityCursor(Cursor):
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """A window the retriever ends without reading it (visitor history refused): never completed."""
         with self._lock:
-            self._abandoned.add((_lane_of(stream_slice), int(stream_slice["start"])))
+            self._abandoned.add((lane_of(stream_slice), int(stream_slice["start"])))
 
     def close_partition(self, partition: Partition) -> None:
         stream_slice = partition.to_slice()
         assert stream_slice is not None
-        app = _lane_of(stream_slice)
+        app = lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             if (app, start) in self._abandoned:  # not read: the frontier stays before it
@@ -495,6 +502,11 @@ class ActivityCursor(Cursor):
         retries). No more are handed out; the ones being read end as they do."""
         with self._lock:
             self._stopped = True
+        self._answers.stop()
+
+    @property
+    def answers(self) -> AnswerLedger:
+        return self._answers
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
@@ -512,7 +524,7 @@ class ActivityCursor(Cursor):
         return True
 
 
-def _lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
+def lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
     """The lane a window belongs to: its app partition, or (app partition, object id) for a tag's history."""
     partition = stream_slice.partition if isinstance(stream_slice, StreamSlice) else stream_slice
     app = str(partition["app_id"])

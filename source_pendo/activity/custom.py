@@ -13,7 +13,9 @@ and whether Pendo runs the stages once over all periods of a `timeSeries` or onc
 readings. Over one period both readings give the same rows. Paging inside a period (§B-17 has no cursor): a
 primary key of one field (besides periodStart) is a keyset after the user's stages (`sort`, `k > last`,
 `limit`); without one, an answer of `limit` rows may be truncated and stops the sync with a config error
-(raise page_size, or declare a one-field primary key).
+(raise page_size, or declare a one-field primary key). A keyed stream also reads on after a short page that may
+be a server's cap (answers.py); an unkeyed one cannot, so a server capping answers below `limit` truncates
+its periods (README Limits).
 
 Other sources (visitors, accounts, the catalogue, guidesSeen, pollsSeen...): full refresh, the same paging.
 """
@@ -33,6 +35,7 @@ from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_s
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..custom_aggregations import CustomAggregation, custom_aggregation, period_ms
+from .answers import WindowAnswers
 from .cursor import iso_minute
 from .record_batch import RecordBatch, RecordBatchBuilder
 from .retriever import (
@@ -68,7 +71,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         # ActivityRetriever.read_records does for the activity streams.
         yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
         builder = RecordBatchBuilder(self.name)
-        run = _WindowRun("*", 0, 0, builder)
+        run = _WindowRun("*", 0, 0, builder, WindowAnswers())
         yield from self._read_pages(run, None)
         batch = builder.flush()
         if batch is not None:
@@ -77,14 +80,20 @@ class CustomAggregationRetriever(ActivityRetriever):
 
     # ------------------------------------------------------------------ one window (activity sources)
     def _read_window(
-        self, app: str, start: int, end: int, builder: RecordSink, object_id: str | None = None
+        self,
+        app: str,
+        start: int,
+        end: int,
+        builder: RecordSink,
+        answers: WindowAnswers,
+        object_id: str | None = None,
     ) -> Generator[RecordBatch, None, int]:
         """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
         start_date has a time: the period holding it started before start_date and is not read). Custom streams
         have no per-object lanes (a new tag's history is read for feature_events and page_events only)."""
         if object_id is not None:
             raise AssertionError(f"{self.name}: a custom aggregation stream has no per-object windows")
-        run = _WindowRun(app, start, end, builder)
+        run = _WindowRun(app, start, end, builder, answers)
         length = self._period_length
         bucket = -(-start // length) * length
         while bucket < end:
@@ -117,7 +126,9 @@ class CustomAggregationRetriever(ActivityRetriever):
                 )
                 if batch is not None:
                     yield batch
-            if len(rows) < self._page_size:
+            run.answers.note(len(rows))
+            # short: the last page, unless it is keyed and may be a capped one (answers.py, BEHAVIOR.md §B-17)
+            if len(rows) < self._page_size and (key is None or not run.answers.may_be_capped(len(rows))):
                 return
             if key is None:
                 raise AirbyteTracedException(

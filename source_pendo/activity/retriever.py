@@ -69,7 +69,8 @@ from ..pendo import (
     aggregation_body,
     literal,
 )
-from .cursor import WindowFeedback, iso_minute
+from .answers import WindowAnswers
+from .cursor import WindowFeedback, iso_minute, lane_of
 from .record_batch import RecordBatch, RecordBatchBuilder
 from .rows import AggregationRowReader, MalformedBody, TooDeep, TruncatedBody
 
@@ -127,6 +128,7 @@ class ActivityRetriever(Retriever):
     _running_sent: bool = field(default=False, init=False, repr=False)
     _records_so_far: int = field(default=0, init=False, repr=False)
     _per_period: bool = field(default=False, init=False, repr=False)  # §R-1 seen: remembered for the sync
+    _cap_warned: bool = field(default=False, init=False, repr=False)  # a capped answer was logged (§B-17)
 
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         self.requester.stream_response = True  # headers first, body read incrementally below
@@ -165,13 +167,18 @@ class ActivityRetriever(Retriever):
         object_id = stream_slice.partition.get("object_id")  # a new tag's history (backfill.py)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         builder = RecordBatchBuilder(self.name)
+        answers = (
+            self.cursor.answers.window(lane_of(stream_slice), start)
+            if self.cursor is not None
+            else WindowAnswers()
+        )
         try:
             if not self._running_sent:
                 with self._running_lock:
                     first, self._running_sent = not self._running_sent, True
                 if first:
                     yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
-            pages = yield from self._read_window(app, start, end, builder, object_id)
+            pages = yield from self._read_window(app, start, end, builder, answers, object_id)
             batch = builder.flush()
             if batch is not None:
                 yield batch
@@ -187,20 +194,30 @@ class ActivityRetriever(Retriever):
                 self.cursor.stop_windows()  # the stream fails: no window after this one is started
             raise
         finally:
+            answers.close()
             if self.cursor is not None:
                 self.cursor.release_window()
 
     # ------------------------------------------------------------------ one window
-    def read_window(self, app: str, start: int, end: int, sink: RecordSink) -> Iterator[RecordBatch]:
-        """The records of one (app, window) into `sink` (batches yielded when it makes them)."""
-        yield from self._read_window(app, start, end, sink)
+    def read_window(
+        self, app: str, start: int, end: int, sink: RecordSink, answers: WindowAnswers | None = None
+    ) -> Iterator[RecordBatch]:
+        """The records of one (app, window) into `sink` (batches yielded when it makes them); `answers` is the
+        window's place in its lane's ledger (answers.py), or none: the window judges its short pages alone."""
+        yield from self._read_window(app, start, end, sink, answers or WindowAnswers())
 
     def _read_window(
-        self, app: str, start: int, end: int, builder: RecordSink, object_id: str | None = None
+        self,
+        app: str,
+        start: int,
+        end: int,
+        builder: RecordSink,
+        answers: WindowAnswers,
+        object_id: str | None = None,
     ) -> Generator[RecordBatch, None, int]:
         """The window's records (batches yielded), of one object when `object_id` is given; returns the number
         of requests that answered."""
-        run = _WindowRun(app, start, end, builder, object_id)
+        run = _WindowRun(app, start, end, builder, answers, object_id)
         if self._is_rollup:
             yield from self._read_range(run, start, end)
         else:
@@ -232,6 +249,20 @@ class ActivityRetriever(Retriever):
             ) from broke
         LOGGER.warning(
             f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
+        )
+
+    def _capped(self, run: _WindowRun, rows: int, limit: int) -> None:
+        """More rows followed a short answer: the server caps answers (BEHAVIOR.md §B-17); said once."""
+        with self._running_lock:
+            if self._cap_warned:
+                return
+            self._cap_warned = True
+        LOGGER.warning(
+            f"{self.name}: Pendo answered {rows} rows to a request limited to {limit} (app {run.app}, "
+            f"{iso_minute(run.start)} to {iso_minute(run.end)}) although more rows followed: the server caps "
+            f"answers below `limit` (or rows arrived between two requests). The connector reads on after every "
+            f"answer that may be capped: no rows are lost, at the cost of more requests (a page_size at or "
+            f"below the cap saves them)."
         )
 
     def _too_deep(self, run: _WindowRun, error: TooDeep) -> AirbyteTracedException:
@@ -266,6 +297,7 @@ class ActivityRetriever(Retriever):
         the range `t > B`; the window's bounds stay in every filter."""
         after: Any = None
         limit = self._page_size
+        suspect = 0  # the rows of a short page read on from, as possibly capped (answers.py): 0 when none
         while True:
             body = self._body(run, lo, hi, limit, after=after)
             try:
@@ -290,9 +322,19 @@ class ActivityRetriever(Retriever):
             finally:
                 response.close()
             page.finish()
-            if not broken and page.rows < limit:
-                return
-            if not broken and self._is_rollup and (page.rows > limit or self._per_period):
+            if suspect and page.emitted:
+                self._capped(run, suspect, limit)
+            if not broken:
+                run.answers.note(page.rows)
+                if page.rows < limit and not run.answers.may_be_capped(page.rows):
+                    return
+            suspect = page.rows if not broken and page.rows < limit else 0
+            if (
+                not broken
+                and self._is_rollup
+                and page.rows >= limit
+                and (page.rows > limit or self._per_period)
+            ):
                 if page.rows > limit and not self._per_period:
                     self._per_period = True
                     LOGGER.info(
@@ -311,36 +353,53 @@ class ActivityRetriever(Retriever):
                 continue
             keyset, seen = page.resume_point()
             assert keyset is not None
-            yield from self._read_bucket(run, lo, hi, keyset, seen)
+            if (yield from self._read_bucket(run, lo, hi, keyset, seen)) and suspect:
+                self._capped(run, suspect, limit)
+                suspect = 0
             after, limit = keyset[0], self._page_size
 
     def _read_bucket(
         self, run: _WindowRun, lo: int, hi: int, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
-    ) -> Generator[RecordBatch, None, None]:
+    ) -> Generator[RecordBatch, None, int]:
         """The rows of one bucket (one rollup period, or one browserTime value of a single raw period) from
         visitor keyset[1] on, skipping the primary keys in `seen`; a request for one period is answered the
-        same under both readings of §R-1."""
+        same under both readings of §R-1. Returns how many records it emitted.
+
+        A short page ends the bucket unless it may be a capped one (answers.py): then the bucket is read on
+        from its last row; when such a page brought nothing new (every row was of the group already read), the
+        visitors after that group are asked (`visitorId > V`): a cap may have stopped the answer inside it."""
         limit = self._page_size
+        emitted = 0
+        strict = False  # `visitorId > V`: the visitors after the keyset's group
         while True:
-            body = self._body(run, lo, hi, limit, keyset=keyset)
+            body = self._body(run, lo, hi, limit, keyset=keyset, strict=strict)
             response = self._send(body, run)
             if response is None:
-                return
+                return emitted
             page = _PageState(keyset, seen, self._group_pks, 0)
             try:
                 yield from self._read_page(response, page, run)
             except _BodyBroke as broke:
+                emitted += page.emitted
                 self._broke(run, page, broke)
                 keyset, seen = _resume(page, keyset, seen)
                 continue
             finally:
                 response.close()
+            emitted += page.emitted
+            run.answers.note(page.rows)
+            new_keyset, new_seen = _resume(page, keyset, seen)
+            stuck = new_keyset == keyset and page.emitted == 0
             if page.rows < limit:
-                return
-            new_keyset, seen = _resume(page, keyset, seen)
-            if new_keyset == keyset and page.emitted == 0:
+                if not run.answers.may_be_capped(page.rows) or (stuck and strict):
+                    return emitted
+                if stuck:  # perhaps capped inside the group already read: the visitors after it
+                    strict, seen = True, set()
+                    continue
+            elif stuck:
                 limit = self._widened(limit, page)
-            keyset = new_keyset
+            strict = False
+            keyset, seen = new_keyset, new_seen
 
     def _widened(self, limit: int, page: _PageState) -> int:
         """One (bucket, visitor) group fills a page: a wider one."""
@@ -393,7 +452,9 @@ class ActivityRetriever(Retriever):
                 continue  # nothing was emitted: ask again
             finally:
                 response.close()
-            if rows >= limit:
+            if rows < limit:
+                run.answers.note(rows)
+            if rows >= limit or run.answers.may_be_capped(rows):  # full, or perhaps capped: by halves
                 middle = _split_point(lo, hi, HOUR_MS)
                 yield from self._read_raw(run, lo, middle)
                 yield from self._read_raw(run, middle, hi)
@@ -631,6 +692,7 @@ class ActivityRetriever(Retriever):
         limit: int,
         after: Any = None,
         keyset: tuple[Any, Any] | None = None,
+        strict: bool = False,
     ) -> dict[str, Any]:
         """One request: [lo, hi) of the window (a rollup `keyset` asks its bucket alone), `t > after`, or the
         rest of `keyset`'s bucket from its visitor on. Only `&&` of comparisons (§R-11); value forms
@@ -656,7 +718,7 @@ class ActivityRetriever(Retriever):
         if after is not None:
             conditions.append(f"{t} > {after}")
         if keyset is not None:
-            conditions += [f"{t} == {keyset[0]}", f"visitorId >= {literal(keyset[1])}"]
+            conditions += [f"{t} == {keyset[0]}", f"visitorId {'>' if strict else '>='} {literal(keyset[1])}"]
         conditions += self._filter_conditions  # the stream's `filters` in confirmed forms (§B-12)
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
@@ -689,6 +751,7 @@ class _WindowRun:
     start: int
     end: int
     builder: RecordSink
+    answers: WindowAnswers  # the sizes of its answers and its lane's (answers.py)
     object_id: str | None = None  # one object's rows (a new tag's history), or every object's
     pages: int = 0
     resumes: int = 0

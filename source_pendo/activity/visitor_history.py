@@ -28,7 +28,8 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 
 from ..components.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
-from .cursor import WindowFeedback, iso_minute
+from .answers import WindowAnswers
+from .cursor import WindowFeedback, iso_minute, lane_of
 from .retriever import ActivityRetriever, checked_time
 
 LOGGER = logging.getLogger("airbyte")
@@ -64,11 +65,16 @@ class VisitorHistoryRetriever(Retriever):
         assert stream_slice is not None
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         count = 0
+        answers = (
+            self.cursor.answers.window(lane_of(stream_slice), start)
+            if self.cursor is not None
+            else WindowAnswers()
+        )
         try:
             if self._history_refused:
                 self._abandon(stream_slice)
                 return
-            visitors = self._active_visitors(start, end)
+            visitors = self._active_visitors(start, end, answers)
             for visitor in visitors:
                 if self._history_refused:  # another window's call was refused meanwhile
                     self._abandon(stream_slice)
@@ -98,6 +104,7 @@ class VisitorHistoryRetriever(Retriever):
                 self.cursor.stop_windows()  # the stream fails: no window after this one is started
             raise
         finally:
+            answers.close()
             if self.cursor is not None:
                 self.cursor.release_window()
 
@@ -112,12 +119,12 @@ class VisitorHistoryRetriever(Retriever):
         if self.cursor is not None:
             self.cursor.abandon_window(stream_slice)
 
-    def _active_visitors(self, start: int, end: int) -> list[str]:
+    def _active_visitors(self, start: int, end: int, answers: WindowAnswers) -> list[str]:
         """Distinct visitors with `events` rows in [start, end): the window's (hour, visitorId) rows, read with
         the events stream's paging (exact whether Pendo runs one pipeline over the 24 hourly periods or one
         per period, BEHAVIOR.md R-1), collected in a set."""
         collector = _VisitorCollector()
-        for _ in self._events.read_window("*", start, end, collector):
+        for _ in self._events.read_window("*", start, end, collector, answers):
             pass  # the collector makes no batches
         return sorted(collector.visitors)
 
