@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -191,11 +192,14 @@ class ActivityStream:
         limit: int = 50_000,
         after: int | None = None,
         filters: list[str] | None = None,
+        strict: bool = False,
+        object_id: tuple[str, str] | None = None,
     ) -> HttpRequest:
         """POST /aggregation for one (app, window) page: the whole pipeline, matched as a dict. Production value
         forms (appId a list of numeric strings, `last` a numeric string); a rollup `keyset` asks its bucket
-        alone (`t == B && visitorId >= "V"`), `after` the buckets after B; raw events ask hourly periods with
-        no filter (BEHAVIOR.md R-1, R-4, R-10, R-11); `filters` are the server-side `filters` conditions, last."""
+        alone (`t == B && visitorId >= "V"`, `>` when `strict`), `after` the buckets after B; raw events ask
+        hourly periods with no filter (BEHAVIOR.md R-1, R-4, R-10, R-11); `filters` are the server-side
+        `filters` conditions, last; `object_id` (param, id) asks one tag's rows (a new tag's history)."""
         t = self.time_field(period)
         app_id: Any = ALL_APPS if app == "*" else [app]
         first, last = (keyset[0], keyset[0]) if keyset is not None and self.rollup else (start, end - 1)
@@ -204,14 +208,18 @@ class ActivityStream:
             "first": first,
             "last": str(last),
         }
-        pipeline: list[dict[str, Any]] = [{"source": {self.source: {"appId": app_id}, "timeSeries": series}}]
+        params = {"appId": app_id, **dict([object_id] if object_id else [])}
+        pipeline: list[dict[str, Any]] = [{"source": {self.source: params, "timeSeries": series}}]
         if not anonymous:
             pipeline.append({"identified": "visitorId"})
         conditions = [f"{t} >= {start}", f"{t} < {end}"] if self.rollup else []
         if after is not None:
             conditions.append(f"{t} > {after}")
         if keyset is not None:
-            conditions += [f"{t} == {keyset[0]}", f'visitorId >= "{keyset[1]}"']
+            conditions += [
+                f"{t} == {keyset[0]}",
+                f"visitorId {'>' if strict else '>='} {json.dumps(keyset[1])}",
+            ]
         conditions += filters or []
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
@@ -222,6 +230,32 @@ class ActivityStream:
                 "response": {"mimeType": "application/json"},
                 "request": {"name": f"source-pendo-{self.name}", "pipeline": pipeline},
             },
+        )
+
+    def mock_window(
+        self,
+        http_mocker: HttpMocker,
+        start: int,
+        end: int,
+        rows: list[dict[str, Any]],
+        earlier: int = 0,
+        period: str = "DAY",
+        anonymous: bool = False,
+        **request: Any,
+    ) -> int:
+        """One window [start, end) answered with `rows`, and the reads that follow when its answer may be a
+        capped one (mock_window_reads); `request` holds the rest of `self.request`'s arguments (app, filters,
+        limit). Returns the largest answer the lane has seen, the next window's `earlier`."""
+        return mock_window_reads(
+            http_mocker,
+            lambda lo, hi, **kw: self.request(lo, hi, period=period, anonymous=anonymous, **kw, **request),
+            start,
+            end,
+            rows,
+            time_field=self.time_field(period),
+            rollup=self.rollup,
+            anonymous=anonymous,
+            earlier=earlier,
         )
 
     def rows(self, period: str = "DAY", at: int = MAR_1, app: str = "*") -> list[dict[str, Any]]:
@@ -287,6 +321,11 @@ def in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda data: json.dumps(data, sort_keys=True))
 
 
+def in_pendo_order(rows: list[dict[str, Any]], time_field: str) -> list[dict[str, Any]]:
+    """Activity rows as Pendo sorts them (`sort: [t, "visitorId"]`)."""
+    return sorted(rows, key=lambda row: (row[time_field], row["visitorId"]))
+
+
 def mock_keyset_pages(
     http_mocker: HttpMocker,
     request_for: Any,
@@ -316,3 +355,71 @@ def mock_keyset_pages(
                 requests.append(request)
             break
     return requests
+
+
+def mock_window_reads(
+    http_mocker: HttpMocker,
+    request_for: Callable[..., HttpRequest],
+    start: int,
+    end: int,
+    rows: list[dict[str, Any]],
+    *,
+    time_field: str,
+    rollup: bool = True,
+    anonymous: bool = False,
+    earlier: int = 0,
+) -> int:
+    """An activity window whose answer is `rows` (fewer than `limit`), answered as a normal Pendo answers
+    every request the connector then sends. A short answer that is not empty and at least as long as every
+    earlier one (of the window, and `earlier`: the largest of the lane's windows before it) may be cut by a
+    server cap (BEHAVIOR.md §B-17, source_pendo/activity/answers.py), so the connector reads on after its
+    last kept row (B, V), as after a full page: the rest of bucket B from V on (`t == B && visitorId >= V`),
+    the visitors after V when that brought nothing new and may itself be capped (`visitorId > V`), then the
+    buckets after B (`t > B`); none of them brings a new kept row here. Raw guide/poll events over several hourly
+    periods are asked again by halves instead (no keyset across periods, §R-4) down to one period.
+
+    `request_for(lo, hi, keyset=, after=, strict=)` builds a request. The rows must be sorted by (time,
+    visitorId), as Pendo sends them; every answer is computed from them (rows after the last kept one, such
+    as an anonymous visitor Pendo should not have sent, come back and are left out again). Returns
+    max(earlier, the window's largest answer)."""
+    t = time_field
+    key = [(row[t], row["visitorId"]) for row in rows]
+    assert key == sorted(key), "rows as Pendo sends them: sorted by (time, visitorId)"
+    in_window = [row for row in rows if not rollup or start <= row[t] < end]
+    kept = [row for row in in_window if anonymous or not str(row["visitorId"]).startswith("_PENDO_T_")]
+    largest = [0]
+
+    def answered(request: HttpRequest, answer: list[dict[str, Any]]) -> bool:
+        """Mocks one request; whether its answer may be a capped one."""
+        http_mocker.post(request, aggregation_response(answer))
+        largest[0] = max(largest[0], len(answer))
+        return len(answer) > 0 and len(answer) >= max(largest[0], earlier)
+
+    def read_range(lo: int, hi: int) -> None:
+        page = [row for row in in_window if lo <= row[t] < hi]
+        if not answered(request_for(lo, hi), page):
+            return
+        last = [row for row in page if row in kept]
+        if not last:
+            return
+        bucket, visitor = last[-1][t], last[-1]["visitorId"]
+        group = [row for row in page if row[t] == bucket and row["visitorId"] >= visitor]
+        if answered(request_for(lo, hi, keyset=(bucket, visitor)), group):
+            after = [row for row in group if row["visitorId"] > visitor]
+            answered(request_for(lo, hi, keyset=(bucket, visitor), strict=True), after)
+        answered(request_for(lo, hi, after=bucket), [row for row in page if row[t] > bucket])
+
+    def read_raw(lo: int, hi: int) -> None:
+        if hi - lo <= HOUR_MS:
+            read_range(lo, hi)
+            return
+        page = [row for row in in_window if lo <= row[t] < hi]
+        if answered(request_for(lo, hi), page):
+            middle = lo + (hi - lo) // 2
+            middle -= (middle - lo) % HOUR_MS
+            middle = middle if lo < middle < hi else lo + HOUR_MS
+            read_raw(lo, middle)
+            read_raw(middle, hi)
+
+    (read_range if rollup else read_raw)(start, end)
+    return max(earlier, largest[0])

@@ -68,8 +68,8 @@ def test_page_events_confirmed_conditions_are_anded_into_every_window_filter_wit
         f"day <= {MAR_1 + 2 * DAY_MS - 1}",  # BETWEEN's second date includes its whole day
     ]
     rows = PAGE_EVENTS.rows(at=MAR_1)
-    http_mocker.post(PAGE_EVENTS.request(MAR_1, MAR_2, filters=sent), aggregation_response(rows))
-    http_mocker.post(PAGE_EVENTS.request(MAR_2, NOW_MS, filters=sent), aggregation_response([]))
+    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
 
     output = _read(PAGE_EVENTS, _config(filters=filters))
 
@@ -87,8 +87,8 @@ def test_guide_events_confirmed_condition_is_the_filter_of_a_request_over_severa
     ]
     sent = ['type == "guideSeen"', "loadTime < 500"]
     rows = GUIDE_EVENTS.rows(at=MAR_1)
-    http_mocker.post(GUIDE_EVENTS.request(MAR_1, MAR_2, filters=sent), aggregation_response(rows))
-    http_mocker.post(GUIDE_EVENTS.request(MAR_2, NOW_MS, filters=sent), aggregation_response([]))
+    earlier = GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
 
     output = _read(GUIDE_EVENTS, _config(filters=filters))
 
@@ -105,8 +105,8 @@ def test_page_events_unconfirmed_conditions_are_not_sent_and_drop_the_rows_that_
         _when("page_events", "numEvents", "LESS_THAN", 11.5),  # a decimal literal: unconfirmed
     ]
     rows = PAGE_EVENTS.rows(at=MAR_1)
-    http_mocker.post(PAGE_EVENTS.request(MAR_1, MAR_2), aggregation_response(rows))
-    http_mocker.post(PAGE_EVENTS.request(MAR_2, NOW_MS), aggregation_response([]))
+    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(PAGE_EVENTS, _config(filters=filters))
 
@@ -121,8 +121,8 @@ def test_guide_events_contains_on_a_field_some_rows_lack_keeps_only_rows_that_ha
     rows = GUIDE_EVENTS.rows(at=MAR_1)
     rows[0]["url"] = "https://app.example.com/settings"
     rows[1].pop("url", None)
-    http_mocker.post(GUIDE_EVENTS.request(MAR_1, MAR_2), aggregation_response(rows))
-    http_mocker.post(GUIDE_EVENTS.request(MAR_2, NOW_MS), aggregation_response([]))
+    earlier = GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(GUIDE_EVENTS, _config(filters=[_when("guide_events", "url", "CONTAINS", "/settings")]))
 
@@ -135,7 +135,7 @@ def test_activity_stream_end_date_clips_the_windows_and_the_state_at_its_day(
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
     rows = stream.rows(at=MAR_1)
-    http_mocker.post(stream.request(MAR_1, MAR_2), aggregation_response(rows))  # no request after MAR_2
+    stream.mock_window(http_mocker, MAR_1, MAR_2, rows)  # no request after MAR_2
 
     output = _read(stream, _config(end_date="2024-03-01"))
 
@@ -164,10 +164,8 @@ def test_page_events_changed_filters_re_read_from_start_date_with_a_warning(
     filters = [_when("page_events", "server", "EQUAL_TO", "app.example.com")]
     sent = ['server == "app.example.com"']
     saved = activity_state("DAY", _START_DATE, {"*": {"periodStart": MAR_2}})  # read without filters
-    http_mocker.post(
-        PAGE_EVENTS.request(MAR_1, MAR_2, filters=sent), aggregation_response(PAGE_EVENTS.rows(at=MAR_1))
-    )
-    http_mocker.post(PAGE_EVENTS.request(MAR_2, NOW_MS, filters=sent), aggregation_response([]))
+    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1), filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
 
     with caplog.at_level(logging.WARNING):
         output = _read(PAGE_EVENTS, _config(filters=filters, lookback_window_days=0), saved)
@@ -210,8 +208,8 @@ def test_page_events_filters_removed_since_the_last_sync_re_read_from_start_date
         **activity_state("DAY", _START_DATE, {"*": {"periodStart": MAR_2}}),
         "filters": "0123456789abcdef",
     }
-    http_mocker.post(PAGE_EVENTS.request(MAR_1, MAR_2), aggregation_response(PAGE_EVENTS.rows(at=MAR_1)))
-    http_mocker.post(PAGE_EVENTS.request(MAR_2, NOW_MS), aggregation_response([]))
+    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1))
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     with caplog.at_level(logging.WARNING):
         output = _read(PAGE_EVENTS, _config(lookback_window_days=0), saved)

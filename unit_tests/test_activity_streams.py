@@ -24,6 +24,7 @@ from builders import (
     activity_state,
     aggregation_response,
     in_order,
+    in_pendo_order,
     read_stream,
     record_data,
     rows_like,
@@ -82,6 +83,12 @@ def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker)
         },
     )
     http_mocker.post(first_window, aggregation_response(events.rows()))
+    # the answer may be capped (BEHAVIOR.md §B-17): the rest of its last (day, visitor) group, then the days after
+    last = events.rows()[-1]
+    http_mocker.post(
+        events.request(MAR_1, MAR_2, keyset=(MAR_1, last["visitorId"])), aggregation_response([last])
+    )
+    http_mocker.post(events.request(MAR_1, MAR_2, after=MAR_1), aggregation_response([]))
     http_mocker.post(events.request(MAR_2, NOW_MS), aggregation_response([]))
 
     output = _read(events, ConfigBuilder().with_(start_date=_START_DATE).build())
@@ -93,8 +100,8 @@ def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker)
 def test_activity_stream_day_windows_read_from_start_date_and_save_the_settled_frontier(
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
-    http_mocker.post(stream.request(MAR_1, MAR_2), aggregation_response(stream.rows(at=MAR_1)))
-    http_mocker.post(stream.request(MAR_2, NOW_MS), aggregation_response(stream.rows(at=MAR_2)))
+    earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(at=MAR_1))
+    stream.mock_window(http_mocker, MAR_2, NOW_MS, stream.rows(at=MAR_2), earlier)
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -111,7 +118,7 @@ def test_activity_stream_hour_period_asks_for_hour_buckets_and_saves_the_period(
 ) -> None:
     start_date, start = "2024-03-02T22:00:00Z", NOW_MS - 2 * HOUR_MS
     rows = stream.rows("HOUR", at=start) + stream.rows("HOUR", at=start + HOUR_MS)
-    http_mocker.post(stream.request(start, NOW_MS, period="HOUR"), aggregation_response(rows))
+    stream.mock_window(http_mocker, start, NOW_MS, rows, period="HOUR")
 
     output = _read(stream, ConfigBuilder().with_(start_date=start_date, period="HOUR").build())
 
@@ -126,8 +133,8 @@ def test_activity_stream_two_app_ids_read_one_partition_per_app_each_with_its_fr
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
     for app in _TWO_APPS:
-        http_mocker.post(stream.request(MAR_1, MAR_2, app=app), aggregation_response(stream.rows(app=app)))
-        http_mocker.post(stream.request(MAR_2, NOW_MS, app=app), aggregation_response([]))
+        earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(app=app), app=app)
+        stream.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, app=app)
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, app_ids=_TWO_APPS).build())
 
@@ -146,11 +153,9 @@ def test_activity_stream_anonymous_setting_decides_the_identified_stage_and_the_
     # With the toggle off Pendo should not send anonymous rows; one that arrives anyway is dropped.
     identified = stream.rows()
     anonymous_row = {**identified[0], "visitorId": _ANONYMOUS}
-    http_mocker.post(
-        stream.request(MAR_1, MAR_2, anonymous=anonymous),
-        aggregation_response([identified[0], anonymous_row, *identified[1:]]),
-    )
-    http_mocker.post(stream.request(MAR_2, NOW_MS, anonymous=anonymous), aggregation_response([]))
+    rows = in_pendo_order([*identified, anonymous_row], stream.time_field("DAY"))
+    earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, rows, anonymous=anonymous)
+    stream.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, anonymous=anonymous)
 
     output = _read(
         stream, ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
@@ -232,12 +237,8 @@ def test_activity_stream_with_state_starts_at_the_frontier_minus_the_lookback(
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z
     start = frontier - DAY_MS  # lookback_window_days 1 (the default)
     rows, t = stream.rows(at=MAR_2), stream.time_field("DAY")
-    http_mocker.post(
-        stream.request(start, frontier), aggregation_response([r for r in rows if r[t] < frontier])
-    )
-    http_mocker.post(
-        stream.request(frontier, NOW_MS), aggregation_response([r for r in rows if r[t] >= frontier])
-    )
+    earlier = stream.mock_window(http_mocker, start, frontier, [r for r in rows if r[t] < frontier])
+    stream.mock_window(http_mocker, frontier, NOW_MS, [r for r in rows if r[t] >= frontier], earlier)
     saved = activity_state("DAY", _START_DATE, {"*": {stream.cursor_field: frontier}})
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build(), saved)

@@ -10,8 +10,6 @@ from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
 from builders import (
     ACTIVITY_STREAMS,
-    ALL_APPS,
-    API_BASE,
     DAY_MS,
     HOUR_MS,
     MAR_1,
@@ -47,25 +45,15 @@ def _object(oid: str, changed_at: int, app: int = -323232) -> dict[str, Any]:
 
 def _lane_request(stream: ActivityStream, object_id: str, start: int, end: int) -> HttpRequest:
     """POST /aggregation for one object's window: the forward body with the object's id in the source."""
-    param = OBJECT[stream.name][1]
-    source = {
-        stream.source: {"appId": ALL_APPS, param: object_id},
-        "timeSeries": {"period": "dayRange", "first": start, "last": str(end - 1)},
-    }
-    pipeline = [
-        {"source": source},
-        {"identified": "visitorId"},
-        {"filter": f"day >= {start} && day < {end}"},
-        {"sort": ["day", "visitorId"]},
-        {"limit": 50_000},
-    ]
-    return HttpRequest(
-        url=f"{API_BASE}/aggregation",
-        body={
-            "response": {"mimeType": "application/json"},
-            "request": {"name": f"source-pendo-{stream.name}", "pipeline": pipeline},
-        },
-    )
+    return stream.request(start, end, object_id=(OBJECT[stream.name][1], object_id))
+
+
+def _mock_lane(
+    http_mocker: HttpMocker, stream: ActivityStream, object_id: str, start: int, end: int, rows: list
+) -> None:
+    """One window of an object's history lane answered with `rows`, and the reads after an answer that may be
+    capped (builders.mock_window_reads)."""
+    stream.mock_window(http_mocker, start, end, rows, object_id=(OBJECT[stream.name][1], object_id))
 
 
 def _forward(http_mocker: HttpMocker, stream: ActivityStream) -> None:
@@ -102,7 +90,7 @@ def test_new_tag_history_is_read_from_start_date_with_the_object_id_in_the_sourc
     _forward(http_mocker, stream)
     history = [_row(stream, "new-tag", FEB_1 + 9 * DAY_MS)]
     # one request covers the 29 days from start_date to the forward windows (a lane's windows start at 30 days)
-    http_mocker.post(_lane_request(stream, "new-tag", FEB_1, MAR_1), aggregation_response(history))
+    _mock_lane(http_mocker, stream, "new-tag", FEB_1, MAR_1, history)
 
     output = _read(stream, _saved({"watermark": WATERMARK, "objects": {}}))
 
@@ -118,7 +106,7 @@ def test_an_unfinished_tag_history_resumes_where_the_last_sync_stopped(http_mock
     _forward(http_mocker, FEATURES)
     resume_at = FEB_1 + 20 * DAY_MS
     history = [_row(FEATURES, "new-tag", resume_at)]
-    http_mocker.post(_lane_request(FEATURES, "new-tag", resume_at, MAR_1), aggregation_response(history))
+    _mock_lane(http_mocker, FEATURES, "new-tag", resume_at, MAR_1, history)
 
     output = _read(FEATURES, _saved({"watermark": WATERMARK, "objects": {"new-tag": resume_at}}))
 

@@ -6,6 +6,7 @@ GET /visitor/{id}/history?starttime= for each; records are the items of the wind
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from builders import (
     get_request,
     in_order,
     json_response,
+    mock_window_reads,
     payload,
     read_stream,
     record_data,
@@ -52,6 +54,7 @@ def _active_visitors_request(
     keyset: tuple[int, str] | None = None,
     after: int | None = None,
     limit: int = 50_000,
+    strict: bool = False,
 ) -> HttpRequest:
     """Who had `events` rows in [start, end): every app, hourly buckets, paged on (hour, visitorId) as the
     events stream pages (a `keyset` asks the rest of its hour alone, `after` the hours after it)."""
@@ -60,7 +63,7 @@ def _active_visitors_request(
     if after is not None:
         conditions.append(f"hour > {after}")
     if keyset is not None:
-        conditions += [f"hour == {keyset[0]}", f'visitorId >= "{keyset[1]}"']
+        conditions += [f"hour == {keyset[0]}", f"visitorId {'>' if strict else '>='} {json.dumps(keyset[1])}"]
     pipeline: list[dict[str, Any]] = [
         {
             "source": {
@@ -78,6 +81,28 @@ def _active_visitors_request(
             "response": {"mimeType": "application/json"},
             "request": {"name": "source-pendo-visitor_history", "pipeline": pipeline},
         },
+    )
+
+
+def _mock_active(
+    http_mocker: HttpMocker,
+    start: int,
+    end: int,
+    rows: list[dict[str, Any]],
+    earlier: int = 0,
+    anonymous: bool = False,
+) -> int:
+    """The active visitors of one window answered with `rows`, and the reads after an answer that may be capped
+    (builders.mock_window_reads); returns the next window's `earlier`."""
+    return mock_window_reads(
+        http_mocker,
+        lambda lo, hi, **kw: _active_visitors_request(lo, hi, anonymous=anonymous, **kw),
+        start,
+        end,
+        rows,
+        time_field="hour",
+        anonymous=anonymous,
+        earlier=earlier,
     )
 
 
@@ -128,7 +153,7 @@ def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline
         },
     )
     http_mocker.post(first_window, aggregation_response([]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -146,12 +171,10 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
         {**items[0], "ts": MAR_1 - HOUR_MS},
         {**items[0], "ts": MAR_2},
     ]  # history reaches past the window
-    http_mocker.post(
-        _active_visitors_request(MAR_1, MAR_2), json_response(payload("visitor_history_active_visitors"))
-    )
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, payload("visitor_history_active_visitors")["results"])
     http_mocker.get(_history_request("42", MAR_1), json_response(items + outside))
     http_mocker.get(_history_request(_AWKWARD_PATH, MAR_1), json_response(items[:1]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response(_active(["43"], MAR_2)))
+    _mock_active(http_mocker, MAR_2, NOW_MS, _active(["43"], MAR_2), earlier)
     http_mocker.get(_history_request("43", MAR_2), json_response([{**items[2], "ts": MAR_2 + HOUR_MS}]))
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
@@ -168,9 +191,9 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
 
 def test_visitor_history_reads_by_day_whatever_the_period_and_the_app_ids(http_mocker: HttpMocker) -> None:
     # History is per visitor: it covers every app (docs/pendo.md) and has no HOUR grain.
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     config = ConfigBuilder().with_(
         start_date=_START_DATE, period="HOUR", app_ids=["-323232", "5629499534213120"]
@@ -188,14 +211,11 @@ def test_visitor_history_anonymous_setting_decides_the_identified_stage_and_whos
     http_mocker: HttpMocker, anonymous: bool
 ) -> None:
     # With the toggle off Pendo should not send anonymous visitors; one that arrives anyway costs no call.
-    http_mocker.post(
-        _active_visitors_request(MAR_1, MAR_2, anonymous=anonymous),
-        aggregation_response(_active(["42", _ANONYMOUS])),
-    )
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", _ANONYMOUS]), anonymous=anonymous)
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)[:1]))
     if anonymous:
         http_mocker.get(_history_request(_ANONYMOUS, MAR_1), json_response(payload(_STREAM)[1:2]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, anonymous=anonymous), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier, anonymous=anonymous)
 
     output = _read(
         ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
@@ -230,10 +250,10 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
 
 
 def test_visitor_history_visitor_pendo_no_longer_knows_is_skipped(http_mocker: HttpMocker) -> None:
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42", "gone"])))
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", "gone"]))
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
     http_mocker.get(_history_request("gone", MAR_1), text_response("Not Found", 404))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -245,13 +265,11 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
     http_mocker: HttpMocker,
 ) -> None:
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z; lookback_window_days 1 (the default)
-    http_mocker.post(
-        _active_visitors_request(frontier - DAY_MS, frontier), aggregation_response(_active(["42"], MAR_2))
-    )
+    earlier = _mock_active(http_mocker, frontier - DAY_MS, frontier, _active(["42"], MAR_2))
     before = payload(_STREAM)  # 2024-03-01 from 02:00Z: before the window
     inside = [{**item, "ts": item["ts"] + DAY_MS} for item in before]  # 2024-03-02 from 02:00Z
     http_mocker.get(_history_request("42", frontier - DAY_MS), json_response(before + inside))
-    http_mocker.post(_active_visitors_request(frontier, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, frontier, NOW_MS, [], earlier)
     saved = activity_state("DAY", _START_DATE, {"*": {"ts": frontier}})
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), saved)
@@ -264,7 +282,7 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
 
 # ------------------------------------------------------------------------------------------ history refused (R-7)
 def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mocker: HttpMocker) -> None:
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(
         HttpRequest(
             url=f"{API_BASE}/visitor/42/history",
@@ -273,7 +291,7 @@ def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mo
         ),
         json_response(payload(_STREAM)),
     )
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -285,7 +303,7 @@ def test_visitor_history_refused_warns_once_stops_calling_and_keeps_the_state(
     http_mocker: HttpMocker, status: int
 ) -> None:
     # concurrency 1: one reader, so the second window starts after the refusal (no call for it at all)
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42", "43"])))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", "43"]))
     refused = _history_request("42", MAR_1)
     http_mocker.get(refused, json_response({"overall": {}, "fields": {"starttime": "Invalid"}}, status))
 
@@ -308,9 +326,9 @@ def test_visitor_history_ts_as_an_integral_float_or_a_numeric_string_is_that_tim
     http_mocker: HttpMocker, form: Any
 ) -> None:
     items = payload(_STREAM)
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response([{**i, "ts": form(i["ts"])} for i in items]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -324,9 +342,9 @@ def test_visitor_history_ts_missing_or_not_an_integer_fails_naming_stream_field_
 ) -> None:
     items = payload(_STREAM)
     bad = {k: v for k, v in items[0].items() if k != "ts"} if ts is None else {**items[0], "ts": ts}
-    http_mocker.post(_active_visitors_request(MAR_1, MAR_2), aggregation_response(_active(["42"])))
+    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response([*items[1:], bad]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS), aggregation_response([]))
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 

@@ -349,6 +349,8 @@ class ActivityRetriever(Retriever):
                     yield from self._read_bucket(run, lo, hi, (bucket, visitor), seen)
             if last is None:  # nothing emitted: the same request again (a wider one if the page was full)
                 if not broken:
+                    if page.rows < limit:  # a short page of rows all left out: nothing to read on from
+                        return
                     limit = self._widened(limit, page)
                 continue
             keyset, seen = page.resume_point()

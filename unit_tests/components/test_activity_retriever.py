@@ -98,6 +98,7 @@ class FakeAggregationApi:
         time: str = "day",
         period: int = DAY,
         select: str | None = None,
+        cap: int | None = None,
     ) -> None:
         self.rows = sorted(rows, key=lambda r: (r[time], r["visitorId"]))
         self.select = select or time  # the time a period selects rows by (receivedTime under §R-4)
@@ -106,6 +107,7 @@ class FakeAggregationApi:
         self.gzip, self.truncate_after = gzip, truncate_first_page_after
         self.body_text = body_text or (lambda body: body)  # how the body is written (escapes, spacing)
         self.per_period, self.time, self.period = per_period, time, period
+        self.cap = cap  # a server cap: at most this many rows per answer, whatever `limit` says (§B-17)
         self.bodies: list[dict[str, Any]] = []
         self.served: list[int] = []  # rows per response
         self.empty: Any = []  # what an empty `results` is written as
@@ -140,6 +142,7 @@ class FakeAggregationApi:
         rows = []
         for part in periods:
             rows += [r for r in part if condition is None or _matches(r, condition)][:limit]
+        rows = rows[: self.cap] if self.cap is not None else rows
         self.served.append(len(rows))
         body = self.body_text(orjson.dumps({"startTime": start, "results": rows or self.empty}))
         first_body = len(self.bodies) == 1
@@ -206,15 +209,16 @@ def test_activity_retriever_splits_a_window_the_api_cannot_answer_down_to_one_pe
     api = FakeAggregationApi(rows, reject_windows_longer_than=DAY)
     records = read(api, page_size=1000)
     assert len(records) == len(rows)
-    answered = [
+    bounds_only = [  # each day's first request (the reads after a short answer add keyset requests, §B-17)
         b
         for b in api.bodies
         if int(b["request"]["pipeline"][0]["source"]["timeSeries"]["last"])
         + 1
         - b["request"]["pipeline"][0]["source"]["timeSeries"]["first"]
         <= DAY
+        and b["request"]["pipeline"][2]["filter"].count("&&") == 1
     ]
-    assert len(answered) == 4
+    assert len(bounds_only) == 4
 
 
 def test_activity_retriever_gives_up_when_one_period_still_fails():
@@ -259,7 +263,9 @@ def test_activity_retriever_reads_gzip_bodies_and_resumes_after_one_that_stops_s
     api = FakeAggregationApi(rows, gzip=True, truncate_first_page_after=150)
     records = read(api, page_size=1000)
     assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
-    assert len(api.bodies) == 2, "the short gzip body is detected and read again from the last emitted row"
+    # the short gzip body (no whole row in it) is detected and asked again once; the keyset requests after
+    # the complete answer are the reads after a short answer that may be capped (§B-17)
+    assert [b == api.bodies[0] for b in api.bodies[:3]] == [True, True, False]
 
 
 def test_activity_retriever_writes_absent_or_null_text_key_fields_as_empty_strings():
@@ -342,7 +348,8 @@ def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_pat
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
         block = original(self, *args, **kwargs)
-        made.append(block is not None)
+        if args[4].keyset is None:  # a keyset page's group already read goes row by row, spaced or not
+            made.append(block is not None)
         return block
 
     monkeypatch.setattr(ActivityRetriever, "_block_as_records", spy)
@@ -585,3 +592,65 @@ def test_activity_retriever_reads_the_window_whole_after_one_html_answer():
     api = FakeAggregationApi(rows, body_text=lambda body: next(answers, body))
     records = read(api, page_size=1000)
     assert len(records) == len(rows) and len(set(_keys(records))) == len(rows)
+
+
+# ------------------------------------------------------------------------------------------ server caps (§B-17)
+def _filters(api: FakeAggregationApi) -> list[str]:
+    return [next(s["filter"] for s in b["request"]["pipeline"] if "filter" in s) for b in api.bodies]
+
+
+@pytest.mark.parametrize("per_period", [False, True], ids=["one-pipeline", "per-period"])
+@pytest.mark.parametrize("cap", [3, 5, 13])
+def test_activity_retriever_reads_on_after_answers_a_server_caps_below_the_limit(per_period, cap, caplog):
+    rows = make_rows(days=4, visitors=7)  # 14 rows a day, 2 per (day, visitor)
+    api = FakeAggregationApi(rows, per_period=per_period, cap=cap)
+    assert _keys(read(api, page_size=1000)) == _truth(rows)
+    assert max(api.served) == cap, "the cap cut answers"
+    warnings = [
+        r.getMessage() for r in caplog.records if "the server caps answers below `limit`" in r.getMessage()
+    ]
+    assert len(warnings) == 1 and f"Pendo answered {cap} rows to a request limited to 1000" in warnings[0]
+
+
+@pytest.mark.parametrize("cap", [4, 7])
+def test_raw_events_read_on_after_answers_a_server_caps_below_the_limit(cap):
+    rows = make_raw(per_hour=9)  # at most 3 rows share a (browserTime, visitor)
+    inside = [r for r in rows if START <= r["browserTime"] < START + 6 * HOUR]
+    api = FakeAggregationApi(rows, time="browserTime", period=HOUR, cap=cap)
+    records = read(api, page_size=1000, end=START + 6 * HOUR, raw=True)
+    assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in inside)
+    assert max(api.served) == cap
+
+
+def test_activity_retriever_on_a_normal_server_reads_on_once_after_the_window_short_answer():
+    """The window's only answer is short and the first of its lane: it may be capped, so the rest of its last
+    (day, visitor) group's bucket and the days after it are asked; both bring nothing new."""
+    rows = make_rows(days=4, visitors=7)
+    api = FakeAggregationApi(rows)
+    assert _keys(read(api, page_size=1000)) == _truth(rows)
+    bounds, last = f"day >= {START} && day < {START + 4 * DAY}", START + 3 * DAY
+    assert _filters(api) == [
+        bounds,
+        f'{bounds} && day == {last} && visitorId >= "v6"',
+        f"{bounds} && day > {last}",
+    ]
+
+
+def test_activity_retriever_asks_the_visitors_after_a_group_that_filled_a_possibly_capped_answer():
+    """Every row of the answer is one (day, visitor) group: asking that group again brings nothing new and may
+    itself be capped, so the visitors after it are asked (`visitorId > V`), then the days after."""
+    rows = make_rows(days=1, visitors=1)  # two rows, one group
+    api = FakeAggregationApi(rows)
+    assert _keys(read(api, page_size=1000, end=START + DAY)) == _truth(rows)
+    bounds = f"day >= {START} && day < {START + DAY}"
+    assert _filters(api) == [
+        bounds,
+        f'{bounds} && day == {START} && visitorId >= "v0"',
+        f'{bounds} && day == {START} && visitorId > "v0"',
+        f"{bounds} && day > {START}",
+    ]
+
+
+def test_activity_retriever_empty_answer_is_complete_without_another_request():
+    api = FakeAggregationApi([])
+    assert read(api, page_size=1000) == [] and len(api.bodies) == 1
