@@ -384,3 +384,10 @@ def world(
         run.of_type("CATALOG")[0]["catalog"],
         env={"SOURCE_PENDO_TEST_PAGE_SIZE": PESSIMISTIC_PAGE_SIZE},
     )
+
+
+def is_read_on(request: dict[str, Any]) -> bool:
+    """Whether an emulator-logged activity request continues an answer (a keyset or `t > B` request: after a
+    full page, or after a short one that may be a server's cap, BEHAVIOR.md §B-17) rather than opening a window."""
+    condition = request.get("filter") or ""
+    return " == " in condition or " > " in condition

@@ -199,6 +199,7 @@ class PendoHandler(BaseHTTPRequestHandler):
                 source, window = _peek_source(body), _peek_window(body)
                 entry["source"] = source
                 entry["object_id"] = _peek_object(body, source)
+                entry["filter"] = _peek_filter(body)  # for the tests' request accounting
                 if window is not None:
                     entry["window"] = list(window)
             auth_error = self._check_auth(region)
@@ -694,6 +695,15 @@ def _peek_object(body: bytes, source: str | None) -> str | None:
     try:
         params = json.loads(body)["request"]["pipeline"][0]["source"][source]
         return str(params[OBJECT_PARAM[source]]) if OBJECT_PARAM[source] in params else None  # type: ignore[index]
+    except Exception:
+        return None
+
+
+def _peek_filter(body: bytes) -> str | None:
+    """An aggregation's `filter` stage (the first), when it has one."""
+    try:
+        stages = json.loads(body)["request"]["pipeline"]
+        return next((str(s["filter"]) for s in stages if isinstance(s, dict) and "filter" in s), None)
     except Exception:
         return None
 

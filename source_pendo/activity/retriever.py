@@ -20,6 +20,11 @@ event is in exactly one window's answer) with no `browserTime` window check; a m
 most `limit` rows) until it is known to be short, a full one is dropped and the span split down to one period,
 which pages by keyset (`_read_raw`). The cursor's state is the window frontier, never a `browserTime`.
 
+A short answer ends its range unless it may be a server's cap (BEHAVIOR.md §B-17): not empty and at least as
+long as every earlier answer of its window and of its lane's earlier windows (`answers.py`). Such an answer is
+read on from as a full page is (rollups and single periods: the rest of the last group's bucket, the visitors
+after that group when it filled the answer, then `t > B`; raw answers over several periods: by halves).
+
 Request value forms are those production clients send (R-10): `appId` a list of numeric strings or
 `expandAppIds("*")`, `first` an integer, `last` a numeric string.
 
