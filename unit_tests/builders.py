@@ -375,7 +375,8 @@ def mock_window_reads(
     server cap (BEHAVIOR.md §B-17, source_pendo/activity/answers.py), so the connector reads on after its
     last kept row (B, V), as after a full page: the rest of bucket B from V on (`t == B && visitorId >= V`),
     the visitors after V when that brought nothing new and may itself be capped (`visitorId > V`), then the
-    buckets after B (`t > B`); none of them brings a new kept row here. Raw guide/poll events over several hourly
+    buckets after B (`t > B`, not asked when no bucket can start after B in the window: 1 h for hours, 23 h
+    for days); none of them brings a new kept row here. Raw guide/poll events over several hourly
     periods are asked again by halves instead (no keyset across periods, §R-4) down to one period.
 
     `request_for(lo, hi, keyset=, after=, strict=)` builds a request. The rows must be sorted by (time,
@@ -407,6 +408,8 @@ def mock_window_reads(
         if answered(request_for(lo, hi, keyset=(bucket, visitor)), group):
             after = [row for row in group if row["visitorId"] > visitor]
             answered(request_for(lo, hi, keyset=(bucket, visitor), strict=True), after)
+        if rollup and bucket + (HOUR_MS if t == "hour" else 23 * HOUR_MS) >= hi:
+            return  # no bucket can start after B before the window's end: not asked
         answered(request_for(lo, hi, after=bucket), [row for row in page if row[t] > bucket])
 
     def read_raw(lo: int, hi: int) -> None:

@@ -157,6 +157,9 @@ class ActivityRetriever(Retriever):
         head_fields = [self._time, "visitorId"] + [f for f, _, _ in self._text_key_getters]
         self._head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields])
         self._min_window = DAY_MS if self._period == "DAY" else HOUR_MS
+        # The least time between two bucket starts: an hour, or a day of the app's time zone (23 h on the
+        # day clocks move forward): a bucket B with B + gap >= the range's end is its last.
+        self._min_bucket_gap = 23 * HOUR_MS if self._period == "DAY" else HOUR_MS
         # `filters` (source_pendo/filters.py): confirmed forms go into every request's filter, the rest is
         # tested here on each row (which takes the row-by-row path)
         filters = stream_filter(self.config, self.name)
@@ -363,6 +366,8 @@ class ActivityRetriever(Retriever):
             if (yield from self._read_bucket(run, lo, hi, keyset, seen)) and suspect:
                 self._capped(run, suspect, limit)
                 suspect = 0
+            if self._is_rollup and int(keyset[0]) + self._min_bucket_gap >= hi:
+                return  # no bucket can start after B inside the range: `t > B` would answer nothing
             after, limit = keyset[0], self._page_size
 
     def _read_bucket(

@@ -654,3 +654,14 @@ def test_activity_retriever_asks_the_visitors_after_a_group_that_filled_a_possib
 def test_activity_retriever_empty_answer_is_complete_without_another_request():
     api = FakeAggregationApi([])
     assert read(api, page_size=1000) == [] and len(api.bodies) == 1
+
+
+def test_activity_retriever_does_not_ask_for_days_after_the_last_one_a_window_can_hold():
+    """Days of a time zone five hours behind UTC start at 05:00Z: in the window [00:00Z, 24:00Z) no day can start
+    after the 05:00Z one (the shortest day lasts 23 h), so after a short answer only that day's rest is asked."""
+    rows = [dict(r, day=r["day"] + 5 * HOUR) for r in make_rows(days=1, visitors=3)]
+    api = FakeAggregationApi(rows, period=HOUR)
+    records = read(api, page_size=1000, end=START + DAY)
+    assert sorted(r["visitorId"] for r in records) == sorted(r["visitorId"] for r in rows)
+    bounds = f"day >= {START} && day < {START + DAY}"
+    assert _filters(api) == [bounds, f'{bounds} && day == {START + 5 * HOUR} && visitorId >= "v2"']
