@@ -11,8 +11,7 @@ outcome asserted is always one of the two a user can live with:
 and, always, the integration key in no output (every runner here scans stdout and stderr for it: the
 conftest runners, and `run_files` / `_Popen` below, which scan the same way).
 
-Most cases fail against today's connector: they are `xfail(strict=True)` with the reason, so the suite stays
-green and each one turns into an XPASS failure the moment the connector is fixed (then drop its marker).
+Every case of issue 15 passes; the README's Faults section lists each with its test.
 """
 
 from __future__ import annotations
@@ -53,10 +52,6 @@ from integration_tests.pendo_emulator.truth import GroundTruth
 BROKEN = Path(__file__).parent / "broken_inputs"
 TRACEBACK = "Traceback (most recent call last)"
 HANG_BOUND_S = 30  # a hang detector, not a performance target: a healthy exit takes one or two seconds
-
-
-def xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"issue 15: {reason}")
 
 
 # ----------------------------------------------------------------------------------------------- fixtures
@@ -766,7 +761,6 @@ def test_check_on_a_404_says_the_url_is_wrong(proxy, config):
 
 # ----------------------------------------------------------------------------------------------- broken files
 
-BROKEN_FILE_XFAILS: dict[str, str] = {}
 CONFIG_WORDS = {
     "base_url_not_a_string": "`base_url`",
     "region_a_list": "`region`",
@@ -792,11 +786,7 @@ REJECTED = sorted(
 )
 
 
-def _params(cases: list[str], xfails: dict[str, str]) -> list[Any]:
-    return [pytest.param(c, id=c, marks=[xfail(xfails[c])] if c in xfails else []) for c in cases]
-
-
-@pytest.mark.parametrize("case", _params(REJECTED, BROKEN_FILE_XFAILS))
+@pytest.mark.parametrize("case", REJECTED)
 def test_a_broken_file_gets_one_airbyte_message_not_a_traceback(case, emulator, base_config, discovered):
     kind, name = case.split("/")
     text = fill((BROKEN / kind / f"{name}.json").read_text(), emulator, base_config)
@@ -811,10 +801,7 @@ def test_a_broken_file_gets_one_airbyte_message_not_a_traceback(case, emulator, 
     assert_loud(run_files("read", files, timeout=60), word, failure_type="config_error")
 
 
-STATE_XFAILS: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("case", _params(["cursor_null", "cursor_text", "cursor_1e300"], STATE_XFAILS))
+@pytest.mark.parametrize("case", ["cursor_null", "cursor_text", "cursor_1e300"])
 def test_an_invalid_cursor_in_the_state_is_a_config_error_naming_the_stream(
     case, emulator, base_config, discovered
 ):
@@ -832,7 +819,7 @@ def test_an_invalid_cursor_in_the_state_is_a_config_error_naming_the_stream(
     assert_loud(run, "events", failure_type="config_error")
 
 
-@pytest.mark.parametrize("case", _params(["cursor_future"], STATE_XFAILS))
+@pytest.mark.parametrize("case", ["cursor_future"])
 def test_a_cursor_in_the_future_is_rejected_or_ignored_with_a_warning_never_silently_skipping(
     case, emulator, base_config, truth, discovered
 ):
