@@ -148,9 +148,16 @@ def read_stream(
     stream_state: list[AirbyteStateMessage] | None = None,
     expecting_exception: bool = False,
 ) -> EntrypointOutput:
+    """A read through the CDK's entry point wrapper. Unless `expecting_exception`, a stream that failed (an
+    unmocked request, an unexpected answer) fails the test here with its error, so a test asserting only counts
+    or state cannot pass on a sync that broke."""
     configured = catalog(stream, sync_mode)
     source = SourcePendo(config=config, catalog=configured, state=stream_state)
-    return read(source, config, configured, stream_state, expecting_exception=expecting_exception)
+    output = read(source, config, configured, stream_state, expecting_exception=expecting_exception)
+    if not expecting_exception and output.errors:
+        messages = [e.trace.error.message for e in output.errors if e.trace and e.trace.error]
+        raise AssertionError(f"{stream}: the sync failed although no error was expected: {messages}")
+    return output
 
 
 # ---------------------------------------------------------------------------------------------- activity

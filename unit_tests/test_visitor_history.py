@@ -119,9 +119,9 @@ def _records(items: list[dict[str, Any]], visitor: str) -> list[dict[str, Any]]:
     return [{**item, "visitorId": visitor} for item in items]
 
 
-def _read(config: dict, stream_state: dict | None = None):
+def _read(config: dict, stream_state: dict | None = None, expecting_exception: bool = False):
     saved = state(_STREAM, stream_state) if stream_state else None
-    return read_stream(_STREAM, config, SyncMode.incremental, saved)
+    return read_stream(_STREAM, config, SyncMode.incremental, saved, expecting_exception)
 
 
 def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline(
@@ -346,7 +346,7 @@ def test_visitor_history_ts_missing_or_not_an_integer_fails_naming_stream_field_
     http_mocker.get(_history_request("42", MAR_1), json_response([*items[1:], bad]))
     _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
 
-    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
+    output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), expecting_exception=True)
 
     error = output.errors[0].trace.error.message  # the stream's error (the sync's summary follows it)
     assert error.startswith("visitor_history: ") and "`ts`" in error and "2024-03-01T00:00" in error
