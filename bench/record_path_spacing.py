@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from source_pendo.activity.record_batch import BatchGate, RecordBatch, RecordBatchBuilder
-from source_pendo.activity.retriever import CHUNK_BYTES, ActivityRetriever, _PageState, _WindowRun
+from source_pendo.activity.retriever import CHUNK_BYTES, ActivityRetriever, PageState, WindowRun
 
 HOUR = 3_600_000
 START = 1_709_251_200_000
@@ -90,8 +90,8 @@ def run(payload: bytes, n: int) -> tuple[float, int, int]:
 
     retriever._block_as_records = counted  # type: ignore[method-assign]
     builder = RecordBatchBuilder("feature_events", gate=BatchGate(1 << 30))
-    window = _WindowRun("*", START, START + 10_000 * HOUR, builder)
-    page = _PageState(None, set(), retriever._group_pks, 10 * n)
+    window = WindowRun("*", START, START + 10_000 * HOUR, builder)
+    page = PageState(None, set(), retriever._group_pks, 10 * n)
     started = time.perf_counter()
     records = 0
     for batch in retriever._read_page(Response(payload), page, window):  # type: ignore[arg-type]

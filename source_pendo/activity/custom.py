@@ -39,13 +39,13 @@ from .answers import WindowAnswers
 from .cursor import iso_minute
 from .record_batch import RecordBatch, RecordBatchBuilder
 from .retriever import (
-    _BODY_ERRORS,
+    BODY_ERRORS,
     ActivityRetriever,
+    PageState,
     RecordSink,
-    _broke_from,
-    _PageState,
-    _WindowRun,
+    WindowRun,
     body_chunks,
+    broke_from,
 )
 
 LOGGER = logging.getLogger("airbyte")
@@ -71,7 +71,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         # ActivityRetriever.read_records does for the activity streams.
         yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
         builder = RecordBatchBuilder(self.name)
-        run = _WindowRun("*", 0, 0, builder, WindowAnswers())
+        run = WindowRun("*", 0, 0, builder, WindowAnswers())
         yield from self._read_pages(run, None)
         batch = builder.flush()
         if batch is not None:
@@ -93,7 +93,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         have no per-object lanes (a new tag's history is read for feature_events and page_events only)."""
         if object_id is not None:
             raise AssertionError(f"{self.name}: a custom aggregation stream has no per-object windows")
-        run = _WindowRun(app, start, end, builder, answers)
+        run = WindowRun(app, start, end, builder, answers)
         length = self._period_length
         bucket = -(-start // length) * length
         while bucket < end:
@@ -101,7 +101,7 @@ class CustomAggregationRetriever(ActivityRetriever):
             bucket += length
         return run.pages
 
-    def _read_pages(self, run: _WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
+    def _read_pages(self, run: WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
         """Every page of one period (or of a full-refresh stream): keyset on the one-field key, else one page."""
         key = self.entry.keyset_field
         after: Any = None
@@ -112,8 +112,8 @@ class CustomAggregationRetriever(ActivityRetriever):
                 return
             try:
                 text = b"".join(body_chunks(response))
-            except _BODY_ERRORS as error:
-                self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
+            except BODY_ERRORS as error:
+                self._broke(run, PageState(None, set(), self._group_pks, 0), broke_from(error))
                 continue  # nothing was emitted from this page: ask again
             finally:
                 response.close()
@@ -148,7 +148,7 @@ class CustomAggregationRetriever(ActivityRetriever):
                 )
             after = last
 
-    def _rows(self, text: bytes, run: _WindowRun, bucket: int | None) -> list[dict[str, Any]]:
+    def _rows(self, text: bytes, run: WindowRun, bucket: int | None) -> list[dict[str, Any]]:
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -164,7 +164,7 @@ class CustomAggregationRetriever(ActivityRetriever):
             )
         return results
 
-    def _where(self, run: _WindowRun, bucket: int | None) -> str:
+    def _where(self, run: WindowRun, bucket: int | None) -> str:
         if bucket is None:
             return "to the full-refresh request"
         return f"for app {run.app}, period {iso_minute(bucket)}"

@@ -225,14 +225,14 @@ class ActivityRetriever(Retriever):
     ) -> Generator[RecordBatch, None, int]:
         """The window's records (batches yielded), of one object when `object_id` is given; returns the number
         of requests that answered."""
-        run = _WindowRun(app, start, end, builder, answers, object_id)
+        run = WindowRun(app, start, end, builder, answers, object_id)
         if self._is_rollup:
             yield from self._read_range(run, start, end)
         else:
             yield from self._read_raw(run, start, end)
         return run.pages
 
-    def _send(self, body: Mapping[str, Any], run: _WindowRun) -> requests.Response | None:
+    def _send(self, body: Mapping[str, Any], run: WindowRun) -> requests.Response | None:
         response = self.requester.send_request(
             request_body_json=body,
             stream_slice=StreamSlice(partition={"app_id": run.app}, cursor_slice={}),
@@ -241,7 +241,7 @@ class ActivityRetriever(Retriever):
             run.pages += 1
         return response
 
-    def _broke(self, run: _WindowRun, page: _PageState, broke: _BodyBroke) -> None:
+    def _broke(self, run: WindowRun, page: PageState, broke: _BodyBroke) -> None:
         run.resumes += 1
         if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, MalformedBody):
             raise AirbyteTracedException(
@@ -259,7 +259,7 @@ class ActivityRetriever(Retriever):
             f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
         )
 
-    def _capped(self, run: _WindowRun, rows: int, limit: int) -> None:
+    def _capped(self, run: WindowRun, rows: int, limit: int) -> None:
         """More rows followed a short answer: the server caps answers (BEHAVIOR.md §B-17); said once."""
         with self._running_lock:
             if self._cap_warned:
@@ -273,14 +273,14 @@ class ActivityRetriever(Retriever):
             f"below the cap saves them)."
         )
 
-    def _too_deep(self, run: _WindowRun, error: TooDeep) -> AirbyteTracedException:
+    def _too_deep(self, run: WindowRun, error: TooDeep) -> AirbyteTracedException:
         return AirbyteTracedException(
             message=f"{self.name}: Pendo sent a row (app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}) with {str(error).removeprefix('an aggregation row holds ')}, which cannot be read. The sync stopped; progress is saved up to the last complete window.",
             internal_message=str(error),
             failure_type=FailureType.system_error,
         )
 
-    def _split(self, run: _WindowRun, lo: int, hi: int, unit: int, error: AirbyteTracedException) -> int:
+    def _split(self, run: WindowRun, lo: int, hi: int, unit: int, error: AirbyteTracedException) -> int:
         """Where a part of the window Pendo could not answer is cut in two; raises when it cannot be."""
         if error.failure_type == FailureType.config_error or hi - lo <= unit:
             raise error
@@ -290,7 +290,7 @@ class ActivityRetriever(Retriever):
         )
         return middle
 
-    def _read_range(self, run: _WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+    def _read_range(self, run: WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
         """Rollups: every row of [lo, hi), one `timeSeries` over it, paged on (bucket, visitorId).
 
         Each answer is complete, or continued exactly under both readings of §R-1 (one pipeline over the
@@ -319,7 +319,7 @@ class ActivityRetriever(Retriever):
                 return
             if response is None:
                 return
-            page = _PageState(None, set(), self._group_pks, limit if self._is_rollup else 0)
+            page = PageState(None, set(), self._group_pks, limit if self._is_rollup else 0)
             page.after = after
             broken = False
             try:
@@ -371,7 +371,7 @@ class ActivityRetriever(Retriever):
             after, limit = keyset[0], self._page_size
 
     def _read_bucket(
-        self, run: _WindowRun, lo: int, hi: int, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
+        self, run: WindowRun, lo: int, hi: int, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
     ) -> Generator[RecordBatch, None, int]:
         """The rows of one bucket (one rollup period, or one browserTime value of a single raw period) from
         visitor keyset[1] on, skipping the primary keys in `seen`; a request for one period is answered the
@@ -388,7 +388,7 @@ class ActivityRetriever(Retriever):
             response = self._send(body, run)
             if response is None:
                 return emitted
-            page = _PageState(keyset, seen, self._group_pks, 0)
+            page = PageState(keyset, seen, self._group_pks, 0)
             try:
                 yield from self._read_page(response, page, run)
             except _BodyBroke as broke:
@@ -413,7 +413,7 @@ class ActivityRetriever(Retriever):
             strict = False
             keyset, seen = new_keyset, new_seen
 
-    def _widened(self, limit: int, page: _PageState) -> int:
+    def _widened(self, limit: int, page: PageState) -> int:
         """One (bucket, visitor) group fills a page: a wider one."""
         if limit >= MAX_PAGE_SIZE and page.rows >= MAX_PAGE_SIZE:
             raise AirbyteTracedException(
@@ -422,7 +422,7 @@ class ActivityRetriever(Retriever):
             )
         return min(limit * 2, MAX_PAGE_SIZE)
 
-    def _read_raw(self, run: _WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+    def _read_raw(self, run: WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
         """Raw guide/poll events of the hourly periods of [lo, hi), selected by the `timeSeries` alone (§R-4:
         Pendo may select them into periods by a receive time while `browserTime` is hours off, so a
         `browserTime` filter would lose them for good). Under §R-1+§R-4 a multi-period answer is not sorted
@@ -459,8 +459,8 @@ class ActivityRetriever(Retriever):
                     reader.close()
             except TooDeep as error:
                 raise self._too_deep(run, error) from None
-            except _BODY_ERRORS as error:
-                self._broke(run, _PageState(None, set(), self._group_pks, 0), _broke_from(error))
+            except BODY_ERRORS as error:
+                self._broke(run, PageState(None, set(), self._group_pks, 0), broke_from(error))
                 continue  # nothing was emitted: ask again
             finally:
                 response.close()
@@ -471,7 +471,7 @@ class ActivityRetriever(Retriever):
                 yield from self._read_raw(run, lo, middle)
                 yield from self._read_raw(run, middle, hi)
                 return
-            page = _PageState(None, set(), self._group_pks, 0)
+            page = PageState(None, set(), self._group_pks, 0)
             for text, heads in held:
                 yield from self._read_block(text, heads, page, run)
             batch = run.builder.flush()
@@ -480,7 +480,7 @@ class ActivityRetriever(Retriever):
             return
 
     def _read_page(
-        self, response: requests.Response, page: _PageState, run: _WindowRun
+        self, response: requests.Response, page: PageState, run: WindowRun
     ) -> Iterator[RecordBatch]:
         reader = AggregationRowReader(self._head_type)
         builder = run.builder
@@ -492,11 +492,11 @@ class ActivityRetriever(Retriever):
             reader.close()
         except TooDeep as error:
             raise self._too_deep(run, error) from None
-        except _BODY_ERRORS as error:
+        except BODY_ERRORS as error:
             batch = builder.flush()  # rows parsed before the break are whole rows: emit them
             if batch is not None:
                 yield batch
-            raise _broke_from(error) from error
+            raise broke_from(error) from error
         batch = builder.flush()
         if batch is not None:
             yield batch
@@ -505,8 +505,8 @@ class ActivityRetriever(Retriever):
         self,
         text: bytes,
         heads: list[Any],
-        page: _PageState,
-        run: _WindowRun,
+        page: PageState,
+        run: WindowRun,
     ) -> Iterator[RecordBatch]:
         """One block of rows (the text of the complete rows of a network chunk, and their time and visitor)."""
         builder = run.builder
@@ -591,7 +591,7 @@ class ActivityRetriever(Retriever):
         times: list[Any],
         visitors: list[Any],
         count: int,
-        page: _PageState,
+        page: PageState,
         start: int,
         end: int,
         separator: bytes,
@@ -656,7 +656,7 @@ class ActivityRetriever(Retriever):
             block = block.replace(old, new)
         return block
 
-    def _check_keyset_kept(self, t: int, visitor: Any, page: _PageState, run: _WindowRun) -> None:
+    def _check_keyset_kept(self, t: int, visitor: Any, page: PageState, run: WindowRun) -> None:
         """A follow-up page must start after what was read (`t > after`) or in the keyset's bucket from its
         visitor on (`t == B && visitorId >= V`); a block of it that starts before is a server ignoring the
         keyset, whose pages would repeat rows for ever: the sync stops, naming the stream (BEHAVIOR.md §B-17).
@@ -676,7 +676,7 @@ class ActivityRetriever(Retriever):
                 failure_type=FailureType.system_error,
             )
 
-    def _checked_time(self, value: Any, run: _WindowRun) -> int:
+    def _checked_time(self, value: Any, run: WindowRun) -> int:
         where = f"app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}"
         return checked_time(value, self.name, self._time, "a row", where)
 
@@ -698,7 +698,7 @@ class ActivityRetriever(Retriever):
     # ------------------------------------------------------------------ request
     def _body(
         self,
-        run: _WindowRun,
+        run: WindowRun,
         lo: int,
         hi: int,
         limit: int,
@@ -755,8 +755,12 @@ class RecordSink(Protocol):
     def flush(self) -> RecordBatch | None: ...
 
 
+# The seam a retriever built on this one reads through (activity/custom.py): WindowRun, PageState, body_chunks,
+# BODY_ERRORS and broke_from, with ActivityRetriever's _send, _broke and _read_window.
+
+
 @dataclass
-class _WindowRun:
+class WindowRun:
     """One window being read: where its records go and what its requests cost."""
 
     app: str
@@ -769,7 +773,7 @@ class _WindowRun:
     resumes: int = 0
 
 
-class _PageState:
+class PageState:
     """What one page has emitted, so a later page (or a resumed one) can continue right after it.
 
     With `limit` (rollup range pages) it also counts the rows of each bucket as the server sent them, and
@@ -851,13 +855,13 @@ class _PageState:
 
 
 def _resume(
-    page: _PageState, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
+    page: PageState, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
 ) -> tuple[tuple[Any, Any], set[tuple[Any, ...]]]:
     new_keyset, new_seen = page.resume_point()
     return (keyset, seen) if new_keyset is None else (new_keyset, new_seen)
 
 
-_BODY_ERRORS = (
+BODY_ERRORS = (
     requests.RequestException,
     urllib3.exceptions.HTTPError,
     OSError,
@@ -868,7 +872,7 @@ _BODY_ERRORS = (
 _NO_BOUND_LOW, _NO_BOUND_HIGH = -(2**62), 2**62  # raw events: the time series alone selects them (§R-4)
 
 
-def _broke_from(error: BaseException) -> _BodyBroke:
+def broke_from(error: BaseException) -> _BodyBroke:
     broke = _BodyBroke()
     broke.__cause__ = error
     return broke

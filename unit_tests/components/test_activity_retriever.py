@@ -413,7 +413,7 @@ def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_pa
 
 @pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
 def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(spaced):
-    from source_pendo.activity.retriever import _PageState
+    from source_pendo.activity.retriever import PageState
     from source_pendo.activity.rows import AggregationRowReader
 
     rows = make_rows(days=3, visitors=2)
@@ -435,7 +435,7 @@ def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(
         [h.day for h in heads],
         [h.visitorId for h in heads],
         len(heads),
-        _PageState(None, set(), retriever._group_pks),
+        PageState(None, set(), retriever._group_pks),
         START,
         START + 4 * DAY,
         b"\n",
