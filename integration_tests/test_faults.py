@@ -142,6 +142,10 @@ def test_5xx_bursts_are_retried_then_read_everything(pendo, config, truth, disco
     assert sorted(r["status"] for r in failures) == [500, 500, 502, 502, 503, 503]
     for failure in failures:
         later_success_for(pendo, failure)
+    retries = [line for line in run.logs() if "retrying in" in line]
+    assert len(retries) == 6 and all(line.startswith("Pendo answered HTTP 50") for line in retries), (
+        "each retry names its status; a 5xx is not called a rate limit (retry_log.py)"
+    )
 
 
 def test_5xx_outlasting_the_retries_splits_the_window_then_reads_everything(pendo, config, truth, discovered):

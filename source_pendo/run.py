@@ -74,8 +74,10 @@ def run() -> None:
 
         print_spec()
         return
+    from source_pendo import retry_log
     from source_pendo.entrypoint import launch
 
+    retry_log.install()
     source = build_source(args)
     if source is not None:
         launch(source, args)
