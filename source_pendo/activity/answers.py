@@ -52,12 +52,19 @@ class AnswerLedger:
         self._stopped = False
 
     def open(self, lane: Hashable, start: int) -> None:
+        """A window handed out (the cursor hands a lane's windows out in time order; another order, or the
+        same window twice, is still kept right)."""
         with self._changed:
             entry = self._lanes.setdefault(lane, _Lane())
-            assert not entry.starts or start > entry.starts[-1], "windows of a lane are opened in time order"
-            entry.starts.append(start)
-            entry.largest.append(0)
-            entry.finished.append(False)
+            i = entry.index(start)
+            if i < len(entry.starts) and entry.starts[i] == start:
+                return
+            entry.starts.insert(i, start)
+            entry.largest.insert(i, 0)
+            entry.finished.insert(i, False)
+            if i < entry.folded:  # an open window inside the folded prefix: fold again up to it
+                entry.folded = i
+                entry.folded_max = max(entry.largest[:i], default=0)
 
     def window(self, lane: Hashable, start: int) -> WindowAnswers:
         return WindowAnswers(self, lane, start)

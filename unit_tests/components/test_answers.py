@@ -102,3 +102,18 @@ def test_stopping_the_stream_releases_a_waiting_window():
     ledger.stop()
     thread.join(timeout=30)
     assert not thread.is_alive() and verdict == [True]
+
+
+def test_a_window_opened_out_of_order_or_twice_is_still_an_earlier_window():
+    ledger = AnswerLedger()
+    ledger.open("app", 10)
+    ledger.open("app", 20)
+    ledger.window("app", 10).close()
+    ledger.open("app", 0)  # before a window already folded
+    ledger.open("app", 10)  # again: no second entry
+    first = ledger.window("app", 0)
+    first.note(9)
+    first.close()
+    last = ledger.window("app", 20)
+    last.note(5)
+    assert not last.may_be_capped(5), "the window at 0 answered more"
