@@ -27,7 +27,9 @@ Modes (`kind`):
 * `status`         answer `status` with an optional `Retry-After` (`retry_after`) and `body`, where `{key}` is
                    the request's key as sent and `{key_json}` the key JSON-escaped (`"` -> `\\"`, `\\` -> `\\\\`).
 * `cap`            answer at most `max_rows` rows of an aggregation, whatever its `limit` (a server-side cap).
-* `big_value`      set `field` of the first row of the answer to a `size`-byte string holding `},{` and `"`.
+* `big_value`      set `field` of the first row of the first answer to a `size`-byte string holding `},{` and
+                   `"`, and of that same row in every later answer that holds it (a server that stores the
+                   value: an answer asked again, e.g. a window read by halves, holds it too).
 * `nested`         set `field` of the first row to an array nested `depth` levels deep (spliced as bytes).
 * `metadata_collision`  give the first row `metadata.custom.a_b` and `metadata.custom_a.b` (both map to the
                    column `metadata_custom_a_b`).
@@ -115,6 +117,9 @@ def source_of(body: bytes) -> str | None:
         return next(k for k in pipeline[0]["source"] if k != "timeSeries")
     except (ValueError, KeyError, IndexError, TypeError, StopIteration):
         return None
+
+
+_MODE_STATE_LOCK = threading.Lock()  # a mode's own state across the proxy's handler threads (big_value's row)
 
 
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
@@ -424,11 +429,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         value = (unit * (size // len(unit) + 1))[:size]
 
         def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-            if not rows:
+            with _MODE_STATE_LOCK:
+                if "row" not in mode and rows:
+                    mode["row"] = copy.deepcopy(rows[0])
+                original = mode.get("row")
+            at = next((i for i, row in enumerate(rows) if row == original), None)
+            if at is None:
                 return None
-            original = copy.deepcopy(rows[0])
-            rows[0][name] = value
-            return {"row": original, "field": name, "value": value}
+            rows[at][name] = value
+            return {"row": copy.deepcopy(original), "field": name, "value": value}
 
         self._rows_rewritten(method, body, entry, rewrite)
 

@@ -44,7 +44,7 @@ from integration_tests.pendo_emulator.truth import GroundTruth, parse_start_ms
 # ExponentialBackoffStrategy factor 3: 3 * 2^1 (airbyte_cdk.sources.declarative.requesters.error_handlers.
 # backoff_strategies), plus the 1 s airbyte_cdk.sources.streams.http.rate_limiting adds to every wait.
 FIRST_BACKOFF_S = 7
-RETRY_WAIT = re.compile(r"Retrying in (\d+(?:\.\d+)?) seconds")
+RETRY_WAIT = re.compile(r"retrying in (\d+(?:\.\d+)?) seconds", re.IGNORECASE)  # retry_log.py's line
 
 
 @pytest.fixture(scope="module")
