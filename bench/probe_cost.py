@@ -5,16 +5,14 @@ incremental one from its state, and prints the aggregation requests per stream; 
 two checkouts to compare (the connector is imported from the checkout the script lives in):
 
     .venv/bin/python bench/probe_cost.py [--scale small] [--period DAY]
+
+The connector's clock is pinned to the emulator's (SOURCE_PENDO_NOW_MS), so two checkouts read the same data.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -23,51 +21,22 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from integration_tests.conftest import API_KEY, CONNECTOR_NOW_ENV, catalog_for, run_connector  # noqa: E402
+from integration_tests.invariant import CURSOR_FIELDS  # noqa: E402
 from integration_tests.pendo_emulator import EmulatorProcess  # noqa: E402
 
-STREAMS = [
-    "events",
-    "feature_events",
-    "page_events",
-    "track_events",
-    "guide_events",
-    "poll_events",
-    "visitor_history",
-]
+STREAMS = list(CURSOR_FIELDS)  # the activity streams and visitor_history
 
 
-def _read(stream: str, config: dict[str, Any], state: list[dict[str, Any]] | None) -> tuple[int, Any]:
-    catalog = {
-        "streams": [
-            {
-                "stream": {
-                    "name": stream,
-                    "json_schema": {},
-                    "supported_sync_modes": ["full_refresh", "incremental"],
-                },
-                "sync_mode": "incremental",
-                "destination_sync_mode": "append",
-            }
-        ]
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [sys.executable, "-c", "from source_pendo.run import run; run()", "read"]
-        for name, payload in (("config", config), ("catalog", catalog), ("state", state)):
-            if payload is None:
-                continue
-            path = Path(tmp) / f"{name}.json"
-            path.write_text(json.dumps(payload))
-            args += [f"--{name}", str(path)]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        out = subprocess.run(args, capture_output=True, check=True, env=env, cwd=ROOT).stdout
-    records, last_state = 0, None
-    for line in out.splitlines():
-        message = json.loads(line)
-        if message.get("type") == "RECORD":
-            records += 1
-        elif message.get("type") == "STATE":
-            last_state = message["state"]
-    return records, [last_state] if last_state else None
+def _read(
+    stream: str, config: dict[str, Any], state: list[dict[str, Any]] | None, now_ms: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """One incremental sync of `stream` by the connector of this checkout, its clock the emulator's."""
+    env = {CONNECTOR_NOW_ENV: str(now_ms), "PYTHONPATH": str(ROOT)}
+    run = run_connector("read", config, catalog_for([stream]), state, env=env)
+    if run.returncode != 0:
+        raise SystemExit(f"{stream}: the sync failed: {run.errors() or run.stderr[-2000:]}")
+    return len(run.records(stream)), run.final_state()
 
 
 def main() -> None:
@@ -81,7 +50,7 @@ def main() -> None:
     with EmulatorProcess(scale=args.scale) as pendo:
         start = time.strftime("%Y-%m-%d", time.gmtime(pendo.now_ms / 1000 - args.days * 86400))
         config = {
-            "api_key": "emulator-key.us",
+            "api_key": API_KEY,
             "base_url": pendo.base_url,
             "start_date": start,
             "period": args.period,
@@ -93,7 +62,7 @@ def main() -> None:
             line = []
             for label in ("first", "incremental"):
                 before = len(pendo.stats()["requests"])
-                records, state = _read(stream, config, state)
+                records, state = _read(stream, config, state, pendo.now_ms)
                 requests = pendo.stats()["requests"][before:]
                 n = sum(1 for r in requests if r.get("route") == "aggregation")
                 totals[label] += n

@@ -119,9 +119,6 @@ def source_of(body: bytes) -> str | None:
         return None
 
 
-_MODE_STATE_LOCK = threading.Lock()  # a mode's own state across the proxy's handler threads (big_value's row)
-
-
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
     def matches(self, route: str, source: str | None, body: bytes = b"") -> bool:
         return (
@@ -429,7 +426,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         value = (unit * (size // len(unit) + 1))[:size]
 
         def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-            with _MODE_STATE_LOCK:
+            with self.owner._lock:  # the mode's remembered row, across the proxy's handler threads
                 if "row" not in mode and rows:
                     mode["row"] = copy.deepcopy(rows[0])
                 original = mode.get("row")

@@ -53,7 +53,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from ..clock import now_ms
 from ..config import is_app_id, parse_start_date
 from ..pendo import DAY_MS, HOUR_MS
-from .answers import AnswerLedger
+from .answers import AnswerLedger, WindowAnswers
 from .backfill import BACKFILL_KEY, LANE_INITIAL_WINDOW_MS, TagBackfill
 
 STATE_VERSION = 1
@@ -123,9 +123,8 @@ class WindowFeedback(Protocol):
     def stop_windows(self) -> None:
         """A window failed (the stream fails): hand out no more windows; the ones being read end as they do."""
 
-    @property
-    def answers(self) -> AnswerLedger:
-        """The answer sizes of the windows handed out, per lane (answers.py: whether a short page may be capped)."""
+    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
+        """The window's place among the answer sizes of its lane (answers.py: whether a short page may be capped)."""
 
 
 @dataclass
@@ -460,7 +459,7 @@ class ActivityCursor(Cursor):
 
     def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
         """Called by the retriever when a window is read: feeds the window-size planner."""
-        lane = lane_of(stream_slice)
+        lane = _lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             planner = self._planners.get(lane)
@@ -470,12 +469,12 @@ class ActivityCursor(Cursor):
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """A window the retriever ends without reading it (visitor history refused): never completed."""
         with self._lock:
-            self._abandoned.add((lane_of(stream_slice), int(stream_slice["start"])))
+            self._abandoned.add((_lane_of(stream_slice), int(stream_slice["start"])))
 
     def close_partition(self, partition: Partition) -> None:
         stream_slice = partition.to_slice()
         assert stream_slice is not None
-        app = lane_of(stream_slice)
+        app = _lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             if (app, start) in self._abandoned:  # not read: the frontier stays before it
@@ -504,9 +503,8 @@ class ActivityCursor(Cursor):
             self._stopped = True
         self._answers.stop()
 
-    @property
-    def answers(self) -> AnswerLedger:
-        return self._answers
+    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
+        return self._answers.window(_lane_of(stream_slice), int(stream_slice["start"]))
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
@@ -524,7 +522,7 @@ class ActivityCursor(Cursor):
         return True
 
 
-def lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
+def _lane_of(stream_slice: Mapping[str, Any]) -> LaneKey:
     """The lane a window belongs to: its app partition, or (app partition, object id) for a tag's history."""
     partition = stream_slice.partition if isinstance(stream_slice, StreamSlice) else stream_slice
     app = str(partition["app_id"])

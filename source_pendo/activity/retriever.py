@@ -75,7 +75,7 @@ from ..pendo import (
     literal,
 )
 from .answers import WindowAnswers
-from .cursor import WindowFeedback, iso_minute, lane_of
+from .cursor import WindowFeedback, iso_minute
 from .record_batch import RecordBatch, RecordBatchBuilder
 from .rows import AggregationRowReader, MalformedBody, TooDeep, TruncatedBody
 
@@ -175,11 +175,7 @@ class ActivityRetriever(Retriever):
         object_id = stream_slice.partition.get("object_id")  # a new tag's history (backfill.py)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         builder = RecordBatchBuilder(self.name)
-        answers = (
-            self.cursor.answers.window(lane_of(stream_slice), start)
-            if self.cursor is not None
-            else WindowAnswers()
-        )
+        answers = self.cursor.window_answers(stream_slice) if self.cursor is not None else WindowAnswers()
         try:
             if not self._running_sent:
                 with self._running_lock:

@@ -29,7 +29,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from ..components.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
 from .answers import WindowAnswers
-from .cursor import WindowFeedback, iso_minute, lane_of
+from .cursor import WindowFeedback, iso_minute
 from .retriever import ActivityRetriever, checked_time
 
 LOGGER = logging.getLogger("airbyte")
@@ -65,11 +65,7 @@ class VisitorHistoryRetriever(Retriever):
         assert stream_slice is not None
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         count = 0
-        answers = (
-            self.cursor.answers.window(lane_of(stream_slice), start)
-            if self.cursor is not None
-            else WindowAnswers()
-        )
+        answers = self.cursor.window_answers(stream_slice) if self.cursor is not None else WindowAnswers()
         try:
             if self._history_refused:
                 self._abandon(stream_slice)
