@@ -45,7 +45,7 @@ from airbyte_cdk.utils.constants import ENV_REQUEST_CACHE_PATH
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .activity.record_batch import IN_FLIGHT, RecordBatch
-from .masking import secret_forms
+from .settings.masking import secret_forms
 
 if TYPE_CHECKING:
     from .source import SourcePendo

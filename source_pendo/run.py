@@ -40,9 +40,9 @@ def build_source(args: list[str]) -> SourcePendo | None:
     from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-    from source_pendo.config import validate_config
-    from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
-    from source_pendo.masking import secret_forms
+    from source_pendo.settings.config import validate_config
+    from source_pendo.settings.inputs import read_catalog_file, read_config_file, read_state_file
+    from source_pendo.settings.masking import secret_forms
     from source_pendo.source import SourcePendo
 
     parsed = AirbyteEntrypoint.parse_args(args)
@@ -70,12 +70,12 @@ def build_source(args: list[str]) -> SourcePendo | None:
 def run() -> None:
     args = sys.argv[1:]
     if args == ["spec"]:  # static: answered from the manifest without importing the CDK (see spec.py)
-        from source_pendo.spec import print_spec
+        from source_pendo.settings.spec import print_spec
 
         print_spec()
         return
-    from source_pendo import retry_log
     from source_pendo.entrypoint import launch
+    from source_pendo.http import retry_log
 
     retry_log.install()
     source = build_source(args)

@@ -18,59 +18,17 @@ from airbyte_cdk.sources.types import ConnectionDefinition
 from source_pendo.activity.record_batch import RecordBatch
 from source_pendo.activity.streams import build_activity_stream, is_activity_stream
 from source_pendo.check import check_connection
-from source_pendo.config import complete_config
-from source_pendo.deletions import LISTINGS, CatalogueDeletions
-from source_pendo.estimates import entity_estimates
-from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
-from source_pendo.spec import MANIFEST_PATH
-from source_pendo.transport import install
+from source_pendo.deletions.records import LISTINGS, CatalogueDeletions
+from source_pendo.entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
+from source_pendo.entities.estimates import entity_estimates
+from source_pendo.http.transport import install
+from source_pendo.settings.config import complete_config
+from source_pendo.settings.inputs import read_catalog_file, read_config_file, read_state_file
+from source_pendo.settings.spec import MANIFEST_PATH
 
 install()  # every session of the process: no redirect to another origin with the key (transport.py)
 
 CONNECT_TIMEOUT_SECONDS = 30
-ANONYMOUS_SETTING = "include_anonymous_visitors"
-ENTITY_STREAMS_WITH_ANONYMOUS = (
-    "visitors",
-)  # the activity streams keep the setting in their own state (cursor.py)
-LOGGER = logging.getLogger("airbyte")
-
-
-def backfill_anonymous_visitors(
-    state: list[AirbyteStateMessage] | None, anonymous: bool
-) -> list[AirbyteStateMessage] | None:
-    """The state without the visitors stream's cursor when include_anonymous_visitors was turned on since the
-    state was saved (it records the setting, see `with_anonymous_setting`): anonymous visitors whose lastupdated
-    is before that cursor were never read, so visitors is read whole again (a backfill; append_dedup merges)."""
-    if not anonymous or not state:
-        return state
-    kept = []
-    for message in state:
-        stream = message.stream
-        saved = (
-            getattr(stream.stream_state, ANONYMOUS_SETTING, None) if stream and stream.stream_state else None
-        )
-        if stream and stream.stream_descriptor.name in ENTITY_STREAMS_WITH_ANONYMOUS and saved is False:
-            LOGGER.warning(
-                f"{stream.stream_descriptor.name}: include_anonymous_visitors was turned on since the last sync, "
-                "whose records left anonymous visitors out: reading the stream whole again (a backfill: with "
-                "append_dedup the records already synced merge on the primary key; with append they arrive again)."
-            )
-            continue
-        kept.append(message)
-    return kept
-
-
-def with_anonymous_setting(message: Any, anonymous: bool) -> Any:
-    """A STATE message of the visitors stream records include_anonymous_visitors next to the cursor."""
-    state = getattr(message, "state", None)
-    stream = getattr(state, "stream", None) if state is not None else None
-    if (
-        stream is not None
-        and stream.stream_descriptor.name in ENTITY_STREAMS_WITH_ANONYMOUS
-        and stream.stream_state is not None
-    ):
-        setattr(stream.stream_state, ANONYMOUS_SETTING, anonymous)
-    return message
 
 
 class SourcePendo(YamlDeclarativeSource):

@@ -6,7 +6,7 @@ from typing import Any
 
 from airbyte_cdk.models import AirbyteMessage, AirbyteStateMessage, AirbyteStateMessageSerializer, Type
 
-from source_pendo.source import backfill_anonymous_visitors, with_anonymous_setting
+from source_pendo.entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
 
 
 def _state(name: str, **stream_state: Any) -> AirbyteStateMessage:

@@ -10,7 +10,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import API_KEY, ConfigBuilder
 
-from source_pendo.config import (
+from source_pendo.settings.config import (
     DEFAULTS,
     RANGES,
     REGION_HOSTS,

@@ -31,10 +31,10 @@ from builders import (
     text_response,
 )
 
-from source_pendo.config import complete_config, validate_config
-from source_pendo.custom_aggregations import BUILT_IN_STREAMS, parse_custom_aggregations
+from source_pendo.settings.config import complete_config, validate_config
+from source_pendo.settings.custom_aggregations import BUILT_IN_STREAMS, parse_custom_aggregations
+from source_pendo.settings.spec import MANIFEST_PATH
 from source_pendo.source import SourcePendo
-from source_pendo.spec import MANIFEST_PATH
 
 CLICKS_PIPELINE = [{"group": {"group": ["accountId"], "fields": {"clicks": {"sum": "numEvents"}}}}]
 CLICKS_SCHEMA = {"type": "object", "properties": {"accountId": {"type": ["null", "string"]}}}

@@ -10,8 +10,8 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import ConfigBuilder
 
-from source_pendo.config import end_ms, validate_config
-from source_pendo.filters import stream_filter
+from source_pendo.settings.config import end_ms, validate_config
+from source_pendo.settings.filters import stream_filter
 
 NOW_MS = 1_779_286_800_000  # 2026-05-20T14:20Z
 

@@ -22,9 +22,9 @@ from builders import NOW_ENV, NOW_MS, catalog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from source_pendo.masking import secret_forms
 from source_pendo.run import run
-from source_pendo.spec import spec_message
+from source_pendo.settings.masking import secret_forms
+from source_pendo.settings.spec import spec_message
 
 KEY = 'fuzz-k3y"with\\quote-0123456789.us'
 BASE = {"api_key": KEY, "start_date": "2024-03-01"}

@@ -10,7 +10,7 @@ import pytest
 from airbyte_cdk.models import AirbyteStateType, FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.inputs import read_catalog_file, read_config_file, read_state_file
+from source_pendo.settings.inputs import read_catalog_file, read_config_file, read_state_file
 
 STATE = {"version": 1, "period": "DAY", "start_date": "2024-01-01", "apps": {"*": {"periodStart": 1}}}
 

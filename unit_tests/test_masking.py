@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from airbyte_cdk.utils.airbyte_secrets_utils import filter_secrets, update_secrets
 
-from source_pendo.masking import secret_forms
+from source_pendo.settings.masking import secret_forms
 
 KEY = 'k3y"with-quote\\and-backslash.us'
 

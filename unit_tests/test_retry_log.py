@@ -9,7 +9,7 @@ import requests
 from airbyte_cdk.sources.streams.http import rate_limiting
 from airbyte_cdk.sources.streams.http.exceptions import UserDefinedBackoffException
 
-from source_pendo import retry_log
+from source_pendo.http import retry_log
 
 
 def _retried_once(

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import requests
 
-from source_pendo.api import API_KEY_HEADER, quick_get
 from source_pendo.check import check_connection
-from source_pendo.components.pendo_errors import PendoErrors
-from source_pendo.transport import (
+from source_pendo.http.pendo_errors import PendoErrors
+from source_pendo.http.quick import API_KEY_HEADER, quick_get
+from source_pendo.http.transport import (
     RedirectRefused,
     connection_cause,
     install,

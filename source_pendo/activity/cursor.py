@@ -51,8 +51,9 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..clock import now_ms
-from ..config import is_app_id, parse_start_date
 from ..pendo import DAY_MS, HOUR_MS
+from ..settings.config import is_app_id
+from ..settings.dates import parse_start_date
 from .answers import AnswerLedger, WindowAnswers
 from .backfill import BACKFILL_KEY, LANE_INITIAL_WINDOW_MS, TagBackfill
 

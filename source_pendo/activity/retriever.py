@@ -61,8 +61,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..errors import quoted
-from ..filters import stream_filter
+from ..http.messages import quoted
 from ..pendo import (
     ANONYMOUS_PREFIX,
     ANONYMOUS_PREFIX_BYTES,
@@ -74,6 +73,7 @@ from ..pendo import (
     aggregation_body,
     literal,
 )
+from ..settings.filters import stream_filter
 from .answers import WindowAnswers
 from .cursor import WindowFeedback, iso_minute
 from .record_batch import RecordBatch, RecordBatchBuilder

@@ -29,9 +29,9 @@ from airbyte_cdk.sources.streams.concurrent.default_stream import DefaultStream
 from isodate import parse_duration
 
 from ..clock import now_ms
-from ..config import end_ms
-from ..filters import stream_filter
 from ..pendo import DAY_MS, HISTORY_DAYS, HOUR_MS, MAX_WINDOW_MS
+from ..settings.config import end_ms
+from ..settings.filters import stream_filter
 from .backfill import TagBackfill, read_catalogue
 from .cursor import ActivityCursor, StateContext, WindowPolicy
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 ACTIVITY_RETRIEVER = "source_pendo.activity.retriever.ActivityRetriever"
 HISTORY_RETRIEVER = "source_pendo.activity.visitor_history.VisitorHistoryRetriever"
 CUSTOM_RETRIEVER = (
-    "source_pendo.activity.custom.CustomAggregationRetriever"  # incremental when it has a cursor
+    "source_pendo.custom.retriever.CustomAggregationRetriever"  # incremental when it has a cursor
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)

@@ -26,7 +26,7 @@ from airbyte_cdk.sources.declarative.retrievers.retriever import Retriever
 from airbyte_cdk.sources.streams.core import StreamData
 from airbyte_cdk.sources.types import Config, StreamSlice
 
-from ..components.skip_not_found import skipped
+from ..http.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
 from .answers import WindowAnswers
 from .cursor import WindowFeedback, iso_minute

@@ -8,8 +8,8 @@ from unittest.mock import patch
 import pytest
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.components.metadata_columns import PromoteMetadataFields, metadata_column
-from source_pendo.components.metadata_schema import MetadataSchemaLoader
+from source_pendo.entities.metadata_columns import PromoteMetadataFields, metadata_column
+from source_pendo.entities.metadata_schema import MetadataSchemaLoader
 
 COLLIDING = {"custom": {"a_b": "from custom.a_b"}, "custom_a": {"b": "from custom_a.b"}}
 
@@ -64,6 +64,6 @@ def test_metadata_discover_types_the_same_columns_as_the_records_carry() -> None
     loader = MetadataSchemaLoader(
         config={}, parameters={"name": "accounts"}, base_schema=_Base(), metadata_kind="account"
     )  # type: ignore[arg-type]
-    with patch("source_pendo.components.metadata_schema.quick_get", return_value=_Response(schema)):
+    with patch("source_pendo.entities.metadata_schema.quick_get", return_value=_Response(schema)):
         properties = loader.get_json_schema()["properties"]
     assert set(_promoted(COLLIDING)) <= set(properties)

@@ -15,16 +15,16 @@ from typing import Any
 import requests
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
 
-from source_pendo.api import quick_aggregation
 from source_pendo.clock import now_ms
-from source_pendo.custom_aggregations import (
+from source_pendo.http.messages import body_start
+from source_pendo.http.quick import quick_aggregation
+from source_pendo.http.transport import RedirectRefused
+from source_pendo.settings.custom_aggregations import (
     SAMPLE_LIMIT,
     CustomAggregation,
     parse_custom_aggregations,
     period_ms,
 )
-from source_pendo.errors import body_start
-from source_pendo.transport import RedirectRefused
 
 
 def sample_pipeline(

@@ -10,16 +10,16 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import Any
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from ..clock import now_ms
+from ..pendo import DAY_MS, HOUR_MS
 from . import filters as activity_filters
-from .clock import now_ms
 from .custom_aggregations import complete_custom_aggregations, validate_custom_aggregations
-from .pendo import DAY_MS, HOUR_MS
+from .dates import EARLIEST_START, date_or_none, parse_start_date
 
 REGION_HOSTS: dict[str, str] = {
     "us": "https://app.pendo.io",
@@ -54,8 +54,6 @@ RANGES: dict[str, tuple[int, int]] = {
 
 _APP_ID = re.compile(r"-?[0-9]{1,19}")  # fullmatch: a signed 64-bit integer's digits, as Pendo's app ids
 MAX_APP_ID = 2**63 - 1
-EARLIEST_START = "2013-01-01"  # Pendo was founded in 2013: it holds no earlier data
-_START_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}(\.\d+)?Z)?$")
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: a UUID with a region suffix
 
@@ -64,23 +62,6 @@ def _config_error(message: str) -> AirbyteTracedException:
     return AirbyteTracedException(
         message=message, internal_message=message, failure_type=FailureType.config_error
     )
-
-
-def parse_start_date(value: str) -> datetime:
-    """`YYYY-MM-DD` (midnight UTC) or RFC 3339 UTC with a `Z` suffix."""
-    if not _START_DATE.match(value):
-        raise ValueError(value)
-    if len(value) == 10:
-        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def _date_or_none(value: Any) -> datetime | None:
-    """`start_date`/`end_date` parsed (the same formats), or None when it is not text in one of them."""
-    try:
-        return parse_start_date(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
@@ -128,7 +109,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
             )
 
     start_date = config.get("start_date")
-    start = _date_or_none(start_date)
+    start = date_or_none(start_date)
     if start is None:
         raise _config_error(
             f"`start_date` '{start_date}' is not a date: write YYYY-MM-DD or a UTC timestamp such as "
@@ -146,7 +127,7 @@ def validate_config(config: Mapping[str, Any]) -> None:
 
     end_date = config.get("end_date")
     if end_date not in (None, ""):
-        end = _date_or_none(end_date)
+        end = date_or_none(end_date)
         if end is None:
             raise _config_error(
                 f"`end_date` '{end_date}' is not a date: write YYYY-MM-DD (that whole day is read) or a UTC "

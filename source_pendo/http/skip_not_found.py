@@ -34,7 +34,7 @@ from airbyte_cdk.sources.declarative.interpolation.interpolated_string import In
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config
 
-from ..delegating_error_handler import DelegatingErrorHandler
+from .delegating import DelegatingErrorHandler
 
 logger = logging.getLogger("airbyte")
 

@@ -24,7 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .pendo import DAY_MS, literal
+from ..pendo import DAY_MS, literal
+from .dates import parse_start_date
 
 TEXT, NUMBER, TIME, RESPONSE = "text", "number", "time", "response"
 NUMERIC_OPERATORS = {
@@ -294,8 +295,6 @@ def _value(where: str, kind: str, operator: str, value: Any) -> Any:
 def _time(where: str, value: Any, whole_day: bool) -> int:
     """Epoch ms of a time value: whole epoch ms, YYYY-MM-DD (midnight UTC; the end of that day when
     `whole_day`, BETWEEN's second value) or an RFC 3339 UTC timestamp, as start_date."""
-    from .config import parse_start_date  # config imports this module
-
     if type(value) is int and value >= 0:
         return value
     if isinstance(value, str):

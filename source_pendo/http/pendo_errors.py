@@ -26,9 +26,9 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.sources.types import Config
 
-from ..config import DEFAULTS
-from ..delegating_error_handler import DelegatingErrorHandler
-from ..errors import (
+from ..settings.config import DEFAULTS
+from .delegating import DelegatingErrorHandler
+from .messages import (
     aggregation_forbidden,
     is_aggregation,
     is_rate_limited,
@@ -36,7 +36,7 @@ from ..errors import (
     rejected_request,
     wrong_region,
 )
-from ..transport import RedirectRefused, connection_cause, has_answered, origin_text
+from .transport import RedirectRefused, connection_cause, has_answered, origin_text
 
 UNPARSED_FILTER = b"Cannot parse filter"
 

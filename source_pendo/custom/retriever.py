@@ -34,11 +34,10 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..custom_aggregations import CustomAggregation, custom_aggregation, period_ms
-from .answers import WindowAnswers
-from .cursor import iso_minute
-from .record_batch import RecordBatch, RecordBatchBuilder
-from .retriever import (
+from ..activity.answers import WindowAnswers
+from ..activity.cursor import iso_minute
+from ..activity.record_batch import RecordBatch, RecordBatchBuilder
+from ..activity.retriever import (
     BODY_ERRORS,
     ActivityRetriever,
     PageState,
@@ -47,6 +46,7 @@ from .retriever import (
     body_chunks,
     broke_from,
 )
+from ..settings.custom_aggregations import CustomAggregation, custom_aggregation, period_ms
 
 LOGGER = logging.getLogger("airbyte")
 

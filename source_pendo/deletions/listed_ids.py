@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from airbyte_cdk.sources.declarative.extractors.dpath_extractor import DpathExtractor
 
-from ..deletions import LISTINGS
+from .records import LISTINGS
 
 
 @dataclass

@@ -40,7 +40,7 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .clock import now_ms
+from ..clock import now_ms
 
 CATALOGUE_STREAMS = ("features", "pages", "guides", "track_types", "reports", "segments")
 LISTED_KEY = "listed_ids"

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-MANIFEST_PATH = Path(__file__).parent / "manifest.yaml"
+MANIFEST_PATH = Path(__file__).parent.parent / "manifest.yaml"
 # ConnectorSpecification fields, and the manifest's names for them (declarative Spec component)
 _SPEC_FIELDS = (
     ("documentation_url", "documentationUrl"),

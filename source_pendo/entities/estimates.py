@@ -25,7 +25,7 @@ from airbyte_cdk.models import (
     Type,
 )
 
-from source_pendo.api import quick_aggregation
+from source_pendo.http.quick import quick_aggregation
 from source_pendo.pendo import EVERY_APP
 
 

@@ -40,9 +40,9 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import (
 )
 from airbyte_cdk.sources.types import Config
 
-from ..delegating_error_handler import DelegatingErrorHandler
-from ..errors import body_start, request_name
-from ..transport import answered, origin_text
+from .delegating import DelegatingErrorHandler
+from .messages import body_start, request_name
+from .transport import answered, origin_text
 
 LOGGER = logging.getLogger("airbyte")
 NOT_AN_ANSWER_RETRIES = 3

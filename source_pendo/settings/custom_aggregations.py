@@ -28,7 +28,7 @@ import orjson
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .pendo import DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
+from ..pendo import DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
 
 SPEC_KEY = "custom_aggregations"
 CUSTOM_ACTIVITY_KEY = "_custom_activity_aggregations"  # normalized entries, read by the manifest's templates
