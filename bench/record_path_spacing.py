@@ -16,8 +16,10 @@ from typing import Any
 
 import orjson
 
+from source_pendo.activity.answers import WindowAnswers
+from source_pendo.activity.pages import CHUNK_BYTES, PageState, WindowRun
 from source_pendo.activity.record_batch import BatchGate, RecordBatch, RecordBatchBuilder
-from source_pendo.activity.retriever import CHUNK_BYTES, ActivityRetriever, PageState, WindowRun
+from source_pendo.activity.retriever import ActivityRetriever
 
 HOUR = 3_600_000
 START = 1_709_251_200_000
@@ -81,20 +83,20 @@ def run(payload: bytes, n: int) -> tuple[float, int, int]:
         primary_key=PK,
     )
     fast = [0, 0]
-    original = retriever._block_as_records
+    original = retriever.rows.block_as_records
 
     def counted(*args: Any, **kwargs: Any) -> bytes | None:
         block = original(*args, **kwargs)
         fast[block is None] += 1
         return block
 
-    retriever._block_as_records = counted  # type: ignore[method-assign]
+    retriever.rows.block_as_records = counted  # type: ignore[method-assign]
     builder = RecordBatchBuilder("feature_events", gate=BatchGate(1 << 30))
-    window = WindowRun("*", START, START + 10_000 * HOUR, builder)
-    page = PageState(None, set(), retriever._group_pks, 10 * n)
+    window = WindowRun("*", START, START + 10_000 * HOUR, builder, WindowAnswers())
+    page = PageState(None, set(), retriever.rows.group_pks, 10 * n)
     started = time.perf_counter()
     records = 0
-    for batch in retriever._read_page(Response(payload), page, window):  # type: ignore[arg-type]
+    for batch in retriever.pager.read_page(Response(payload), page, window):  # type: ignore[arg-type]
         assert isinstance(batch, RecordBatch)
         records += batch.count
         batch.release()

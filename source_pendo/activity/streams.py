@@ -33,7 +33,9 @@ from ..pendo import DAY_MS, HISTORY_DAYS, HOUR_MS, MAX_WINDOW_MS
 from ..settings.config import end_ms
 from ..settings.filters import stream_filter
 from .backfill import TagBackfill, read_catalogue
-from .cursor import ActivityCursor, StateContext, WindowPolicy
+from .cursor import ActivityCursor
+from .state import StateContext
+from .windows import WindowPolicy
 
 if TYPE_CHECKING:
     from airbyte_cdk.sources.declarative.concurrent_declarative_source import ConcurrentDeclarativeSource

@@ -29,8 +29,10 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from ..http.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
 from .answers import WindowAnswers
-from .cursor import WindowFeedback, iso_minute
-from .retriever import ActivityRetriever, checked_time
+from .cursor import WindowFeedback
+from .records import checked_time
+from .retriever import ActivityRetriever
+from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
 REFUSED = (400, 422)  # history refused for every visitor (the requester's skip_statuses), not one visitor

@@ -35,17 +35,10 @@ from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_s
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..activity.answers import WindowAnswers
-from ..activity.cursor import iso_minute
+from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body_chunks, broke_from
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
-from ..activity.retriever import (
-    BODY_ERRORS,
-    ActivityRetriever,
-    PageState,
-    RecordSink,
-    WindowRun,
-    body_chunks,
-    broke_from,
-)
+from ..activity.retriever import ActivityRetriever
+from ..activity.windows import iso_minute
 from ..settings.custom_aggregations import CustomAggregation, custom_aggregation, period_ms
 
 LOGGER = logging.getLogger("airbyte")
@@ -106,21 +99,21 @@ class CustomAggregationRetriever(ActivityRetriever):
         key = self.entry.keyset_field
         after: Any = None
         while True:
-            body = self.entry.body(self.config, self._page_size, run.app, bucket, after)
-            response = self._send(body, run)
+            body = self.entry.body(self.config, self.pager.page_size, run.app, bucket, after)
+            response = self.pager.send(body, run)
             if response is None:
                 return
             try:
                 text = b"".join(body_chunks(response))
             except BODY_ERRORS as error:
-                self._broke(run, PageState(None, set(), self._group_pks, 0), broke_from(error))
+                self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
                 continue  # nothing was emitted from this page: ask again
             finally:
                 response.close()
             rows = self._rows(text, run, bucket)
             for row in rows:
                 batch = (
-                    run.builder.add(orjson.dumps(row), self._time_bytes, bucket)
+                    run.builder.add(orjson.dumps(row), self.rows.time_bytes, bucket)
                     if bucket is not None
                     else run.builder.add(orjson.dumps(row))
                 )
@@ -128,7 +121,7 @@ class CustomAggregationRetriever(ActivityRetriever):
                     yield batch
             run.answers.note(len(rows))
             # short: the last page, unless it is keyed and may be a capped one (answers.py, BEHAVIOR.md §B-17)
-            if len(rows) < self._page_size and (key is None or not run.answers.may_be_capped(len(rows))):
+            if len(rows) < self.pager.page_size and (key is None or not run.answers.may_be_capped(len(rows))):
                 return
             if key is None:
                 raise AirbyteTracedException(

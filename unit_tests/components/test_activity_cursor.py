@@ -12,7 +12,10 @@ from airbyte_cdk.sources.message import InMemoryMessageRepository
 from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.activity.cursor import DAY_MS, HOUR_MS, ActivityCursor, StateContext, WindowPolicy
+from source_pendo.activity.cursor import ActivityCursor
+from source_pendo.activity.state import StateContext
+from source_pendo.activity.windows import WindowPolicy
+from source_pendo.pendo import DAY_MS, HOUR_MS
 
 NOW = 1_800_000_000_000 - 1_800_000_000_000 % DAY_MS + 5 * HOUR_MS
 START = NOW - NOW % DAY_MS - 10 * DAY_MS

@@ -14,6 +14,7 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_pendo.activity.record_batch import RecordBatch
+from source_pendo.activity.records import RowFormat
 from source_pendo.activity.retriever import ActivityRetriever
 
 DAY = 86_400_000
@@ -344,7 +345,7 @@ def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_pat
     rows = make_rows(days=4, visitors=7)
     compact = read(FakeAggregationApi(rows), page_size=1000)
     made: list[bool] = []
-    original = ActivityRetriever._block_as_records
+    original = RowFormat.block_as_records
 
     def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
         block = original(self, *args, **kwargs)
@@ -352,7 +353,7 @@ def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_pat
             made.append(block is not None)
         return block
 
-    monkeypatch.setattr(ActivityRetriever, "_block_as_records", spy)
+    monkeypatch.setattr(RowFormat, "block_as_records", spy)
     spaced = read(
         FakeAggregationApi(rows, body_text=lambda b: json.dumps(json.loads(b)).encode()), page_size=1000
     )
@@ -413,7 +414,7 @@ def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_pa
 
 @pytest.mark.parametrize("spaced", [False, True], ids=["compact", "spaced"])
 def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(spaced):
-    from source_pendo.activity.retriever import PageState
+    from source_pendo.activity.pages import PageState
     from source_pendo.activity.rows import AggregationRowReader
 
     rows = make_rows(days=3, visitors=2)
@@ -427,15 +428,15 @@ def test_a_block_spanning_buckets_takes_the_block_path_in_both_separator_styles(
         primary_key=PK,
     )  # type: ignore[arg-type]
     text = (json.dumps(rows) if spaced else orjson.dumps(rows).decode()).encode()
-    block = AggregationRowReader(retriever._head_type).feed_block(b'{"results": ' + text + b"}")
+    block = AggregationRowReader(retriever.rows.head_type).feed_block(b'{"results": ' + text + b"}")
     assert block is not None
     heads = block[1]
-    out = retriever._block_as_records(
+    out = retriever.rows.block_as_records(
         block[0],
         [h.day for h in heads],
         [h.visitorId for h in heads],
         len(heads),
-        PageState(None, set(), retriever._group_pks),
+        PageState(None, set(), retriever.rows.group_pks),
         START,
         START + 4 * DAY,
         b"\n",
@@ -516,7 +517,7 @@ def test_a_time_missing_or_not_an_integer_fails_the_sync_naming_stream_field_and
 
 
 def test_as_time_accepts_int_integral_float_and_numeric_string_only():
-    from source_pendo.activity.retriever import as_time
+    from source_pendo.activity.records import as_time
 
     assert [as_time(v) for v in (1795651200000, 1795651200000.0, "1795651200000", "-5")] == [
         1795651200000

@@ -1,0 +1,192 @@
+"""One page of an activity window: where the window's records go, what a page emitted, and a response body as it
+arrives.
+
+* `RecordSink`, `WindowRun`: a window being read (its app or lane, its bounds, where its records go, what its
+  requests cost).
+* `PageState`: what one page (one response) has emitted, so the next page, or the same page resumed after its
+  body broke off, continues right after it; with `limit`, the rows of each bucket as the server sent them, to
+  find the buckets a per-period answer may have cut (BEHAVIOR.md §R-1).
+* `body_chunks`: the body as it arrives, inflated here when gzip; `BODY_ERRORS` are what a body that breaks off
+  raises, `broke_from` wraps one as `BodyBroke` for the pager (pager.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+import urllib3
+
+from .answers import WindowAnswers
+from .record_batch import RecordBatch
+from .rows import MalformedBody, TruncatedBody
+
+CHUNK_BYTES = 256 * 1024
+
+
+class BodyBroke(Exception):
+    """The response body broke off (reset, timeout, truncated JSON) after its headers arrived."""
+
+
+class RecordSink(Protocol):
+    """Where a window's records go: a RecordBatchBuilder, or a collector (visitor history's active visitors)."""
+
+    total: int
+
+    @property
+    def separator(self) -> bytes: ...
+
+    def add(
+        self, row: bytes, leading_field: bytes | None = None, leading_value: int = 0
+    ) -> RecordBatch | None: ...
+
+    def add_block(self, block: bytes, count: int) -> RecordBatch | None: ...
+
+    def flush(self) -> RecordBatch | None: ...
+
+
+@dataclass
+class WindowRun:
+    """One window being read: where its records go and what its requests cost."""
+
+    app: str
+    start: int
+    end: int
+    builder: RecordSink
+    answers: WindowAnswers  # the sizes of its answers and its lane's (answers.py)
+    object_id: str | None = None  # one object's rows (a new tag's history), or every object's
+    pages: int = 0
+    resumes: int = 0
+
+
+class PageState:
+    """What one page has emitted, so a later page (or a resumed one) can continue right after it.
+
+    With `limit` (rollup range pages) it also counts the rows of each bucket as the server sent them, and
+    keeps, for every bucket that reached `limit` rows, its last (bucket, visitor) group and that group's
+    primary keys (`truncated`): under per-period pipelines (§R-1) such a bucket may have been cut off.
+    Per block that is a comparison or two (a block rarely spans buckets); the rows are sorted by
+    (bucket, visitorId) under both readings."""
+
+    def __init__(
+        self,
+        keyset: tuple[Any, Any] | None,
+        seen: set[tuple[Any, ...]],
+        group_pks: Callable[[bytes, tuple[Any, Any]], set[tuple[Any, ...]]],
+        limit: int = 0,
+    ) -> None:
+        self.keyset = keyset
+        self.after: Any = None  # a range page's `t > after`, checked like the keyset
+        self.seen = seen
+        self.limit = limit
+        self.rows = 0
+        self.emitted = 0
+        self.last_group: tuple[Any, Any] | None = None
+        self.truncated: list[tuple[Any, Any, set[tuple[Any, ...]]]] = []
+        self._tail_blocks: list[bytes] = []  # the blocks that hold rows of last_group
+        self._group_pks = group_pks
+        self._bucket: Any = None  # the bucket being counted, its rows so far, its last visitor
+        self._bucket_rows = 0
+        self._bucket_visitor: Any = None
+        self._bucket_tail: list[bytes] = []
+
+    def note(self, text: bytes, last_group: tuple[Any, Any], emitted: int) -> None:
+        """A block was emitted up to a row of `last_group`."""
+        self.emitted += emitted
+        if last_group == self.last_group:
+            self._tail_blocks.append(text)
+        else:
+            self.last_group, self._tail_blocks = last_group, [text]
+
+    def observe(self, text: bytes, times: list[Any], visitors: list[Any]) -> None:
+        """Count a block's rows per bucket (all rows, emitted or not)."""
+        n = len(times)
+        i = 0
+        while i < n:
+            bucket = times[i]
+            j = n if times[-1] == bucket else bisect.bisect_right(times, bucket, i)
+            if bucket != self._bucket:
+                self._finish_bucket()
+                self._bucket, self._bucket_rows, self._bucket_visitor, self._bucket_tail = bucket, 0, None, []
+            self._bucket_rows += j - i
+            visitor = visitors[j - 1]
+            if visitor == self._bucket_visitor:
+                self._bucket_tail.append(text)
+            else:
+                self._bucket_visitor, self._bucket_tail = visitor, [text]
+            i = j
+
+    def finish(self) -> None:
+        """The page ended: the last bucket is counted too."""
+        self._finish_bucket()
+        self._bucket = None
+
+    def _finish_bucket(self) -> None:
+        if self._bucket is not None and self.limit and self._bucket_rows >= self.limit:
+            group = (self._bucket, self._bucket_visitor)
+            pks: set[tuple[Any, ...]] = set()
+            for text in self._bucket_tail:
+                pks |= self._group_pks(text, group)
+            self.truncated.append((self._bucket, self._bucket_visitor, pks))
+        self._bucket_tail = []
+
+    def resume_point(self) -> tuple[tuple[Any, Any] | None, set[tuple[Any, ...]]]:
+        """The keyset to ask from next, and the primary keys of that group already emitted."""
+        if self.last_group is None:
+            return self.keyset, self.seen
+        pks = set(self.seen) if self.last_group == self.keyset else set()
+        for text in self._tail_blocks:
+            pks |= self._group_pks(text, self.last_group)
+        return self.last_group, pks
+
+
+def resume(
+    page: PageState, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
+) -> tuple[tuple[Any, Any], set[tuple[Any, ...]]]:
+    """Where to ask from after `page` (asked at `keyset`, skipping `seen`): its resume point, or the same."""
+    new_keyset, new_seen = page.resume_point()
+    return (keyset, seen) if new_keyset is None else (new_keyset, new_seen)
+
+
+BODY_ERRORS = (
+    requests.RequestException,
+    urllib3.exceptions.HTTPError,
+    OSError,
+    zlib.error,
+    TruncatedBody,
+    MalformedBody,
+)
+
+
+def broke_from(error: BaseException) -> BodyBroke:
+    broke = BodyBroke()
+    broke.__cause__ = error
+    return broke
+
+
+def body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The response body as it arrives, decompressed here when gzip: urllib3's decoder bounds each call's
+    output and copies the unconsumed input every time (measured: a third of the record path's CPU)."""
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("gzip", "x-gzip", "", "identity"):
+        yield from response.iter_content(chunk_size=CHUNK_BYTES)
+        return
+    raw = response.raw.stream(CHUNK_BYTES // 8 if encoding else CHUNK_BYTES, decode_content=False)
+    if not encoding or encoding == "identity":
+        yield from raw
+        return
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    for data in raw:
+        while data:
+            out = inflater.decompress(data)
+            if out:
+                yield out
+            data = b""
+            if inflater.eof and inflater.unused_data:  # another gzip member follows
+                data, inflater = inflater.unused_data, zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if not inflater.eof:
+        raise TruncatedBody("the gzip stream of the response ended before its end marker")
