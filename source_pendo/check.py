@@ -21,12 +21,12 @@ import requests
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from source_pendo.custom.sample import check_custom_aggregations
-from source_pendo.http.messages import KEYS_PAGE, WRITE_ACCESS, body_start, is_rate_limited, wrong_region
-from source_pendo.http.quick import quick_aggregation, quick_get
-from source_pendo.http.transport import RedirectRefused, connection_cause
-from source_pendo.pendo import EVERY_APP
-from source_pendo.settings.config import DEFAULTS, api_base, validate_config
+from .custom.sample import check_custom_aggregations
+from .http.messages import KEYS_PAGE, WRITE_ACCESS, body_start, is_rate_limited, wrong_region
+from .http.quick import quick_aggregation, quick_get
+from .http.transport import RedirectRefused, connection_cause
+from .pendo import EVERY_APP
+from .settings.config import DEFAULTS, api_base, validate_config
 
 THROTTLED_ATTEMPTS = 3
 THROTTLED_PAUSE_SECONDS = 2.0

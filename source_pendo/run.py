@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-    from source_pendo.source import SourcePendo
+    from .source import SourcePendo
 
 COMMANDS_WITH_CONFIG = ("check", "discover", "read")
 
@@ -40,10 +40,10 @@ def build_source(args: list[str]) -> SourcePendo | None:
     from airbyte_cdk.utils.airbyte_secrets_utils import update_secrets
     from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-    from source_pendo.settings.config import validate_config
-    from source_pendo.settings.inputs import read_catalog_file, read_config_file, read_state_file
-    from source_pendo.settings.masking import secret_forms
-    from source_pendo.source import SourcePendo
+    from .settings.config import validate_config
+    from .settings.inputs import read_catalog_file, read_config_file, read_state_file
+    from .settings.masking import secret_forms
+    from .source import SourcePendo
 
     parsed = AirbyteEntrypoint.parse_args(args)
     config: Mapping[str, Any] | None = None
@@ -70,12 +70,12 @@ def build_source(args: list[str]) -> SourcePendo | None:
 def run() -> None:
     args = sys.argv[1:]
     if args == ["spec"]:  # static: answered from the manifest without importing the CDK (see spec.py)
-        from source_pendo.settings.spec import print_spec
+        from .settings.spec import print_spec
 
         print_spec()
         return
-    from source_pendo.entrypoint import launch
-    from source_pendo.http import retry_log
+    from .entrypoint import launch
+    from .http import retry_log
 
     retry_log.install()
     source = build_source(args)

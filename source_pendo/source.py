@@ -15,16 +15,16 @@ from airbyte_cdk.models import (
 from airbyte_cdk.sources.declarative.yaml_declarative_source import YamlDeclarativeSource
 from airbyte_cdk.sources.types import ConnectionDefinition
 
-from source_pendo.activity.record_batch import RecordBatch
-from source_pendo.activity.streams import build_activity_stream, is_activity_stream
-from source_pendo.check import check_connection
-from source_pendo.deletions.records import LISTINGS, CatalogueDeletions
-from source_pendo.entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
-from source_pendo.entities.estimates import entity_estimates
-from source_pendo.http.transport import install
-from source_pendo.settings.config import complete_config
-from source_pendo.settings.inputs import read_catalog_file, read_config_file, read_state_file
-from source_pendo.settings.spec import MANIFEST_PATH
+from .activity.record_batch import RecordBatch
+from .activity.streams import build_activity_stream, is_activity_stream
+from .check import check_connection
+from .deletions.records import LISTINGS, CatalogueDeletions
+from .entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
+from .entities.estimates import entity_estimates
+from .http.transport import install
+from .settings.config import complete_config
+from .settings.inputs import read_catalog_file, read_config_file, read_state_file
+from .settings.spec import MANIFEST_PATH
 
 install()  # every session of the process: no redirect to another origin with the key (transport.py)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-import yaml
 from airbyte_cdk.models import SyncMode, Type
 from airbyte_cdk.test.entrypoint_wrapper import discover
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
@@ -32,8 +31,8 @@ from builders import (
 )
 
 from source_pendo.settings.config import complete_config, validate_config
-from source_pendo.settings.custom_aggregations import BUILT_IN_STREAMS, parse_custom_aggregations
-from source_pendo.settings.spec import MANIFEST_PATH
+from source_pendo.settings.custom_aggregations import parse_custom_aggregations
+from source_pendo.settings.spec import built_in_streams
 from source_pendo.source import SourcePendo
 
 CLICKS_PIPELINE = [{"group": {"group": ["accountId"], "fields": {"clicks": {"sum": "numEvents"}}}}]
@@ -168,9 +167,10 @@ def test_custom_aggregation_config_is_stored_in_the_spec_form_and_split_for_the_
     assert [e["name"] for e in config["_custom_other_aggregations"]] == ["emails"]
 
 
-def test_built_in_stream_names_are_the_manifest_streams() -> None:
-    manifest = yaml.safe_load(MANIFEST_PATH.read_text())
-    assert {ref["$ref"].rsplit("/", 1)[1] for ref in manifest["streams"]} == BUILT_IN_STREAMS
+def test_built_in_stream_names_are_the_streams_discover_lists() -> None:
+    config = {"api_key": "key", "start_date": "2024-01-01"}
+    discovered = {stream.name for stream in SourcePendo(config=config).streams(complete_config(config))}
+    assert built_in_streams() == discovered
 
 
 # ------------------------------------------------------------------------------------------ request bodies

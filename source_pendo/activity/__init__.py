@@ -4,28 +4,35 @@ manifest.yaml declares these streams (retriever, primary key, schema loader, cur
 this package is the Python that reads them. Its modules, in the order data flows through them:
 
     streams.py          the stream object, built from the manifest's declaration around the window cursor
-    cursor.py           (app, window) partitions out; per-app frontier state in
+    cursor.py           (lane, window) partitions out; the frontier state emitted after every window in
+    windows.py          which windows, how big (grow while sparse, shrink when dense), how far done
+    state.py            the saved state read and checked, the settings-change rules, the state to save
     backfill.py         a new or re-ruled tag's history: which objects, read as (app, object) lanes of windows
-    retriever.py        one window: keyset pages of POST /aggregation (exact under one or per-period
-                        pipelines), streamed, resumed, split; raw events held until a page is short
+    retriever.py        the manifest's retriever: one window, the face the CDK calls
+    pager.py            the pages of one window: keyset follow-ups (exact under one or per-period
+                        pipelines), resumes after a broken body, splits, raw events by halves
+    answers.py          the answer sizes of a lane, to judge whether a short page may be a server's cap
+    bodies.py           the aggregation body of each request
+    pages.py            what a page emitted (PageState), where records go, the body as it arrives
     rows.py             the streaming body parser: network chunks -> blocks of whole rows
-    record_batch.py     rows -> ready-made RECORD lines, bounded in flight
+    records.py          a block of rows -> RECORD data, most often in one piece (RowFormat)
+    record_batch.py     RECORD lines made ahead, bounded in flight
     visitor_history.py  the retriever of GET /visitor/{id}/history for the visitors active in a window
-    custom.py           the retriever of a custom aggregation stream (spec `custom_aggregations`): one
-                        request per period of the window, records gain periodStart
+
+Uses http/ (the messages that quote a body), settings/ (filters, dates, app ids) and the facts.
 
 One record, hop by hop, from Pendo's response to stdout:
  1. ActivityCursor.stream_slices yields a StreamSlice {app_id} x {start, end}; a worker thread runs the
     CDK's DeclarativePartition.read, which calls ActivityRetriever.read_records with it.
- 2. ActivityRetriever._read_window -> _read_range (rollups; _read_bucket continues a bucket) or _read_raw
-    (guide/poll events) builds the body (_body -> pendo.aggregation_body) and sends it through
-    the manifest's aggregation requester with `stream_response = True`; SuccessFirstErrorHandler passes a
-    2xx without reading its body.
- 3. _read_page: body_chunks(response) yields the body as it arrives (inflated here when gzip). _read_raw
-    holds the blocks of a multi-period page instead, until the page is known to be short.
+ 2. ActivityRetriever._read_window -> WindowPager.read_range (rollups; _read_bucket continues a bucket) or
+    read_raw (guide/poll events) builds the body (WindowBodies.read -> pendo.aggregation_body) and sends it
+    through the manifest's aggregation requester with `stream_response = True`; SuccessFirstErrorHandler
+    passes a 2xx without reading its body.
+ 3. WindowPager.read_page: body_chunks(response) yields the body as it arrives (inflated here when gzip).
+    read_raw holds the blocks of a multi-period page instead, until the page is known to be short.
  4. AggregationRowReader.feed_block cuts each chunk into a block: the text of the complete rows and a
     small decoded head (time, visitorId, text key fields) per row.
- 5. _read_block -> _block_as_records turns the whole block into data objects with a few byte operations
+ 5. RowFormat.read_block -> block_as_records turns the whole block into data objects with a few byte operations
     (periodStart spliced after the bucket field); a block that needs a decision per row (window edges,
     anonymous visitors, the keyset group, nested objects) goes row by row to RecordBatchBuilder.add.
  6. RecordBatchBuilder.add_block appends them between RECORD-line prefixes and suffixes; every BATCH_ROWS

@@ -15,11 +15,11 @@ from typing import Any
 import requests
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
 
-from source_pendo.clock import now_ms
-from source_pendo.http.messages import body_start
-from source_pendo.http.quick import quick_aggregation
-from source_pendo.http.transport import RedirectRefused
-from source_pendo.settings.custom_aggregations import (
+from ..clock import now_ms
+from ..http.messages import body_start
+from ..http.quick import quick_aggregation
+from ..http.transport import RedirectRefused
+from ..settings.custom_aggregations import (
     SAMPLE_LIMIT,
     CustomAggregation,
     parse_custom_aggregations,

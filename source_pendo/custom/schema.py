@@ -19,14 +19,14 @@ import orjson
 from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.types import Config
 
-from source_pendo.custom.sample import sample_rows
-from source_pendo.settings.custom_aggregations import (
+from ..settings.custom_aggregations import (
     SAMPLE_LIMIT,
     CustomAggregation,
     custom_aggregation,
     declared_schema,
     inferred_schema,
 )
+from .sample import sample_rows
 
 logger = logging.getLogger("airbyte")
 

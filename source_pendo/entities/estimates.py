@@ -25,8 +25,8 @@ from airbyte_cdk.models import (
     Type,
 )
 
-from source_pendo.http.quick import quick_aggregation
-from source_pendo.pendo import EVERY_APP
+from ..http.quick import quick_aggregation
+from ..pendo import EVERY_APP
 
 
 def _count_source(stream: str, config: Mapping[str, Any]) -> dict[str, Any]:

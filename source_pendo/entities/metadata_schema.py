@@ -23,8 +23,8 @@ from airbyte_cdk.sources.declarative.extractors.record_extractor import RecordEx
 from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.types import Config
 
-from source_pendo.entities.metadata_columns import PER_APP_GROUP_PREFIX, metadata_column
-from source_pendo.http.quick import quick_get
+from ..http.quick import quick_get
+from .metadata_columns import PER_APP_GROUP_PREFIX, metadata_column
 
 logger = logging.getLogger("airbyte")
 

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import orjson
 import requests
 
-from source_pendo.settings.config import DEFAULTS, REGION_HOSTS, api_base
-from source_pendo.settings.masking import secret_forms
+from ..settings.config import DEFAULTS, REGION_HOSTS, api_base
+from ..settings.masking import secret_forms
 
 KEYS_PAGE = "Settings > Integrations > Integration Keys"
 BODY_QUOTE_CHARS = 200

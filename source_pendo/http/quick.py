@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 
-from source_pendo.http.transport import install
-from source_pendo.pendo import aggregation_body
-from source_pendo.settings.config import DEFAULTS, api_base
+from ..pendo import aggregation_body
+from ..settings.config import DEFAULTS, api_base
+from .transport import install
 
 install()  # no redirect to another origin with the key (transport.py)
 

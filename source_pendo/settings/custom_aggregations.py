@@ -29,6 +29,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..pendo import DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
+from .spec import built_in_streams
 
 SPEC_KEY = "custom_aggregations"
 CUSTOM_ACTIVITY_KEY = "_custom_activity_aggregations"  # normalized entries, read by the manifest's templates
@@ -48,29 +49,6 @@ OTHER_SOURCES = frozenset(
         "guidesSeenEver",
         "pollsSeen",
         "pollsSeenEver",
-    }
-)
-# The manifest's streams (a unit test keeps this equal to manifest.yaml): a custom stream may not shadow one.
-BUILT_IN_STREAMS = frozenset(
-    {
-        "accounts",
-        "visitors",
-        "features",
-        "pages",
-        "guides",
-        "track_types",
-        "reports",
-        "report_results",
-        "segments",
-        "metadata_accounts",
-        "metadata_visitors",
-        "events",
-        "feature_events",
-        "page_events",
-        "track_events",
-        "guide_events",
-        "poll_events",
-        "visitor_history",
     }
 )
 PERIOD_START = "periodStart"  # the cursor of an activity custom stream: the start of the period read
@@ -219,7 +197,7 @@ def parse_entry(index: int, raw: Any) -> CustomAggregation:
             f"{entry}: `name` {name!r} is not a snake_case stream name: use lower-case letters, digits and "
             "underscores, starting with a letter (at most 64 characters), e.g. daily_feature_clicks."
         )
-    if name in BUILT_IN_STREAMS:
+    if name in built_in_streams():  # a custom stream may not shadow a manifest stream
         raise _error(f"{entry}: `name` {name!r} is a built-in stream of this connector; choose another name.")
     source = raw.get("source")
     if isinstance(source, str) and _BARE_SOURCE.fullmatch(source.strip()):

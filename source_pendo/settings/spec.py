@@ -1,4 +1,5 @@
-"""`spec` without importing the CDK: the manifest's spec section as the SPEC message the CDK would print.
+"""`spec` without importing the CDK: the manifest's spec section as the SPEC message the CDK would print; and the
+names of the manifest's streams, which a custom aggregation stream may not take (custom_aggregations.py).
 
 Why: importing airbyte-cdk takes seconds (serpyco-rs builds its serialisers from the protocol models'
 source code, pydantic builds the declarative schema), and the platform runs `spec` often: every time a
@@ -7,6 +8,8 @@ user opens the source's settings. unit_tests/test_run.py proves this message equ
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,21 @@ _SPEC_FIELDS = (
 )
 
 
-def spec_message() -> dict[str, Any]:
+@functools.cache
+def _manifest() -> dict[str, Any]:
+    """manifest.yaml as YAML, read once per process (callers copy what they change)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    spec = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)["spec"]
+    manifest: dict[str, Any] = yaml.load(MANIFEST_PATH.read_text(), Loader=loader)
+    return manifest
+
+
+def built_in_streams() -> frozenset[str]:
+    """The manifest's streams: each `streams` entry refers to `#/definitions/streams/<name>`."""
+    return frozenset(str(ref["$ref"]).rsplit("/", 1)[1] for ref in _manifest()["streams"])
+
+
+def spec_message() -> dict[str, Any]:
+    spec = copy.deepcopy(_manifest()["spec"])
     message = {name: spec[key] for key, name in _SPEC_FIELDS if spec.get(key) is not None}
     message.update(
         supportsNormalization=False, supportsDBT=False

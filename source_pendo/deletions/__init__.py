@@ -1,0 +1,7 @@
+"""Deletions in the catalogue: an object listed at the last sync and gone now becomes a deletion record.
+
+    listed_ids.py  manifest extractor: notes every id a catalogue listing holds, before the cursor filters
+    records.py     the listings of this sync, the saved ones, and the deletion records and state they give
+
+Uses the facts only (the clock).
+"""
