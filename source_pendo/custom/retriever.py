@@ -39,7 +39,9 @@ from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
 from ..activity.retriever import ActivityRetriever
 from ..activity.windows import iso_minute
-from ..settings.custom_aggregations import CustomAggregation, custom_aggregation, period_ms
+from ..pendo import PERIOD_MS
+from ..settings.custom_aggregations import CustomAggregation, custom_aggregation
+from .bodies import request_body
 
 LOGGER = logging.getLogger("airbyte")
 
@@ -51,7 +53,7 @@ class CustomAggregationRetriever(ActivityRetriever):
     def __post_init__(self, parameters: Mapping[str, Any]) -> None:
         super().__post_init__(parameters)
         self.entry: CustomAggregation = custom_aggregation(self.config, self.name)
-        self._period_length = period_ms(self._period)
+        self._period_length = PERIOD_MS[self._period]
 
     # ------------------------------------------------------------------ full refresh (other sources)
     def read_records(
@@ -99,7 +101,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         key = self.entry.keyset_field
         after: Any = None
         while True:
-            body = self.entry.body(self.config, self.pager.page_size, run.app, bucket, after)
+            body = request_body(self.entry, self.config, self.pager.page_size, run.app, bucket, after)
             response = self.pager.send(body, run)
             if response is None:
                 return

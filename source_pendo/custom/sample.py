@@ -19,12 +19,13 @@ from ..clock import now_ms
 from ..http.messages import body_start
 from ..http.quick import quick_aggregation
 from ..http.transport import RedirectRefused
+from ..pendo import PERIOD_MS
 from ..settings.custom_aggregations import (
     SAMPLE_LIMIT,
     CustomAggregation,
     parse_custom_aggregations,
-    period_ms,
 )
+from .bodies import request_body
 
 
 def sample_pipeline(
@@ -32,12 +33,12 @@ def sample_pipeline(
 ) -> list[Any]:
     """The pipeline of a sample: the last complete period of the first app partition, or the first rows."""
     if not entry.is_activity:
-        body = entry.body(config, limit)
+        body = request_body(entry, config, limit)
     else:
-        length = period_ms(str(config.get("period") or "DAY"))
+        length = PERIOD_MS[str(config.get("period") or "DAY")]
         bucket = now_ms() // length * length - length
         apps = list(config.get("app_ids") or [])
-        body = entry.body(config, limit, apps[0] if apps else "*", bucket)
+        body = request_body(entry, config, limit, apps[0] if apps else "*", bucket)
     pipeline: list[Any] = body["request"]["pipeline"]
     return pipeline
 

@@ -20,11 +20,10 @@ from airbyte_cdk.sources.declarative.schema.schema_loader import SchemaLoader
 from airbyte_cdk.sources.types import Config
 
 from ..settings.custom_aggregations import (
+    PERIOD_START,
     SAMPLE_LIMIT,
     CustomAggregation,
     custom_aggregation,
-    declared_schema,
-    inferred_schema,
 )
 from .sample import sample_rows
 
@@ -71,3 +70,55 @@ def _sample_scope(entry: CustomAggregation) -> str:
     if entry.is_activity:
         return "the most recent complete period"
     return f"the first {SAMPLE_LIMIT} rows"
+
+
+def inferred_schema(rows: list[Mapping[str, Any]], entry: CustomAggregation) -> dict[str, Any]:
+    """A schema from sampled rows: every field seen, each nullable, typed by the JSON values seen."""
+    properties: dict[str, Any] = {}
+    for row in rows:
+        for field_name, value in row.items():
+            types = properties.setdefault(field_name, {"type": ["null"]})["type"]
+            kind = _json_type(value)
+            if kind is not None and kind not in types:
+                types.append(kind)
+    for prop in properties.values():
+        types = prop["type"]
+        if "integer" in types and "number" in types:
+            types.remove("integer")
+        if types == ["null"]:  # only nulls seen: any JSON value
+            prop["type"] = ["null", "string", "number", "boolean", "object", "array"]
+    if entry.is_activity:
+        properties[PERIOD_START] = {"type": "integer"}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": True,
+    }
+
+
+def declared_schema(entry: CustomAggregation) -> dict[str, Any]:
+    assert entry.json_schema is not None
+    schema = dict(entry.json_schema)
+    schema.setdefault("type", "object")
+    properties = dict(schema.get("properties") or {})
+    if entry.is_activity:
+        properties[PERIOD_START] = {"type": "integer"}
+    schema["properties"] = properties
+    return schema
+
+
+def _json_type(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"

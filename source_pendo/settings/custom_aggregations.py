@@ -1,20 +1,12 @@
-"""Custom aggregation streams: the user's own Pendo pipelines, one stream each (spec option `custom_aggregations`).
+"""The `custom_aggregations` option: the user's own Pendo pipelines, one stream each, checked and normalised.
 
 An entry names the stream, a Pendo `source` (as in the aggregation API, e.g. `{"featureEvents": null}`), the
 `pipeline` stages after it, an optional `primary_key` and an optional JSON `schema`. `source` and `pipeline`
 may be JSON text (the Airbyte UI's text box) or JSON values. This module validates the entries (one
-config_error naming the entry), normalizes them for the manifest's dynamic stream templates (config.py
-`complete_config` stores them under CUSTOM_ACTIVITY_KEY / CUSTOM_OTHER_KEY), and builds their request bodies.
-
-Activity sources (events, pageEvents, featureEvents, trackEvents, guideEvents, pollEvents) are read one period
-per request (activity/custom.py explains why): the connector puts the `timeSeries` of that one period (and the
-app partition's `appId`) into the source, `{"identified": "visitorId"}` after it unless anonymous visitors are
-included, then the user's stages, then paging. Other sources are full refresh: the user's source (with the
-configured `appId` unless it names one) and stages, then paging.
-
-Paging (BEHAVIOR.md §B-17 has no cursor): with a primary key of one field (besides `periodStart`), a keyset
-after the user's stages, `{"sort": [k]}`, `{"filter": "k > <last>"}` (from the second page), `{"limit": N}`;
-without one, one request with `{"limit": N}`, and an answer of N rows stops the sync (it may be truncated).
+config_error naming the entry) and normalizes them for the manifest's dynamic stream templates (config.py
+`complete_config` stores them under CUSTOM_ACTIVITY_KEY / CUSTOM_OTHER_KEY). Reading them is custom/'s job
+(its bodies, retriever, schema and sample); activity sources are incremental on `periodStart`, the others
+full refresh.
 """
 
 from __future__ import annotations
@@ -28,7 +20,6 @@ import orjson
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..pendo import DAY_MS, EVERY_APP, HOUR_MS, PERIOD_RANGE, aggregation_body, literal
 from .spec import built_in_streams
 
 SPEC_KEY = "custom_aggregations"
@@ -111,54 +102,6 @@ class CustomAggregation:
         if self.json_schema is not None:
             spec["schema"] = orjson.dumps(self.json_schema).decode()
         return spec
-
-    # ------------------------------------------------------------------ request bodies
-    def source_stage(
-        self, app_ids: list[str], app: str | None, period: str | None, bucket_ms: int | None
-    ) -> dict[str, Any]:
-        """The source stage: the user's params with `appId` (an activity stream's partition: `["<app>"]` or
-        every app; otherwise the user's own, else the configured apps, the visitors source every app, as the
-        built-in streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` =
-        `last` = the period's last millisecond (the bucket that starts in the period, as the built-in rollups
-        assign buckets to windows; §B-11, §R-10 value forms)."""
-        params = dict(self.params or {})
-        if self.is_activity:
-            params["appId"] = EVERY_APP if app in (None, "*") else [str(app)]
-        elif "appId" not in params:
-            params["appId"] = EVERY_APP if self.source_name == "visitors" or not app_ids else list(app_ids)
-        source: dict[str, Any] = {self.source_name: params}
-        if self.is_activity:
-            assert period is not None and bucket_ms is not None
-            last = bucket_ms + period_ms(period) - 1
-            source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "last": str(last)}
-        return {"source": source}
-
-    def body(
-        self,
-        config: Mapping[str, Any],
-        limit: int,
-        app: str | None = None,
-        bucket_ms: int | None = None,
-        after: Any = None,
-    ) -> dict[str, Any]:
-        """One request: the source, `identified` (activity, unless anonymous visitors are included), the user's
-        stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`."""
-        period = str(config.get("period") or "DAY")
-        pipeline = [self.source_stage(list(config.get("app_ids") or []), app, period, bucket_ms)]
-        if self.is_activity and not config.get("include_anonymous_visitors"):
-            pipeline.append({"identified": "visitorId"})
-        pipeline += self.pipeline
-        key = self.keyset_field
-        if key is not None:
-            pipeline.append({"sort": [key]})
-            if after is not None:
-                pipeline.append({"filter": f"{key} > {literal(after)}"})
-        pipeline.append({"limit": limit})
-        return aggregation_body(self.name, pipeline)
-
-
-def period_ms(period: str) -> int:
-    return DAY_MS if period == "DAY" else HOUR_MS
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -293,56 +236,3 @@ def complete_custom_aggregations(config: dict[str, Any]) -> None:
     config[CUSTOM_OTHER_KEY] = [e.as_config() for e in entries if not e.is_activity]
     if entries:  # the spec's form (JSON text), whichever form was given: the CDK checks the config against it
         config[SPEC_KEY] = [e.as_spec() for e in entries]
-
-
-# ---------------------------------------------------------------------------------------------- schemas
-def inferred_schema(rows: list[Mapping[str, Any]], entry: CustomAggregation) -> dict[str, Any]:
-    """A schema from sampled rows: every field seen, each nullable, typed by the JSON values seen."""
-    properties: dict[str, Any] = {}
-    for row in rows:
-        for field_name, value in row.items():
-            types = properties.setdefault(field_name, {"type": ["null"]})["type"]
-            kind = _json_type(value)
-            if kind is not None and kind not in types:
-                types.append(kind)
-    for prop in properties.values():
-        types = prop["type"]
-        if "integer" in types and "number" in types:
-            types.remove("integer")
-        if types == ["null"]:  # only nulls seen: any JSON value
-            prop["type"] = ["null", "string", "number", "boolean", "object", "array"]
-    if entry.is_activity:
-        properties[PERIOD_START] = {"type": "integer"}
-    return {
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": True,
-    }
-
-
-def declared_schema(entry: CustomAggregation) -> dict[str, Any]:
-    assert entry.json_schema is not None
-    schema = dict(entry.json_schema)
-    schema.setdefault("type", "object")
-    properties = dict(schema.get("properties") or {})
-    if entry.is_activity:
-        properties[PERIOD_START] = {"type": "integer"}
-    schema["properties"] = properties
-    return schema
-
-
-def _json_type(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
