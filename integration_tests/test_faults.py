@@ -44,7 +44,7 @@ from integration_tests.pendo_emulator.truth import GroundTruth, parse_start_ms
 # ExponentialBackoffStrategy factor 3: 3 * 2^1 (airbyte_cdk.sources.declarative.requesters.error_handlers.
 # backoff_strategies), plus the 1 s airbyte_cdk.sources.streams.http.rate_limiting adds to every wait.
 FIRST_BACKOFF_S = 7
-RETRY_WAIT = re.compile(r"retrying in (\d+(?:\.\d+)?) seconds", re.IGNORECASE)  # retry_log.py's line
+RETRY_WAIT = re.compile(r"retrying in (\d+(?:\.\d+)?) seconds", re.IGNORECASE)  # http/retry_log.py's line
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_5xx_bursts_are_retried_then_read_everything(pendo, config, truth, disco
         later_success_for(pendo, failure)
     retries = [line for line in run.logs() if "retrying in" in line]
     assert len(retries) == 6 and all(line.startswith("Pendo answered HTTP 50") for line in retries), (
-        "each retry names its status; a 5xx is not called a rate limit (retry_log.py)"
+        "each retry names its status; a 5xx is not called a rate limit (http/retry_log.py)"
     )
 
 

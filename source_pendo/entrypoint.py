@@ -65,7 +65,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
     @staticmethod
     def set_up_secret_filter(config: Any, connection_specification: Mapping[str, Any]) -> None:
         """The CDK's secrets (the raw key) and every other form they and a `base_url` password are printed in
-        (masking.py): the CDK's call replaces the list run.py registered."""
+        (settings/masking.py): the CDK's call replaces the list run.py registered."""
         forms = set(get_secrets(connection_specification, config)) | set(secret_forms(config))
         update_secrets(sorted((str(form) for form in forms if form), key=len, reverse=True))
 

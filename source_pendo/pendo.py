@@ -3,7 +3,7 @@
 Why one module: the same fact used to be written in several places (the request envelope in four, the
 anonymous prefix in several), and a fact kept in two places drifts. manifest.yaml cannot import Python;
 its copies (the entity request body, the visitors record filter, the keyset filter's escaping) name this
-module in a comment. Config-derived facts (regions, hosts, defaults) stay in config.py.
+module in a comment. Config-derived facts (regions, hosts, defaults) stay in settings/config.py.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ HISTORY_DAYS = 179  # Pendo keeps 180 days of visitor history; the oldest day ma
 MAX_WINDOW_MS = 30 * DAY_MS  # Pendo asks aggregation callers to stay at or under 30 days per call
 PERIOD_RANGE = {"DAY": "dayRange", "HOUR": "hourRange"}  # `timeSeries.period` of an aggregation source
 PERIOD_MS = {"DAY": DAY_MS, "HOUR": HOUR_MS}  # a period's length (a UTC day; a zone's day may be 23 or 25 h)
-# The longest wait a `Retry-After` header gets (components/capped_retry_after.py, docs/pendo.md): a larger value
+# The longest wait a `Retry-After` header gets (http/retry_after.py, docs/pendo.md): a larger value
 # is capped to this and logged, never obeyed as is (a broken server's `Retry-After: 86400` is not a day's sleep).
 MAX_RETRY_AFTER_SECONDS = 600
 

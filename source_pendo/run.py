@@ -1,7 +1,7 @@
 """Console entry point `source-pendo`.
 
 The source is built from the `--config`, `--catalog` and `--state` it will run with (the CDK builds streams
-from what the constructor gets), after the files were read by inputs.py and the config passed
+from what the constructor gets), after the files were read by settings/inputs.py and the config passed
 `validate_config`: a bad file or setting gets one actionable message before any network call, never a
 traceback (check: a FAILED connection status; discover and read: an error trace and exit 1).
 """
@@ -69,7 +69,8 @@ def build_source(args: list[str]) -> SourcePendo | None:
 
 def run() -> None:
     args = sys.argv[1:]
-    if args == ["spec"]:  # static: answered from the manifest without importing the CDK (see spec.py)
+    # `spec` is static: answered from the manifest without importing the CDK (settings/spec.py)
+    if args == ["spec"]:
         from .settings.spec import print_spec
 
         print_spec()

@@ -26,7 +26,7 @@ from .settings.config import complete_config
 from .settings.inputs import read_catalog_file, read_config_file, read_state_file
 from .settings.spec import MANIFEST_PATH
 
-install()  # every session of the process: no redirect to another origin with the key (transport.py)
+install()  # every session of the process: no redirect to another origin with the key (http/transport.py)
 
 CONNECT_TIMEOUT_SECONDS = 30
 
@@ -96,7 +96,7 @@ class SourcePendo(YamlDeclarativeSource):
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
         yield from entity_estimates(self._config, catalog, state, logger)
-        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions.py)
+        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
         LISTINGS.reset()
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:

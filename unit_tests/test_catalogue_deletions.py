@@ -1,4 +1,4 @@
-"""Deletions in the catalogue (source_pendo/deletions.py): an incremental catalogue stream saves the ids its
+"""Deletions in the catalogue (source_pendo/deletions/records.py): an incremental catalogue stream saves the ids its
 listing held, and emits a deletion record for each saved id Pendo no longer lists."""
 
 from __future__ import annotations

@@ -353,7 +353,7 @@ def test_partition_hands_non_record_messages_to_the_message_repository() -> None
     assert [dict(r.data) for r in records] == [{"id": 1}], RECHECK_ACTIVITY
     assert repository.emitted == [message] and repository.emitted[0] is message, (
         f"DeclarativePartition.read no longer emits non-Mapping stream data through the message repository: {RECHECK_ACTIVITY}"
-        " and source_pendo/components/record_batch.py"
+        " and source_pendo/activity/record_batch.py"
     )
 
 

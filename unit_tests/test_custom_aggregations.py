@@ -1,7 +1,7 @@
 """Custom aggregation streams (spec option `custom_aggregations`): config validation and the exact request bodies.
 
 "Now" is pinned to 2024-03-03T00:00Z and start_date is 2024-03-01, so an activity custom stream reads two DAY
-periods (Mar 1, Mar 2), one request per period (activity/custom.py).
+periods (Mar 1, Mar 2), one request per period (custom/retriever.py).
 """
 
 from __future__ import annotations

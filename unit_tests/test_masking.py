@@ -1,4 +1,4 @@
-"""masking.py: the key and a base_url password in every form they are printed in."""
+"""settings/masking.py: the key and a base_url password in every form they are printed in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retry lines name what happened (source_pendo/retry_log.py), through the CDK's own backoff handler."""
+"""Retry lines name what happened (source_pendo/http/retry_log.py), through the CDK's own backoff handler."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""transport.py: no redirect to another origin with the key; connection errors named by cause."""
+"""http/transport.py: no redirect to another origin with the key; connection errors named by cause."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reads a custom aggregation stream (spec option `custom_aggregations`; custom_aggregations.py builds the bodies).
+"""Reads a custom aggregation stream (spec option `custom_aggregations`; custom/bodies.py builds the bodies).
 
 Activity sources: the stream is built like the built-in activity streams (activity/streams.py: the per-app
 window cursor with its checkpoints, lookback and state; the RecordBatch path to stdout); only the window's

@@ -1,9 +1,9 @@
 """One small request of a custom aggregation stream: `check` runs it (a pipeline Pendo rejects fails check with
-Pendo's message, naming the stream) and `discover` infers a schema from it (components/custom_schema.py).
+Pendo's message, naming the stream) and `discover` infers a schema from it (custom/schema.py).
 
-The request is the stream's own body (custom_aggregations.py) for the most recent complete period of the first
+The request is the stream's own body (custom/bodies.py) for the most recent complete period of the first
 app partition (activity sources) or the first rows (other sources), with a small `limit`, sent once without
-retries like check's other calls (api.py).
+retries like check's other calls (http/quick.py).
 """
 
 from __future__ import annotations

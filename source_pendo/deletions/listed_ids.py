@@ -1,4 +1,4 @@
-"""Notes the id of every object a catalogue listing holds, for deletions (source_pendo/deletions.py).
+"""Notes the id of every object a catalogue listing holds, for deletions (source_pendo/deletions/records.py).
 
 Why an extractor: for an incremental catalogue stream the CDK's client-side cursor drops the objects not changed
 since the last sync before any record filter or transformation sees them, and noticing a deletion needs the

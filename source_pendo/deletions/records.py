@@ -2,7 +2,7 @@
 
 The catalogue streams (features, pages, guides, track_types, reports, segments), read incrementally, save the
 ids their listing held next to their cursor (`listed_ids`, a sorted list: about 30 bytes per object in the
-state, ~300 KB for 10,000 objects). components/listed_ids.py notes every listed id as the pages arrive (before
+state, ~300 KB for 10,000 objects). deletions/listed_ids.py notes every listed id as the pages arrive (before
 the CDK's client-side cursor drops the unchanged objects). When the stream completes, `CatalogueDeletions`
 (SourcePendo.read, in the main thread, in order with the stream's messages), before the stream's COMPLETE status:
  * emits, for each saved id not listed now, `{"id": …, "lastUpdatedAt": <now ms>, "_ab_cdc_deleted_at": <now>}`

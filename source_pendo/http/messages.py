@@ -73,7 +73,7 @@ def body_start(response: requests.Response, config: Mapping[str, Any]) -> str:
 
 
 def quoted(text: str, config: Mapping[str, Any]) -> str:
-    """`text` on one line, cut to BODY_QUOTE_CHARS, every printable form of the secrets masked (masking.py)."""
+    """`text` on one line, cut to BODY_QUOTE_CHARS, every printable form of the secrets masked (settings/masking.py)."""
     text = " ".join(text.split())
     for form in secret_forms(config):
         text = text.replace(form, "****")

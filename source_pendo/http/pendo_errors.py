@@ -3,12 +3,12 @@
 Why the manifest cannot say it: an HttpResponseFilter's message sees the parsed JSON body only (Pendo's 400s
 are text/plain), not the request, so it cannot quote the answer nor tell an aggregation from a GET. Kept:
 the declared "Cannot parse filter" filter, and every other status as declared. Decided here
-(source_pendo/errors.py has the messages and why, BEHAVIOR.md §R-6, §R-13, §R-14):
+(source_pendo/http/messages.py has the messages and why, BEHAVIOR.md §R-6, §R-13, §R-14):
 - a 403 whose body names a rate limit: throttling, retried with the declared backoff;
 - a 403 to `POST /aggregation`: a key without write access (a config error saying so);
 - a 400 (not a filter Pendo could not parse): a config error naming the region when the key's suffix
   disagrees with `region`, else a system error quoting the start of the answer and naming stream and request.
-And two answers that are exceptions, not responses (source_pendo/transport.py):
+And two answers that are exceptions, not responses (source_pendo/http/transport.py):
 - a redirect to another origin, refused: a config error naming both origins and `base_url`;
 - a refused connection, a host name that does not resolve or an untrusted certificate, while the host never
   answered in this process: a config error naming the cause, `base_url` and `region`, at once (retrying a

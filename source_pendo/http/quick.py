@@ -12,7 +12,7 @@ from ..pendo import aggregation_body
 from ..settings.config import DEFAULTS, api_base
 from .transport import install
 
-install()  # no redirect to another origin with the key (transport.py)
+install()  # no redirect to another origin with the key (http/transport.py)
 
 API_KEY_HEADER = "x-pendo-integration-key"
 QUICK_TIMEOUT_SECONDS = 30

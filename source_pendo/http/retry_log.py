@@ -2,7 +2,7 @@
 
 airbyte-cdk's `user_defined_backoff_handler` logs "UserDefinedBackoffException: Rate limit exceeded (HTTP N).
 Retrying in S seconds." for every retry a backoff strategy times, whatever N is: a 503, a timeout or a 200
-whose body is not Pendo's answer (components/success_first_error_handler.py) is then reported as a rate limit,
+whose body is not Pendo's answer (http/success_first.py) is then reported as a rate limit,
 next to the connector's own line naming the real cause. This filter, on the CDK's "airbyte" logger, rewrites
 those lines: HTTP 429 stays a rate limit; any other status becomes "Pendo answered HTTP N; retrying in S
 seconds". The CDK's wording is pinned by unit_tests/test_cdk_internals.py.

@@ -1,17 +1,17 @@
 """What the connector allows on the wire, for every request it sends (manifest requesters, the activity
-retriever, visitor history, `check` and `api.py`'s quick calls all go through `requests.Session`).
+retriever, visitor history, `check` and `http/quick.py`'s quick calls all go through `requests.Session`).
 
 Redirects: requests follows a 3xx with every header of the request but `Authorization`, so a redirect to
 another host would carry `x-pendo-integration-key` there, and an https `base_url` redirected to http:// would
 send it in clear. `install()` makes `Session.rebuild_auth` (called for each hop before the hop is sent)
 refuse a hop to another origin (scheme, host or port): `RedirectRefused` is raised and nothing is sent.
 A redirect within the origin is followed. The patch is on the class, not on one session, because the CDK's
-HttpClient builds its own sessions (`LimiterSession`, `CachedLimiterSession`) and `api.py` uses
-`requests.get`; installed on import of source.py and api.py, idempotent.
+HttpClient builds its own sessions (`LimiterSession`, `CachedLimiterSession`) and `http/quick.py` uses
+`requests.get`; installed on import of source.py and http/quick.py, idempotent.
 
 Connection errors: `connection_cause` names a refused connection, a host name that does not resolve and an
 untrusted TLS certificate, the three a wrong `base_url`/`region` gives; the error handler
-(components/pendo_errors.py) fails on them at once while the host has never answered in this process,
+(http/pendo_errors.py) fails on them at once while the host has never answered in this process,
 instead of six retries over minutes.
 """
 

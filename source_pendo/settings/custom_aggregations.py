@@ -3,7 +3,7 @@
 An entry names the stream, a Pendo `source` (as in the aggregation API, e.g. `{"featureEvents": null}`), the
 `pipeline` stages after it, an optional `primary_key` and an optional JSON `schema`. `source` and `pipeline`
 may be JSON text (the Airbyte UI's text box) or JSON values. This module validates the entries (one
-config_error naming the entry) and normalizes them for the manifest's dynamic stream templates (config.py
+config_error naming the entry) and normalizes them for the manifest's dynamic stream templates (settings/config.py
 `complete_config` stores them under CUSTOM_ACTIVITY_KEY / CUSTOM_OTHER_KEY). Reading them is custom/'s job
 (its bodies, retriever, schema and sample); activity sources are incremental on `periodStart`, the others
 full refresh.

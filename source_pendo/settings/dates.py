@@ -1,7 +1,7 @@
 """The one date format of the settings (`start_date`, `end_date`, a filter's time): `YYYY-MM-DD` or RFC 3339 UTC.
 
-Its own module because the config's validation (config.py) and the filters' (filters.py) both read it, and
-config.py validates the filters: with the parser in either of them the two would import each other.
+Its own module because the config's validation (settings/config.py) and the filters' (settings/filters.py) both read it, and
+settings/config.py validates the filters: with the parser in either of them the two would import each other.
 """
 
 from __future__ import annotations

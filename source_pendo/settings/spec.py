@@ -1,5 +1,5 @@
 """`spec` without importing the CDK: the manifest's spec section as the SPEC message the CDK would print; and the
-names of the manifest's streams, which a custom aggregation stream may not take (custom_aggregations.py).
+names of the manifest's streams, which a custom aggregation stream may not take (settings/custom_aggregations.py).
 
 Why: importing airbyte-cdk takes seconds (serpyco-rs builds its serialisers from the protocol models'
 source code, pydantic builds the declarative schema), and the platform runs `spec` often: every time a
