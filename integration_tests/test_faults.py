@@ -7,7 +7,7 @@ a sync that could not read everything fails loudly (non-zero exit and an ERROR t
 Faults are switched at run time (`POST /_emulator/faults`) on an emulator of this module's own, with the
 session emulator's data and clock, so the ground truth is the session's and the shared emulator is never
 disturbed. Every test also asserts that its fault really fired (in the emulator's request log), so none of
-them can pass without having been tested. The README's "Faults" section lists the matrix.
+them can pass without having been tested. docs/development.md's "Faults, case by case" lists the matrix (the README's Faults section, one line per case).
 
 Backoff without `Retry-After` is the manifest's (7 s, then 13 s, ...): bursts here are one or two faults long.
 Faults that must outlast all six retries answer `Retry-After: 1` (RFC 9110 allows it on 503; BEHAVIOR.md §B-3

@@ -11,7 +11,7 @@ outcome asserted is always one of the two a user can live with:
 and, always, the integration key in no output (every runner here scans stdout and stderr for it: the
 conftest runners, and `run_files` / `_Popen` below, which scan the same way).
 
-Every case of issue 15 passes; the README's Faults section lists each with its test.
+Every case of issue 15 passes; docs/development.md's "Faults, case by case" lists each with its test.
 """
 
 from __future__ import annotations

@@ -90,6 +90,6 @@ def test_max_seconds_between_messages_outlasts_one_slow_window_and_its_retries(
     """The longest legitimate silence: one request up to request_timeout_seconds' maximum, then the backoff."""
     spec = yaml.safe_load((ROOT / "source_pendo" / "manifest.yaml").read_text())["spec"]
     timeout_max = spec["connection_specification"]["properties"]["request_timeout_seconds"]["maximum"]
-    backoff = 7 + 13 + 25 + 49 + 97 + 193  # the six retries' waits (README: faults)
+    backoff = 7 + 13 + 25 + 49 + 97 + 193  # the six retries' waits (docs/development.md: faults)
     assert metadata.data.max_seconds_between_messages is not None
     assert metadata.data.max_seconds_between_messages >= timeout_max + backoff
