@@ -5,12 +5,13 @@ reads `AIRBYTE_OFFLINE_MODE` and `DO_NOT_TRACK` once at import, adds a handler t
 warning filters, and takes seconds. A process of its own keeps all of that out of the pytest session.
 
     python -m integration_tests.pyairbyte_sync --executable PATH --config CONFIG.json --cache-dir DIR \
-        --streams pages,events --output RESULT.json [--between-reads URL=JSON]
+        --streams pages,events --output RESULT.json [--between-reads URL=JSON] [--reads N] [--sql QUERY.sql]
 
 Output (one JSON object in the --output file: PyAirbyte prints its progress on stdout): for each read, the records PyAirbyte counted (`processed_records`), the
 time the read started, and every row of every selected stream's cache table after it (columns as PyAirbyte
 names them: lower case, plus `_airbyte_raw_id`, `_airbyte_extracted_at` in epoch ms, `_airbyte_meta`); and the
-state PyAirbyte saved after the first read.
+state PyAirbyte saved after the first read; with `--sql`, the query's columns and rows after the last read, run in
+the cache's DuckDB with the cache's schema as the default (as a warehouse user queries the tables a sync landed).
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 READS = 2
+
+
+def _query(cache: Any, sql: str) -> dict[str, Any]:
+    """The query's columns and rows, the cache's schema the default one (tables by their stream names)."""
+    import sqlalchemy
+
+    with cache.get_sql_engine().connect() as connection:
+        connection.execute(sqlalchemy.text(f"SET schema = '{cache.schema_name}'"))
+        result = connection.execute(sqlalchemy.text(sql))
+        return {"columns": list(result.keys()), "rows": [list(row) for row in result]}
 
 
 def _rows(cache: Any, stream: str) -> list[dict[str, Any]]:
@@ -56,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         metavar="URL=JSON",
         help="POST this JSON to this URL after the first read (an emulator control route: a catalogue change)",
     )
+    parser.add_argument("--reads", type=int, default=READS, help="how many reads (default 2)")
+    parser.add_argument("--sql", type=Path, help="a SQL query to run against the cache after the last read")
     args = parser.parse_args(argv)
 
     # Read by `airbyte` at import time: set them first. No registry lookup, no telemetry, files in cache-dir.
@@ -76,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     reads: list[dict[str, Any]] = []
     state_after_first: list[dict[str, Any]] = []
-    for n in range(READS):
+    for n in range(args.reads):
         started_ms = int(
             time.time() * 1000
         )  # real time, as PyAirbyte's _airbyte_extracted_at it is compared to
@@ -97,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             state_after_first = [
                 json.loads(s.model_dump_json(exclude_none=True)) for s in provider.state_message_artifacts
             ]
-    args.output.write_text(json.dumps({"reads": reads, "state_after_first": state_after_first}))
+    result_json: dict[str, Any] = {"reads": reads, "state_after_first": state_after_first}
+    if args.sql:
+        result_json["sql"] = _query(cache, args.sql.read_text())
+    args.output.write_text(json.dumps(result_json, default=str))
     return 0
 
 

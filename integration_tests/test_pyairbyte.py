@@ -3,7 +3,8 @@
 `pyairbyte_sync.py` (its own process: importing `airbyte` changes the importing process) reads `pages` and
 `events` (DAY) twice into one DuckDB cache, offline: `AIRBYTE_OFFLINE_MODE=1` and `DO_NOT_TRACK=1`, and the
 registry pointed at a closed port, so a registry lookup would fail the read. With write strategy `auto`, both
-streams have a primary key, so PyAirbyte MERGEs each read into its table on that key.
+streams have a primary key, so PyAirbyte MERGEs each read into its table on that key. The NPS-per-account query of
+docs/pendo.md runs in such a cache (`--sql`) and must give the NPS the ground truth gives.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +42,26 @@ def pyairbyte(emulator, base_config, tmp_path_factory) -> dict[str, Any]:
 
 
 def _pyairbyte_reads(
-    base_config: dict[str, Any], work: Path, streams: list[str], between_reads: str | None = None
+    base_config: dict[str, Any],
+    work: Path,
+    streams: list[str],
+    between_reads: str | None = None,
+    reads: int = 2,
+    sql: str | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     config = work / "config.json"
     config.write_text(json.dumps(base_config))
     output = work / "result.json"
     env = dict(
-        os.environ, AIRBYTE_OFFLINE_MODE="1", DO_NOT_TRACK="1", AIRBYTE_LOCAL_REGISTRY=UNREACHABLE_REGISTRY
+        os.environ,
+        AIRBYTE_OFFLINE_MODE="1",
+        DO_NOT_TRACK="1",
+        AIRBYTE_LOCAL_REGISTRY=UNREACHABLE_REGISTRY,
+        **(env_extra or {}),
     )
+    if sql is not None:
+        (work / "query.sql").write_text(sql)
     # PyAirbyte starts the connector with this environment: it reads the session's pinned clock.
     assert env.get(CONNECTOR_NOW_ENV), f"{CONNECTOR_NOW_ENV} is not set"
     proc = subprocess.run(
@@ -64,6 +79,9 @@ def _pyairbyte_reads(
             "--output",
             str(output),
             *(["--between-reads", between_reads] if between_reads else []),
+            "--reads",
+            str(reads),
+            *(["--sql", str(work / "query.sql")] if sql is not None else []),
         ],
         capture_output=True,
         text=True,
@@ -201,3 +219,61 @@ def test_pyairbyte_cache_after_a_deletion_holds_the_deletion_record_as_the_row(
     assert deleted[0]["name"] is None and deleted[0]["rules"] is None
     kept = _records("pages", [r for r in second if r["id"] != gone])
     assert_records_equal("pages", kept, truth.records("pages", config))
+
+
+# ----------------------------------------------------------------------------------------------- docs' NPS query
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "pendo.md"
+NPS_STREAMS = ["poll_events", "polls", "poll_choices"]
+
+
+def docs_query(heading: str) -> str:
+    """The first ```sql block after `heading` in docs/pendo.md: the query a reader copies."""
+    text = DOCS.read_text()
+    section = text[text.index(heading) :]
+    start = section.index("```sql\n") + len("```sql\n")
+    return section[start : section.index("```", start)]
+
+
+def nps_by_account(truth: GroundTruth, config: dict[str, Any]) -> list[list[Any]]:
+    """The NPS of each account, from the ground truth of the three streams: each visitor's latest answer to a poll
+    whose type is NPSRating (any case), scored by the answer's choice; promoters 9-10, detractors 0-6; the share
+    difference in percent, rounded half away from zero to one decimal (as SQL's round)."""
+    nps_polls = {
+        (p["guideId"], p["id"]) for p in truth.records("polls", config) if p["type"].lower() == "npsrating"
+    }
+    score = {
+        (c["guideId"], c["pollId"], c["choiceId"]): c["value"] for c in truth.records("poll_choices", config)
+    }
+    latest: dict[str, dict[str, Any]] = {}
+    for event in truth.records("poll_events", config):
+        key = (event["guideId"], event["pollId"], str(event["pollResponse"]))
+        if (event["guideId"], event["pollId"]) in nps_polls and key in score:
+            seen = latest.get(event["visitorId"])
+            assert seen is None or seen["browserTime"] != event["browserTime"], (
+                "a tie would make SQL's pick arbitrary"
+            )
+            if seen is None or event["browserTime"] > seen["browserTime"]:
+                latest[event["visitorId"]] = dict(event, score=score[key])
+    accounts: dict[str, list[int]] = {}
+    for answer in latest.values():
+        accounts.setdefault(answer["accountId"], []).append(answer["score"])
+    rows = []
+    for account, scores in sorted(accounts.items()):
+        net = Fraction(100 * (sum(s >= 9 for s in scores) - sum(s <= 6 for s in scores)), len(scores))
+        rounded = Decimal(net.numerator) / Decimal(net.denominator)
+        rows.append([account, len(scores), float(rounded.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))])
+    return rows
+
+
+def test_pyairbyte_docs_nps_query_gives_the_nps_of_every_account(world, tmp_path):
+    """docs/pendo.md's NPS-per-account query, run in the DuckDB cache PyAirbyte fills from poll_events, polls and
+    poll_choices, equals the NPS computed from the ground truth, in both worlds (the pessimistic one lists poll
+    types in lower case and choices in attributes.choices: BEHAVIOR.md §R-15, §R-16)."""
+    sql = docs_query("### Worked example: NPS per account")
+    result = _pyairbyte_reads(
+        world.config, tmp_path, NPS_STREAMS, reads=1, sql=sql, env_extra=world.env or None
+    )
+    expected = nps_by_account(world.truth, world.config)
+    assert len(expected) > 2 and any(row[2] > -100 for row in expected), "the data has a varied NPS"
+    assert [c.lower() for c in result["sql"]["columns"]] == ["accountid", "respondents", "nps"]
+    assert [[a, n, float(v)] for a, n, v in result["sql"]["rows"]] == expected

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pytest
 from airbyte_cdk.models import SyncMode
+from airbyte_cdk.test.entrypoint_wrapper import discover
 from airbyte_cdk.test.mock_http import HttpMocker
 from builders import NOW_ENV, NOW_MS, ConfigBuilder, get_request, json_response, payload, read_stream, state
 
+from source_pendo.deletions.records import CATALOGUE_STREAMS
+from source_pendo.source import SourcePendo
+
 DELETED_AT = "2024-03-03T00:00:00Z"  # NOW_MS
+DISCOVER_CONFIG = {"api_key": "00000000-deletions-test-key.us", "start_date": "2024-01-01"}
 
 
 @pytest.fixture(autouse=True)
@@ -80,3 +85,15 @@ def test_listed_ids_that_are_not_a_list_of_ids_are_a_config_error() -> None:
     errors = [e.trace.error for e in output.errors]
     assert errors and errors[0].failure_type.value == "config_error"
     assert "listed_ids" in errors[0].message and "features" in errors[0].message
+
+
+@pytest.mark.allow_unmocked_requests  # discover needs no answer for these streams (test_docs.py)
+def test_the_streams_with_deletions_are_keyed_and_cursored_as_the_manifest_declares() -> None:
+    """deletions/records.py keeps each stream's key and cursor (its deletion records carry them): the same as
+    discover announces from manifest.yaml."""
+    with HttpMocker():
+        output = discover(SourcePendo(config=DISCOVER_CONFIG), DISCOVER_CONFIG)
+    streams = {s.name: s for s in output.catalog.catalog.streams}
+    for name, keyed in CATALOGUE_STREAMS.items():
+        assert streams[name].source_defined_primary_key == [[field] for field in keyed.key], name
+        assert streams[name].default_cursor_field == [keyed.cursor], name

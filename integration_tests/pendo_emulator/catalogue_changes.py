@@ -18,6 +18,12 @@ that history but not yet as a tag: it is absent from the catalogue and so are it
         reprocessing moved on (an earlier `processed_from`) or finished (null)
     {"op": "delete", "ids": [...]}   the objects and their events disappear
     {"op": "restore", "ids": [...]}  a deleted object is back, as it was
+    {"op": "remove_child", "ids": [<parent id>], "field": F, "key": K, "touch": true}
+        a child object is gone from its parent (BEHAVIOR.md §B-23): F `steps` (K a step id), `polls` (a poll id;
+        also gone from its step's `pollIds`), `choices` (K [poll id, choice id]: gone from `idResponses`,
+        `numericResponses` or `attributes.choices`, wherever the reading lists it), `rules` (a page's rule text)
+        or `elementPathRules` (a feature's rule text); the parent's lastUpdatedAt = the stamp, unless `touch` is
+        false (an edit Pendo would not stamp: deletions must not depend on it)
 
 A change's stamp is the emulator's clock minus a minute plus a sequence number (every generated object was
 last updated at least an hour before the clock), so each change is later than anything listed before it.
@@ -32,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MINUTE_MS = 60_000
-OPERATIONS = ("tag", "change_rules", "reprocess", "delete", "restore")
+OPERATIONS = ("tag", "change_rules", "reprocess", "delete", "restore", "remove_child")
+CHILD_FIELDS = ("steps", "polls", "choices", "rules", "elementPathRules")
 
 
 @dataclass
@@ -46,11 +53,24 @@ class CatalogueChanges:
     unmatched: dict[str, set[str]] = field(
         default_factory=dict
     )  # id -> visitors its new rule no longer matches
+    # (parent id, child field, child key): children gone from their parent (a choice's key: (poll id, choice id))
+    removed: set[tuple[str, str, tuple[str, ...]]] = field(default_factory=set)
     sequence: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.untagged or self.deleted or self.updated or self.processed_from or self.unmatched)
+        return bool(
+            self.untagged
+            or self.deleted
+            or self.updated
+            or self.processed_from
+            or self.unmatched
+            or self.removed
+        )
+
+    def is_removed(self, parent_id: str, child_field: str, *key: str) -> bool:
+        """Whether this child was removed from its parent (the ground truth leaves it out, truth.py)."""
+        return (parent_id, child_field, tuple(key)) in self.removed
 
     def apply(self, change: dict[str, Any], now_ms: int) -> None:
         op, ids = change.get("op"), change.get("ids")
@@ -66,7 +86,14 @@ class CatalogueChanges:
             raise ValueError(
                 f"unmatched_visitors is a list of visitor ids, for change_rules only: {change!r}"
             )
+        child_key = self._child_key(change) if op == "remove_child" else ()
         for oid in ids:
+            if op == "remove_child":
+                self.removed.add((oid, change["field"], child_key))
+                if change.get("touch", True):
+                    self.sequence += 1
+                    self.updated[oid] = now_ms - MINUTE_MS + self.sequence
+                continue
             if op in ("tag", "change_rules"):
                 self.sequence += 1
                 stamp = now_ms - MINUTE_MS + self.sequence
@@ -86,6 +113,18 @@ class CatalogueChanges:
                 self.deleted.add(oid)
             elif op == "restore":
                 self.deleted.discard(oid)
+
+    @staticmethod
+    def _child_key(change: dict[str, Any]) -> tuple[str, ...]:
+        child_field, key = change.get("field"), change.get("key")
+        if child_field not in CHILD_FIELDS:
+            raise ValueError(f"remove_child takes a field among {CHILD_FIELDS}, not {child_field!r}")
+        keys = key if child_field == "choices" else [key]
+        if not isinstance(keys, list) or len(keys) != (2 if child_field == "choices" else 1):
+            raise ValueError(f"remove_child of {child_field} takes a key of {child_field}: {change!r}")
+        if not all(isinstance(k, str) for k in keys):
+            raise ValueError(f"a child's key is text: {change!r}")
+        return tuple(keys)
 
     # ------------------------------------------------------------------ what the API shows
     def listed(self, objects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -107,6 +146,9 @@ class CatalogueChanges:
                         obj["rules"] = [dict(r, rule=f"{r['rule']}?v={version}") for r in obj["rules"]]
                     if "elementPathRules" in obj:  # a feature: its element rule
                         obj["elementPathRules"] = [f"{r}.v{version}" for r in obj["elementPathRules"]]
+            gone = [(f, k) for parent, f, k in self.removed if parent == oid]
+            if gone:
+                obj = _without_children(dict(obj), gone)
             out.append(obj)
         return out
 
@@ -126,3 +168,48 @@ class CatalogueChanges:
             and r[time_field] >= since.get(r.get(object_field), r[time_field])
             and r.get("visitorId") not in unmatched.get(r.get(object_field), ())
         ]
+
+
+def _number_text(value: Any) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _without_children(obj: dict[str, Any], gone: list[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
+    """A copy of a listed parent without the removed children (`remove_child`)."""
+    for child_field, key in gone:
+        if child_field == "steps":
+            obj["steps"] = [s for s in obj.get("steps") or [] if s.get("id") != key[0]]
+        elif child_field == "polls":
+            obj["polls"] = [p for p in obj.get("polls") or [] if p.get("id") != key[0]]
+            obj["steps"] = [
+                dict(s, pollIds=[i for i in s["pollIds"] if i != key[0]]) if "pollIds" in s else s
+                for s in obj.get("steps") or []
+            ]
+        elif child_field == "choices":
+            obj["polls"] = [
+                _without_choice(p, key[1]) if p.get("id") == key[0] else p for p in obj.get("polls") or []
+            ]
+        elif child_field == "rules":
+            obj["rules"] = [r for r in obj.get("rules") or [] if r.get("rule") != key[0]]
+        else:
+            obj["elementPathRules"] = [r for r in obj.get("elementPathRules") or [] if r != key[0]]
+    return obj
+
+
+def _without_choice(poll: dict[str, Any], choice_id: str) -> dict[str, Any]:
+    poll = dict(poll)
+    if isinstance(poll.get("idResponses"), dict):
+        poll["idResponses"] = {k: v for k, v in poll["idResponses"].items() if k != choice_id}
+    if isinstance(poll.get("numericResponses"), list):
+        poll["numericResponses"] = [n for n in poll["numericResponses"] if _number_text(n) != choice_id]
+    attributes = poll.get("attributes")
+    if isinstance(attributes, dict) and isinstance(attributes.get("choices"), list):
+        poll["attributes"] = dict(
+            attributes,
+            choices=[
+                c
+                for c in attributes["choices"]
+                if _number_text(c.get("id") if isinstance(c, dict) else c) != choice_id
+            ],
+        )
+    return poll

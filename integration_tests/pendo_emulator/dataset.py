@@ -16,7 +16,11 @@ Facts it follows (BEHAVIOR.md sections where it has one):
   `browserTime` (the visitor's clock), but for some events hours, and for a few more than a day, off it
   in either direction; the server selects by it under the `receive_time_buckets` reading.
 * §R-3: with the `missing_lastupdated` reading some visitors and accounts have no
-  `metadata.auto.lastupdated` (the only reading that changes the data; readings.py).
+  `metadata.auto.lastupdated` (readings.py).
+* §B-23: guides with and without steps and polls (NPS pairs, pick lists with their choices, number scales, free
+  text without choices), steps without `pollIds`, guides without `polls`, page rules without `designerHint`,
+  features without `elementPathRules`; §R-15 and §R-16 change where polls list their choices and the case of
+  their types (`Dataset.poll_choices` keeps the choices whatever the reading).
 
 Activity is generated hourly per app as "sessions" (an active visitor in an hour); every source
 derives its rows from the sessions with its own seeded stream, lazily, so a benchmark that only reads
@@ -239,7 +243,7 @@ class Dataset:
                         "name": "Core",
                         "type": "group",
                     },
-                    "rules": [{"rule": f"//*{path}", "designerHint": f"https://app.example.com{path}"}],
+                    "rules": self._page_rules(i, path),
                     "rulesjson": "",
                     "isCoreEvent": i % 3 == 0,
                     "isSuggested": False,
@@ -262,7 +266,7 @@ class Dataset:
                 {
                     "pageId": app_pages[i % len(app_pages)]["id"],
                     "appWide": i % 4 == 0,
-                    "elementPathRules": [f"#button-{i}"],
+                    **self._element_path_rules(i),
                     "elementInitialTag": "<button>",
                     "eventPropertyConfigurations": [],
                     "isSuggested": False,
@@ -283,48 +287,170 @@ class Dataset:
             )
         return track_types
 
+    @staticmethod
+    def _page_rules(i: int, path: str) -> list[dict[str, Any]]:
+        """A page's URL rules (BEHAVIOR.md §B-23): every third page has a second rule without `designerHint`
+        (as most rules of Pendo's live samples: CIN7)."""
+        first = {
+            "rule": f"//*{path}",
+            "designerHint": f"https://app.example.com{path}",
+            "parsedRule": f"^https?://[^/]*{path}/?(?:;[^#]*)?(?:\\?[^#]*)?(?:#.*)?$",
+        }
+        if i % 3 != 1:
+            return [first]
+        return [first, {"rule": f"//*{path}/*", "parsedRule": f"^https?://[^/]*{path}/[^/?#]+/?(?:#.*)?$"}]
+
+    @staticmethod
+    def _element_path_rules(i: int) -> dict[str, Any]:
+        """A feature's CSS rules (§B-23): one, two for every fourth feature, none listed for every seventh."""
+        if i % 7 == 6:
+            return {}
+        return {"elementPathRules": [f"#button-{i}", f".toolbar button.b{i}"][: 1 + (i % 4 == 1)]}
+
     @cached_property
     def guides(self) -> list[dict[str, Any]]:
+        """Guides with their steps and polls (BEHAVIOR.md §B-23), by index i over every app's guides:
+        * steps: 1 + i % 3, none for i % 6 == 5; each step names its page, `lastUpdatedAt`, its polls in `pollIds`;
+        * i % 4 in (0, 2): an NPS survey, a 0-10 `NPSRating` poll and its `FreeForm` follow-up (no choices), on the
+          first step (PETL, PNPS);
+        * i % 4 == 1: a `PickList` poll (choices in `idResponses`, id -> label) and a 1-5 `NumberScale` poll, on
+          the last step (none when the guide has no steps);
+        * i % 4 == 3: no polls, and no `polls` key nor steps' `pollIds` (CIN7's live guide).
+        Where the choices sit depends on the reading (R-15 `poll_choices_in_attributes`), and so does the case of
+        the type strings (R-16 `lowercase_poll_types`); `poll_choices` holds the choices whatever the reading."""
+        return self._guides_and_choices[0]
+
+    @cached_property
+    def poll_choices(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """(guideId, pollId) -> the poll's answer choices as generated, in order, whatever the reading puts them:
+        `{"choiceId": <the text pollResponse carries>, "label": <text or None>, "value": <number or None>}`."""
+        return self._guides_and_choices[1]
+
+    @cached_property
+    def _guides_and_choices(
+        self,
+    ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[dict[str, Any]]]]:
         guides = self._catalogue("Guide", self.scale.guides_per_app)
+        pages_by_app = self.catalogue_by_app(self.pages)
+        choices: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for i, guide in enumerate(guides):
-            steps = [
-                {
-                    "id": object_id(self.seed, "step", guide["id"], s),
-                    "guideId": guide["id"],
+            gid = guide["id"]
+            app_pages = pages_by_app[guide["appId"]]
+            steps: list[dict[str, Any]] = []
+            for s in range(0 if i % 6 == 5 else 1 + i % 3):
+                step: dict[str, Any] = {
+                    "id": object_id(self.seed, "step", gid, s),
+                    "guideId": gid,
                     "type": "building-block",
-                    "rank": s,
-                    "pollIds": [],
+                    "templateId": "building-block-guide",
+                    "rank": s * 5_000_000,
+                    "pageId": app_pages[(i + s) % len(app_pages)]["id"],
+                    "advanceMethod": "button",
+                    "attributes": {"isAutoFocus": True},
+                    "lastUpdatedAt": guide["lastUpdatedAt"] - (s + 1) * 60_000,
+                    "resetAt": 0,
                 }
-                for s in range(1 + i % 3)
-            ]
-            polls: list[dict[str, Any]] = []
-            if i % 2 == 0:  # an NPS guide: a rating and a free-text poll (BEHAVIOR.md §F-2)
-                polls = [
-                    {
-                        "id": object_id(self.seed, "poll", guide["id"], 0)[:11],
-                        "question": "How likely are you to recommend us?",
-                        "attributes": {"type": "NPSRating"},
-                    },
-                    {
-                        "id": object_id(self.seed, "poll", guide["id"], 1)[:11],
-                        "question": "Why?",
-                        "attributes": {"type": "FreeForm"},
-                    },
-                ]
-                steps[0]["pollIds"] = [p["id"] for p in polls]
+                if s == 0:
+                    step["name"] = f"Step 1 of guide {i}"
+                if i % 4 != 3:
+                    step["pollIds"] = []
+                steps.append(step)
+            polls = self._polls(i, gid, choices)
+            if polls and steps:
+                on = steps[0] if i % 4 in (0, 2) else steps[-1]
+                on["pollIds"] = [p["id"] for p in polls]
             guide.update(
                 {
                     "state": ["public", "draft", "disabled"][i % 3],
                     "launchMethod": ["auto", "badge", "launcher"][i % 3],
                     "isMultiStep": len(steps) > 1,
                     "steps": steps,
-                    "polls": polls,
                     "attributes": {},
                     "audience": [],
                     "publishedAt": guide["createdAt"],
                 }
             )
-        return guides
+            if i % 4 != 3:
+                guide["polls"] = polls
+        return guides, choices
+
+    def _polls(
+        self, i: int, gid: str, choices: dict[tuple[str, str], list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        """A guide's polls in the shape the readings give them, their choices noted in `choices`."""
+        if i % 4 == 3:
+            return []
+
+        def poll_id(n: int) -> str:
+            return object_id(self.seed, "poll", gid, n)[:11]
+
+        if i % 4 in (0, 2):  # an NPS survey: a rating and a free-text poll (BEHAVIOR.md §F-2, §B-23)
+            rating, text = poll_id(0), poll_id(1)
+            polls = [
+                {
+                    "id": rating,
+                    "question": "How likely are you to recommend us?",
+                    "attributes": {
+                        "type": "NPSRating",
+                        "display": "horizontal",
+                        "followUp": text,
+                        "leftLabel": "Not likely",
+                        "rightLabel": "Very likely",
+                    },
+                    "resetAt": 0,
+                },
+                {
+                    "id": text,
+                    "question": "Why?",
+                    "attributes": {"type": "FreeForm", "maxLength": 500},
+                    "resetAt": 0,
+                },
+            ]
+            scales = {rating: list(range(11))}
+            picks: dict[str, list[tuple[str, str]]] = {}
+        else:  # a pick list and a number scale
+            pick, scale = poll_id(0), poll_id(1)
+            labels = ["Dashboards", "Reports & exports", 'Ça dépend "souvent"'][: 2 + i % 2]
+            polls = [
+                {
+                    "id": pick,
+                    "question": "What do you use most?",
+                    "attributes": {"type": "PickList", "display": "radio"},
+                    "resetAt": 0,
+                },
+                {
+                    "id": scale,
+                    "question": "How easy was it?",
+                    "attributes": {"type": "NumberScale", "leftLabel": "Hard", "rightLabel": "Easy"},
+                    "resetAt": 0,
+                },
+            ]
+            picks = {
+                pick: [(object_id(self.seed, "choice", pick, k)[:8], label) for k, label in enumerate(labels)]
+            }
+            scales = {scale: [1, 2, 3, 4, 5]}
+        in_attributes = "poll_choices_in_attributes" in self.readings
+        for poll in polls:
+            pid = poll["id"]
+            if pid in picks:
+                choices[(gid, pid)] = [
+                    {"choiceId": c, "label": label, "value": None} for c, label in picks[pid]
+                ]
+                if in_attributes:  # R-15
+                    poll["attributes"]["choices"] = [{"id": c, "label": label} for c, label in picks[pid]]
+                else:
+                    poll["idResponses"] = dict(picks[pid])
+            elif pid in scales:
+                choices[(gid, pid)] = [{"choiceId": str(n), "label": None, "value": n} for n in scales[pid]]
+                if in_attributes:
+                    poll["attributes"]["choices"] = list(scales[pid])
+                else:
+                    poll["numericResponses"] = list(scales[pid])
+            else:
+                choices[(gid, pid)] = []
+            if "lowercase_poll_types" in self.readings:  # R-16
+                poll["attributes"]["type"] = poll["attributes"]["type"].lower()
+        return polls
 
     @staticmethod
     def catalogue_by_app(objects: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
@@ -559,7 +685,9 @@ class Dataset:
     @cached_property
     def guide_events(self) -> list[dict[str, Any]]:
         rng = random.Random(f"{self.seed}:guideEvents")
-        guides_by_app = self.catalogue_by_app(self.guides)
+        guides_by_app = {  # a guide without steps is never seen
+            a: [g for g in gs if g["steps"]] for a, gs in self.catalogue_by_app(self.guides).items()
+        }
         out = []
         for s in self.sessions:
             if rng.random() >= 0.25:
@@ -578,7 +706,8 @@ class Dataset:
     def poll_events(self) -> list[dict[str, Any]]:
         rng = random.Random(f"{self.seed}:pollEvents")
         nps_by_app = {
-            a: [g for g in gs if g["polls"]] for a, gs in self.catalogue_by_app(self.guides).items()
+            a: [g for g in gs if self._poll_of_type(g, "npsrating")]
+            for a, gs in self.catalogue_by_app(self.guides).items()
         }
         out = []
         for s in self.sessions:
@@ -604,7 +733,47 @@ class Dataset:
                     }
                 )
                 out.append(text)
+        out += self._choice_poll_events()
         return self._skew_receive_times(out, "pollEvents")
+
+    @staticmethod
+    def _poll_of_type(guide: dict[str, Any], kind: str) -> dict[str, Any] | None:
+        """The guide's first poll whose `attributes.type` is `kind` (any case: R-16), if any."""
+        for poll in guide.get("polls") or []:
+            if str(poll["attributes"]["type"]).lower() == kind:
+                return poll
+        return None
+
+    def _choice_poll_events(self) -> list[dict[str, Any]]:
+        """Answers to the pick lists (`pollResponse` = the choice's id, BEHAVIOR.md §B-23) and number scales of
+        the guides that have a step to show them on; their own seeded stream, after the NPS answers."""
+        rng = random.Random(f"{self.seed}:pollEvents:choices")
+        by_app = {
+            a: [g for g in gs if g["steps"] and self._poll_of_type(g, "picklist")]
+            for a, gs in self.catalogue_by_app(self.guides).items()
+        }
+        out = []
+        for s in self.sessions:
+            if rng.random() >= 0.05 or not by_app.get(s.app_id):
+                continue
+            guide = rng.choice(by_app[s.app_id])
+            t = s.first_time + 20_000 + rng.randint(0, 60_000)
+            for kind in ("picklist", "numberscale"):
+                poll = self._poll_of_type(guide, kind)
+                assert poll is not None
+                choice = rng.choice(self.poll_choices[(guide["id"], poll["id"])])
+                event = self._raw_event(s, guide, guide["steps"][-1], "pollResponse", t, rng)
+                answer = choice["value"] if kind == "numberscale" else choice["choiceId"]
+                event.update(
+                    {
+                        "pollId": poll["id"],
+                        "pollType": "PickList" if kind == "picklist" else "NumberScale",
+                        "pollResponse": answer,
+                    }
+                )
+                out.append(event)
+                t += 1 + rng.randint(0, 5000)
+        return out
 
     def _skew_receive_times(self, events: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
         """Move `receivedTime` off `browserTime` for some events (R-4): 30% by 1-8 hours, 10% by 24-30

@@ -1,10 +1,12 @@
 """Readings: switches that make the emulator answer as a less convenient, still evidence-compatible Pendo.
 
-BEHAVIOR.md §R-1 … §R-14 lists places where the public evidence allows more than one reading of Pendo's
+BEHAVIOR.md §R-1 … §R-16 lists places where the public evidence allows more than one reading of Pendo's
 API. The default world is the reading the emulator was written from; each switch below turns one
 other reading on. A switch never changes which records exist (the ground truth): only how the server
-answers. The one exception is `missing_lastupdated`, which removes a field's value from some rows; the
-ground truth follows the data there (truth.py).
+answers. The exceptions change the data itself, and the ground truth follows it (truth.py):
+`missing_lastupdated` removes a field's value from some rows; `poll_choices_in_attributes` and
+`lowercase_poll_types` change how guides list their polls (the choices' place, the type strings' case), so
+the `guides` and `polls` records carry what Pendo lists (the choices, `poll_choices`, are the same records).
 
 Give them as `--reading NAME` (repeatable) on the CLI, `EmulatorProcess(readings=[...])`,
 `EmulatorSettings(readings=...)` or `Dataset(readings=...)`; `pessimistic` turns on all of `PESSIMISTIC`.
@@ -44,8 +46,12 @@ READINGS: dict[str, str] = {
     "rate_limit_403": "R-13: every 6th API request (seeded offset, at most 20 per run, never the same "
     'request twice) answers 403 {"error": "rateLimitExceeded", ...}',
     "read_only_key": "R-14: readonly-<key> is accepted; its GETs work, its aggregations answer 403",
+    "poll_choices_in_attributes": "R-15: a guide's polls list their answer choices in attributes.choices (pick "
+    "lists: [{id, label}], scales: [numbers]), not in idResponses / numericResponses",
+    "lowercase_poll_types": "R-16: poll types in the guide listing are lower case (npsrating, picklist, "
+    "numberscale, freeform)",
 }
-"""The readings of BEHAVIOR.md §R-1 … §R-14, name → what changes (also the CLI help)."""
+"""The readings of BEHAVIOR.md §R-1 … §R-16, name → what changes (also the CLI help)."""
 
 EXTRA_READINGS: dict[str, str] = {
     "history_unavailable_400": "R-7 variant: GET /visitor/{id}/history answers 400 for every visitor "

@@ -14,6 +14,12 @@ This is the connector's output contract, written once, next to the data it is co
   top-level `metadata_<group>_<field>` column per field of every non-per-app metadata group; entity
   streams are complete on the first sync whatever `start_date` says (it scopes activity history);
 * catalogues (features, pages, guides, track_types): objects of the configured apps (all when empty);
+* their children (guide_steps, polls, poll_choices, page_rules, feature_rules; BEHAVIOR.md §B-23), of the
+  objects of the configured apps as listed now: each step, poll and page rule as listed plus its parent's id,
+  `appId` and `lastUpdatedAt` (`<parent>LastUpdatedAt`, the cursor); a poll's `type` (its `attributes.type`), its
+  step (`guideStepId`, the step listing it in `pollIds`) and its `choices`; a choice per answer the poll was made
+  with (`Dataset.poll_choices`, whatever the reading lists them as) and not removed since, with its `position`
+  among them; a page rule per distinct rule text, with its `ruleIndex`; a feature rule per element rule;
 * reports, segments: as listed; report_results: rows of exportable reports plus `reportId`;
 * metadata_accounts / metadata_visitors: one record per (group, field) of the metadata schema.
 With `end_date` (a date: its whole day; a timestamp: its whole hour) rollup buckets, raw events and visitor
@@ -25,8 +31,9 @@ BETWEEN's second date includes its whole day.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
-Readings (readings.py, BEHAVIOR.md §R-1 … §R-14) change how the server answers, never which records exist, so this
-contract is the same under every reading, with two exceptions that follow the data: under
+Readings (readings.py, BEHAVIOR.md §R-1 … §R-16) change how the server answers, never which records exist, so this
+contract is the same under every reading, with exceptions that follow the data: the poll readings (§R-15, §R-16)
+change what `guides` and `polls` records carry (the choices' place, the type strings' case); under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the
 stream (a connector must not lose them). Under `receive_time_buckets` guide/poll events are selected by
@@ -68,6 +75,14 @@ CATALOGUE_STREAMS = {
     "track_types": "track_types",
 }
 HISTORY_DAYS = 179
+# child stream -> the catalogue its parents are listed in
+CHILD_STREAMS = {
+    "guide_steps": "guides",
+    "polls": "guides",
+    "poll_choices": "guides",
+    "page_rules": "pages",
+    "feature_rules": "features",
+}
 
 PRIMARY_KEYS: dict[str, list[str]] = {
     "accounts": ["accountId"],
@@ -78,6 +93,11 @@ PRIMARY_KEYS: dict[str, list[str]] = {
     "track_types": ["id"],
     "reports": ["id"],
     "segments": ["id"],
+    "guide_steps": ["guideId", "id"],
+    "polls": ["guideId", "id"],
+    "poll_choices": ["guideId", "pollId", "choiceId"],
+    "page_rules": ["pageId", "rule"],
+    "feature_rules": ["featureId", "elementPathRule"],
     "metadata_accounts": ["group", "field"],
     "metadata_visitors": ["group", "field"],
     "events": ["appId", "visitorId", "accountId", "server", "remoteIp", "userAgent", "periodStart"],
@@ -179,6 +199,11 @@ class GroundTruth:
                 for o in self.ds.catalogue(CATALOGUE_STREAMS[stream])
                 if apps is None or o["appId"] in apps
             ]
+        if stream in CHILD_STREAMS:
+            parents = [
+                o for o in self.ds.catalogue(CHILD_STREAMS[stream]) if apps is None or o["appId"] in apps
+            ]
+            return self._children(stream, parents)
         if stream == "reports":
             return [dict(r) for r in self.ds.catalogue("reports")]
         if stream == "segments":
@@ -247,6 +272,67 @@ class GroundTruth:
             )
             out["events"] += 1
         return list(groups.values())
+
+    def _children(self, stream: str, parents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The child records of the listed parents (BEHAVIOR.md §B-23), from what the dataset generated."""
+        out: list[dict[str, Any]] = []
+        for parent in parents:
+            if stream == "page_rules":
+                texts: set[str] = set()
+                for index, rule in enumerate(parent.get("rules") or []):
+                    if rule["rule"] not in texts:
+                        texts.add(rule["rule"])
+                        out.append(
+                            dict(
+                                rule,
+                                pageId=parent["id"],
+                                appId=parent["appId"],
+                                ruleIndex=index,
+                                pageLastUpdatedAt=parent["lastUpdatedAt"],
+                            )
+                        )
+                continue
+            if stream == "feature_rules":
+                out.extend(
+                    {
+                        "featureId": parent["id"],
+                        "appId": parent["appId"],
+                        "elementPathRule": rule,
+                        "ruleIndex": index,
+                        "featureLastUpdatedAt": parent["lastUpdatedAt"],
+                    }
+                    for index, rule in enumerate(parent.get("elementPathRules") or [])
+                )
+                continue
+            guide = {"guideId": parent["id"], "appId": parent["appId"]}
+            stamp = {"guideLastUpdatedAt": parent["lastUpdatedAt"]}
+            if stream == "guide_steps":
+                out.extend(dict(step, **guide, **stamp) for step in parent["steps"])
+                continue
+            for poll in parent.get("polls") or []:
+                choices = [
+                    c
+                    for c in self.ds.poll_choices[(parent["id"], poll["id"])]
+                    if not self.ds.changes.is_removed(parent["id"], "choices", poll["id"], c["choiceId"])
+                ]
+                if stream == "poll_choices":
+                    out.extend(
+                        dict(c, pollId=poll["id"], position=n, **guide, **stamp)
+                        for n, c in enumerate(choices)
+                    )
+                    continue
+                steps = [s["id"] for s in parent["steps"] if poll["id"] in s.get("pollIds", [])]
+                out.append(
+                    dict(
+                        poll,
+                        **guide,
+                        guideStepId=steps[0] if steps else None,
+                        type=poll["attributes"]["type"],
+                        choices=choices,
+                        **stamp,
+                    )
+                )
+        return out
 
     def late_records(self, stream: str, config: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The late-arriving rows of a rollup stream (the `late_rows` fault), as the connector emits them."""

@@ -96,12 +96,89 @@ def test_a_deleted_object_and_its_events_are_gone_until_restored():
     assert _rows_of(ds, oid) == _rows_of(_dataset(), oid)
 
 
+def _guide_with(ds: Dataset, kind: str) -> dict:
+    return next(g for g in ds.guides if any(p["attributes"]["type"] == kind for p in g.get("polls", [])))
+
+
+@pytest.mark.parametrize(
+    "reading", [(), ("poll_choices_in_attributes",)], ids=["default", "choices-in-attributes"]
+)
+def test_removing_a_child_leaves_its_parent_listed_without_it(reading):
+    """remove_child (§B-23): a step, a poll (and its step's mention of it), a choice wherever the reading lists
+    it, a page rule, a feature rule; the parent stamped unless `touch` is false; the truth's choices follow."""
+    ds = Dataset(SCALES["tiny"], SEED, NOW_MS, TZ, reading)
+    nps, picks = _guide_with(ds, "NPSRating"), _guide_with(ds, "PickList")
+    multi = next(g for g in ds.guides if len(g["steps"]) > 1)
+    page = next(p for p in ds.pages if len(p["rules"]) > 1)
+    feature = next(f for f in ds.features if len(f.get("elementPathRules", [])) > 1)
+    pick, scale = picks["polls"]
+    choice = ds.poll_choices[(picks["id"], pick["id"])][1]["choiceId"]
+    changes = [
+        {"op": "remove_child", "ids": [multi["id"]], "field": "steps", "key": multi["steps"][-1]["id"]},
+        {"op": "remove_child", "ids": [nps["id"]], "field": "polls", "key": nps["polls"][1]["id"]},
+        {"op": "remove_child", "ids": [picks["id"]], "field": "choices", "key": [pick["id"], choice]},
+        {
+            "op": "remove_child",
+            "ids": [picks["id"]],
+            "field": "choices",
+            "key": [scale["id"], "5"],
+            "touch": False,
+        },
+        {"op": "remove_child", "ids": [page["id"]], "field": "rules", "key": page["rules"][1]["rule"]},
+        {"op": "remove_child", "ids": [feature["id"]], "field": "elementPathRules", "key": "#button-1"},
+    ]
+    for change in changes:
+        ds.changes.apply(change, NOW_MS)
+    listed = {o["id"]: o for kind in ("guides", "pages", "features") for o in ds.catalogue(kind)}
+    assert [s["id"] for s in listed[multi["id"]]["steps"]] == [s["id"] for s in multi["steps"][:-1]]
+    assert [p["id"] for p in listed[nps["id"]]["polls"]] == [nps["polls"][0]["id"]]
+    assert listed[nps["id"]]["steps"][0]["pollIds"] == [nps["polls"][0]["id"]]
+    pick_now, scale_now = listed[picks["id"]]["polls"]
+    if reading:
+        assert [c["id"] for c in pick_now["attributes"]["choices"]] == [
+            c["choiceId"] for c in ds.poll_choices[(picks["id"], pick["id"])] if c["choiceId"] != choice
+        ]
+        assert scale_now["attributes"]["choices"] == [1, 2, 3, 4]
+    else:
+        assert (
+            choice not in pick_now["idResponses"]
+            and len(pick_now["idResponses"]) == len(pick["idResponses"]) - 1
+        )
+        assert scale_now["numericResponses"] == [1, 2, 3, 4]
+    assert [r["rule"] for r in listed[page["id"]]["rules"]] == [page["rules"][0]["rule"]]
+    assert listed[feature["id"]]["elementPathRules"] == [".toolbar button.b1"]
+    for parent in (multi, nps, picks, page, feature):
+        assert listed[parent["id"]]["lastUpdatedAt"] > parent["lastUpdatedAt"]
+    assert ds.changes.is_removed(picks["id"], "choices", scale["id"], "5")
+    assert not ds.changes.is_removed(picks["id"], "choices", scale["id"], "4")
+
+
+def test_a_child_removed_without_touch_leaves_lastupdatedat_alone():
+    ds = _dataset()
+    page = next(p for p in ds.pages if len(p["rules"]) > 1)
+    ds.changes.apply(
+        {
+            "op": "remove_child",
+            "ids": [page["id"]],
+            "field": "rules",
+            "key": page["rules"][1]["rule"],
+            "touch": False,
+        },
+        NOW_MS,
+    )
+    listed = next(p for p in ds.catalogue("pages") if p["id"] == page["id"])
+    assert listed["lastUpdatedAt"] == page["lastUpdatedAt"] and len(listed["rules"]) == 1
+
+
 @pytest.mark.parametrize(
     "change",
     [
         {"op": "rename", "ids": ["x"]},
         {"op": "tag", "ids": "x"},
         {"op": "tag", "ids": ["x"], "processed_from": "y"},
+        {"op": "remove_child", "ids": ["x"], "field": "pages", "key": "y"},
+        {"op": "remove_child", "ids": ["x"], "field": "choices", "key": "y"},
+        {"op": "remove_child", "ids": ["x"], "field": "steps", "key": 3},
     ],
 )
 def test_a_malformed_change_is_refused(change):

@@ -1,4 +1,4 @@
-"""Each reading of BEHAVIOR.md §R-1 … §R-14 (readings.py) bites: the same request is answered differently with the
+"""Each reading of BEHAVIOR.md §R-1 … §R-16 (readings.py) bites: the same request is answered differently with the
 switch on than off, so a connector test can never pass because a switch did nothing. Plus `--reading` on
 the command line and `EmulatorProcess(readings=...)`.
 """
@@ -85,6 +85,8 @@ def test_pessimistic_is_every_reading_of_section_11_and_unknown_names_fail() -> 
         "spaced_json",
         "rate_limit_403",
         "read_only_key",
+        "poll_choices_in_attributes",
+        "lowercase_poll_types",
     }
     assert readings.expand(None) == frozenset()
     with pytest.raises(ValueError, match="unknown reading 'optimistic'"):
@@ -367,6 +369,48 @@ def test_read_only_key_reads_everything_but_cannot_aggregate(world: World) -> No
     refused = served.aggregate_raw([source("pages", {"appId": ALL_APPS})], key=key)
     assert refused.status_code == 403 and refused.text == "Forbidden"
     assert served.aggregate_raw([source("pages", {"appId": ALL_APPS})]).status_code == 200
+
+
+# --------------------------------------------------------------------------------------------- R-15, R-16
+
+
+def _polls(served: Served) -> dict[str, dict[str, Any]]:
+    guides = served.get("/api/v1/guide", params={"expand": "*"}).json()
+    return {p["id"]: p for g in guides for p in g.get("polls") or []}
+
+
+def test_poll_choices_in_attributes_moves_every_choice_list_into_attributes(world: World) -> None:
+    """R-15: the same polls; their choices in `attributes.choices` instead of `idResponses`/`numericResponses`,
+    and the ground truth's choices (`Dataset.poll_choices`) the same records."""
+    default, moved = both(world, "poll_choices_in_attributes", _polls)
+    assert default.keys() == moved.keys()
+    listed = {
+        pid: ([{"id": k, "label": v} for k, v in p["idResponses"].items()] if "idResponses" in p else None)
+        or p.get("numericResponses")
+        for pid, p in default.items()
+        if "idResponses" in p or "numericResponses" in p
+    }
+    assert listed and any(isinstance(c[0], dict) for c in listed.values())
+    assert any(isinstance(c[0], int) for c in listed.values())
+    for pid, poll in moved.items():
+        assert "idResponses" not in poll and "numericResponses" not in poll
+        assert poll["attributes"].get("choices") == listed.get(pid)
+    config = {"start_date": "2026-11-14"}
+    truths = [
+        GroundTruth(Dataset(SCALES["tiny"], SEED, NOW_MS, TZ, r))
+        for r in ((), ("poll_choices_in_attributes",))
+    ]
+    assert truths[0].records("poll_choices", config) == truths[1].records("poll_choices", config)
+
+
+def test_lowercase_poll_types_lower_cases_the_guide_listings_poll_types(world: World) -> None:
+    """R-16: `NPSRating` is listed `npsrating`; pollEvents rows keep their `pollType`."""
+    default, lower = both(world, "lowercase_poll_types", _polls)
+    types = {pid: p["attributes"]["type"] for pid, p in default.items()}
+    assert {"NPSRating", "FreeForm", "PickList", "NumberScale"} <= set(types.values())
+    assert {pid: p["attributes"]["type"] for pid, p in lower.items()} == {
+        k: v.lower() for k, v in types.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------- CLI and process

@@ -427,7 +427,8 @@ def test_page_objects_carry_page_fields(served: Served) -> None:
             "ignoredFrustrationTypes",
         } <= set(page)
         assert page["group"]["type"] == "group" and ID_RE.match(page["group"]["id"])
-        assert page["rules"] and {"rule", "designerHint"} <= set(page["rules"][0])
+        assert page["rules"] and {"rule", "designerHint", "parsedRule"} <= set(page["rules"][0])
+        assert all({"rule", "parsedRule"} <= set(r) for r in page["rules"])
         assert isinstance(page["ignoredFrustrationTypes"], list)
 
 
@@ -438,29 +439,42 @@ def test_feature_objects_carry_feature_fields_and_point_at_pages_of_their_app(se
         assert {
             "pageId",
             "appWide",
-            "elementPathRules",
             "elementInitialTag",
             "eventPropertyConfigurations",
         } <= set(feature)
         assert pages[feature["pageId"]]["appId"] == feature["appId"]
-        assert isinstance(feature["elementPathRules"], list) and isinstance(feature["appWide"], bool)
+        assert isinstance(feature.get("elementPathRules", []), list) and isinstance(feature["appWide"], bool)
+    features = served.get("/api/v1/feature", params={"expand": "*"}).json()
+    assert any("elementPathRules" not in f for f in features), "a feature listing no element rule (§B-23)"
+    assert any(len(f.get("elementPathRules", [])) == 2 for f in features)
 
 
 def test_guide_objects_carry_state_steps_and_polls(served: Served) -> None:
-    """§B-4: state values, steps with guideId, NPS guides with a rating and a free-text poll."""
+    """§B-4, §B-23: state values; steps with guideId, rank, pageId and the polls they show; NPS guides with a
+    rating and a free-text poll, others with a pick list and a number scale, or no polls (no `polls` key, no
+    `pollIds`, as CIN7's live guide); a guide without steps."""
     guides = served.get("/api/v1/guide", params={"expand": "*"}).json()
     for guide in guides:
         assert guide["state"] in {"public", "draft", "disabled", "_pendingReview_", "staged", "archived"}
         assert isinstance(guide["launchMethod"], str)
-        assert guide["steps"] and all(
-            step["guideId"] == guide["id"] and ID_RE.match(step["id"]) for step in guide["steps"]
+        assert all(
+            step["guideId"] == guide["id"] and ID_RE.match(step["id"]) and isinstance(step["rank"], int)
+            for step in guide["steps"]
         )
         assert guide["isMultiStep"] is (len(guide["steps"]) > 1)
-        for poll in guide["polls"]:
+        shown = [i for step in guide["steps"] for i in step.get("pollIds", [])]
+        for poll in guide.get("polls", []):
             assert {"id", "question", "attributes"} <= set(poll) and "type" in poll["attributes"]
-    nps = [g for g in guides if g["polls"]]
-    assert nps, "an NPS guide exists"
-    assert all(sorted(p["attributes"]["type"] for p in g["polls"]) == ["FreeForm", "NPSRating"] for g in nps)
+            assert shown.count(poll["id"]) == (1 if guide["steps"] else 0)
+    kinds = [sorted(p["attributes"]["type"] for p in g.get("polls", [])) for g in guides]
+    assert ["FreeForm", "NPSRating"] in kinds and ["NumberScale", "PickList"] in kinds
+    assert all(k in (["FreeForm", "NPSRating"], ["NumberScale", "PickList"], []) for k in kinds)
+    assert any("polls" not in g for g in guides) and any(not g["steps"] for g in guides)
+    assert any("pollIds" not in s for g in guides for s in g["steps"])
+    picks = [p for g in guides for p in g.get("polls", []) if p["attributes"]["type"] == "PickList"]
+    assert all(p["idResponses"] and all(isinstance(v, str) for v in p["idResponses"].values()) for p in picks)
+    scales = [p for g in guides for p in g.get("polls", []) if "Rating" in p["attributes"]["type"]]
+    assert all(p["numericResponses"] == list(range(11)) for p in scales)
 
 
 def test_tracktype_objects_carry_track_type_fields(served: Served) -> None:
@@ -1167,10 +1181,13 @@ def test_raw_event_rows_carry_documented_fields(served: Served) -> None:
     assert poll_rows
     for row in poll_rows:
         assert {"pollId", "pollType", "pollResponse", "browserTime", "guideId"} <= set(row)
-        if row["pollType"] == "NPSRating":
+        if row["pollType"] == "NPSRating":  # a rating is the number, a pick list the choice's id (§B-23)
             assert type(row["pollResponse"]) is int and 0 <= row["pollResponse"] <= 10
+        elif row["pollType"] == "NumberScale":
+            assert type(row["pollResponse"]) is int and 1 <= row["pollResponse"] <= 5
         else:
-            assert isinstance(row["pollResponse"], str)
+            assert row["pollType"] in ("FreeForm", "PickList") and isinstance(row["pollResponse"], str)
+    assert {r["pollType"] for r in poll_rows} == {"NPSRating", "FreeForm", "PickList", "NumberScale"}
 
 
 # --------------------------------------------------------------------------------------------- timeSeries (§B-11)

@@ -203,6 +203,49 @@ def test_truth_catalogues_equal_rest_lists(truth: GroundTruth, served: Served) -
         ]
 
 
+def test_truth_child_streams_hold_every_child_the_rest_lists_show(truth: GroundTruth, served: Served) -> None:
+    """§B-23: one record per step, poll, page rule and feature rule the listings hold, each with its parent's id,
+    app and lastUpdatedAt; the cases the connector must meet are in the data: a guide without steps, one without
+    a `polls` key, a free-text poll without choices, a pick list's choices, a rule without `designerHint`, a
+    feature listing no element rule."""
+    guides = served.get("/api/v1/guide", params={"expand": "*"}).json()
+    pages = served.get("/api/v1/page", params={"expand": "*"}).json()
+    features = served.get("/api/v1/feature", params={"expand": "*"}).json()
+    steps = truth.records("guide_steps", ALL_TIME)
+    assert sorted((s["guideId"], s["id"]) for s in steps) == sorted(
+        (g["id"], s["id"]) for g in guides for s in g["steps"]
+    )
+    polls = truth.records("polls", ALL_TIME)
+    assert sorted((p["guideId"], p["id"]) for p in polls) == sorted(
+        (g["id"], p["id"]) for g in guides for p in g.get("polls", [])
+    )
+    by_id = {g["id"]: g for g in guides}
+    for record in steps + polls:
+        guide = by_id[record["guideId"]]
+        assert (record["appId"], record["guideLastUpdatedAt"]) == (guide["appId"], guide["lastUpdatedAt"])
+    assert any(not g["steps"] for g in guides) and any("polls" not in g for g in guides)
+    assert any(p["type"] == "FreeForm" and p["choices"] == [] for p in polls)
+    assert any(p["guideStepId"] is None for p in polls), "a poll of a guide without steps"
+    choices = truth.records("poll_choices", ALL_TIME)
+    picks = {p["id"]: p for g in guides for p in g.get("polls", []) if "idResponses" in p}
+    assert picks and {(c["pollId"], c["choiceId"], c["label"]) for c in choices if c["pollId"] in picks} == {
+        (pid, k, v) for pid, p in picks.items() for k, v in p["idResponses"].items()
+    }
+    rules = truth.records("page_rules", ALL_TIME)
+    assert sorted((r["pageId"], r["rule"]) for r in rules) == sorted(
+        (p["id"], r["rule"]) for p in pages for r in p["rules"]
+    )
+    assert any("designerHint" not in r for r in rules)
+    element_rules = truth.records("feature_rules", ALL_TIME)
+    assert sorted((r["featureId"], r["elementPathRule"]) for r in element_rules) == sorted(
+        (f["id"], r) for f in features for r in f.get("elementPathRules", [])
+    )
+    assert any("elementPathRules" not in f for f in features)
+    one_app = dict(ALL_TIME, app_ids=[str(APP_2)])
+    for stream in ("guide_steps", "polls", "poll_choices", "page_rules", "feature_rules"):
+        assert {r["appId"] for r in truth.records(stream, one_app)} == {APP_2}, stream
+
+
 def test_truth_reports_and_segments_equal_rest_lists(truth: GroundTruth, served: Served) -> None:
     assert truth.records("reports", ALL_TIME) == served.get("/api/v1/report").json()
     assert truth.records("segments", ALL_TIME) == served.get("/api/v1/segment").json()
