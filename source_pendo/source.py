@@ -96,8 +96,8 @@ class SourcePendo(YamlDeclarativeSource):
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
         yield from entity_estimates(self._config, catalog, state, logger)
-        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
         LISTINGS.reset()
+        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:
                 message.release()

@@ -16,6 +16,8 @@ the end notices the same deletions next time (a deletion may then arrive twice; 
 A stream that does not complete, a first incremental sync (no saved listing) and full refresh emit no deletions.
 A listing that comes back empty while the saved one was not is not trusted (one warning, the saved listing
 kept): Pendo answering an empty list for a subscription that had objects is likelier an error than a purge.
+A saved listing that is not a list of ids fails that stream when it is read (its listing extractor raises the
+config error, listed_ids.py), never the sync's other streams; the stream's state is not written back.
 """
 
 from __future__ import annotations
@@ -55,10 +57,21 @@ class Listings:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, dict[str, Any]]] = {}
+        self._refused: dict[str, AirbyteTracedException] = {}
 
     def reset(self) -> None:
         with self._lock:
             self._objects.clear()
+            self._refused.clear()
+
+    def refuse(self, stream: str, error: AirbyteTracedException) -> None:
+        """The stream's saved listing cannot be used: its read fails with `error` (listed_ids.py)."""
+        with self._lock:
+            self._refused[stream] = error
+
+    def refused(self, stream: str) -> AirbyteTracedException | None:
+        with self._lock:
+            return self._refused.get(stream)
 
     def note(self, stream: str, record: Mapping[str, Any]) -> None:
         oid = record.get("id")
@@ -100,11 +113,18 @@ class CatalogueDeletions:
             if s.stream.name in CATALOGUE_STREAMS and s.sync_mode == SyncMode.incremental
         }
         self._saved: dict[str, set[str] | None] = {}
+        self._refused: set[str] = (
+            set()
+        )  # saved listing unusable: the stream fails when read, its state is kept
         for message in state or []:
             stream = message.stream
             if stream is not None and stream.stream_descriptor.name in self._tracked:
                 name = stream.stream_descriptor.name
-                self._saved[name] = saved_listing(name, stream.stream_state)
+                try:
+                    self._saved[name] = saved_listing(name, stream.stream_state)
+                except AirbyteTracedException as error:
+                    LISTINGS.refuse(name, error)
+                    self._refused.add(name)
         self._emitted: dict[str, set[str]] = {name: set() for name in self._tracked}
         self._last_state: dict[str, AirbyteMessage] = {}
 
@@ -116,6 +136,8 @@ class CatalogueDeletions:
                 self._emitted[message.record.stream].add(oid)
         elif message.type == Type.STATE and message.state and message.state.stream:
             name = message.state.stream.stream_descriptor.name
+            if name in self._refused:
+                return  # never written back: the saved state stays until it is corrected or the stream reset
             if name in self._tracked and message.state.stream.stream_state is not None:
                 saved = self._saved.get(name)
                 if saved is not None:  # until the stream completes, the listing of the last sync
