@@ -20,8 +20,8 @@ def _ids(stream: str) -> list[str]:
     return sorted(o["id"] for o in payload(stream))
 
 
-def _newest(stream: str) -> str:
-    return str(max(o["lastUpdatedAt"] for o in payload(stream)))
+def _newest(stream: str) -> int:
+    return max(o["lastUpdatedAt"] for o in payload(stream))
 
 
 def _read(stream: str, saved: dict, expecting_exception: bool = False):
