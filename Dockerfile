@@ -37,7 +37,7 @@ COPY --from=builder /airbyte/venv /airbyte/venv
 ENV PATH="/airbyte/venv/bin:${PATH}" \
     PYTHONUNBUFFERED=1 \
     AIRBYTE_ENTRYPOINT="/airbyte/venv/bin/source-pendo"
-LABEL io.airbyte.name="airbyte/source-pendo" io.airbyte.version="0.3.1"
+LABEL io.airbyte.name="airbyte/source-pendo" io.airbyte.version="1.0.0"
 WORKDIR /airbyte
 USER airbyte
 ENTRYPOINT ["/airbyte/venv/bin/source-pendo"]
