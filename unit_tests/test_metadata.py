@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from datetime import date
 from importlib import resources
@@ -187,3 +188,52 @@ def test_max_seconds_between_messages_outlasts_one_slow_window_and_its_retries(
     backoff = 7 + 13 + 25 + 49 + 97 + 193  # the six retries' waits (docs/development.md: faults)
     assert metadata.data.max_seconds_between_messages is not None
     assert metadata.data.max_seconds_between_messages >= timeout_max + backoff
+
+
+IGNORED_DIRS = {
+    ".venv",
+    "tests",
+    "unit_tests",
+    "integration_tests",
+    "test-integration",
+    "build",
+    "source-file",
+}
+IGNORED_SUFFIXES = (
+    "Test.java",
+    ".jar",
+    ".pyc",
+    ".gz",
+    ".svg",
+    "expected_records.json",
+    "expected_records.jsonl",
+)
+COMMENT = {".py": "#", ".yml": "#", ".yaml": "#", ".md": "<!--", ".java": "//"}
+
+
+def test_http_urls_stand_only_where_airbytes_https_check_allows_them() -> None:
+    """Airbyte's QA check CheckConnectorUsesHTTPSOnly, as airbyte-internal-ops runs it, over the tracked files:
+    no line with http:// but json-schema.org and localhost, comment lines and lines marked ignore-https-check
+    aside (scripts/airbyte_qa.sh runs the check itself)."""
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    found = []
+    for name in listed.stdout.splitlines():
+        path = ROOT / name
+        if set(Path(name).parts[:-1]) & IGNORED_DIRS or name.endswith(IGNORED_SUFFIXES) or not path.is_file():
+            continue
+        try:
+            lines = path.read_text().splitlines()
+        except UnicodeDecodeError:
+            continue
+        for number, line in enumerate(lines, 1):
+            text = line.lower().replace("http://json-schema.org", "").replace("http://localhost", "")
+            comment = COMMENT.get(path.suffix)
+            if (
+                "http://" in text
+                and "# ignore-https-check" not in text
+                and not (comment and text.strip().startswith(comment))
+            ):
+                found.append(f"{name}:{number}")
+    assert found == [], found
