@@ -720,7 +720,14 @@ def bench_one(
     prefixes = (
         [AIRBYTE_RECORD] if extractor != "tap" else [b'{"type": "RECORD", "stream": "%s"' % stream.encode()]
     )
-    run.command = [os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in command]
+    run.command = [  # the emulator's address is a random loopback port: recorded as a placeholder
+        "<emulator base_url>"
+        if c == emulator.base_url
+        else os.path.relpath(c, REPO)
+        if c.startswith(str(REPO))
+        else c
+        for c in command
+    ]
     run.load_before = os.getloadavg()
     before, _ = stats_snapshot(emulator)
     print(f"{extractor:5} {stream}: running ...", flush=True)

@@ -99,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         config = {
             "api_key": "bench-key.us",
-            "base_url": f"http://127.0.0.1:{server.server_address[1]}",
+            "base_url": f"http://127.0.0.1:{server.server_address[1]}",  # ignore-https-check: loopback server
             "period": "DAY",
             "start_date": time.strftime("%Y-%m-%d", time.gmtime(YESTERDAY / 1000)),
             "page_size": 500_000,

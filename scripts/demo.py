@@ -65,7 +65,7 @@ def main() -> None:
                     "stream": "page_events",
                     "field": "server",
                     "operator": "EQUAL_TO",
-                    "value": "app1.example.com",
+                    "value": {"value_type": "text", "text": "app1.example.com"},
                 }
             ],
             # One custom aggregation stream (docs/pendo.md, "Custom aggregation streams"): clicks per account

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs the connector with its dev tools into .venv (scripts/setup_venv.sh, pinned by
-# constraints.txt) and runs the tests: unit tests, the emulator's own tests, and the integration tests that
+# poetry.lock) and runs the tests: unit tests, the emulator's own tests, and the integration tests that
 # run the installed connector as a process against the emulator process. Tests marked `heavy` (the `large`
 # emulator, ~9-14 GB) are left out (pyproject addopts); `./scripts/test.sh -m heavy` runs them.
 # The suite runs on three pytest-xdist workers (PYTEST_WORKERS; the tests often wait on connector and emulator

@@ -98,8 +98,8 @@ class PendoEntrypoint(AirbyteEntrypoint):
                             yield self.airbyte_message_to_string(message)
                 except AirbyteTracedException as error:
                     if not self.is_reported_summary(error):
-                        # raised before any stream read (building the streams: e.g. a saved state this version
-                        # cannot read): one ERROR trace, never an exception escaping as a traceback
+                        # raised before any stream read (while the streams are built; a saved state is judged
+                        # later, by its own stream): one ERROR trace, never an exception escaping as a traceback
                         message = error.as_sanitized_airbyte_message()
                         if (
                             error.failure_type == FailureType.config_error

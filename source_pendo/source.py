@@ -20,6 +20,7 @@ from .activity.streams import build_activity_stream, is_activity_stream
 from .check import check_connection
 from .deletions.records import LISTINGS, CatalogueDeletions
 from .entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
+from .entities.cursor_state import epoch_ms_cursors, with_integer_cursor
 from .entities.estimates import entity_estimates
 from .http.transport import install
 from .settings.config import complete_config
@@ -96,8 +97,9 @@ class SourcePendo(YamlDeclarativeSource):
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
         yield from entity_estimates(self._config, catalog, state, logger)
-        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
         LISTINGS.reset()
+        deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
+        cursors = epoch_ms_cursors(self.resolved_manifest.get("streams", []))  # saved as integers
         for message in super().read(logger, config, catalog, state):
             if isinstance(message, RecordBatch) and not self.emit_record_batches:
                 message.release()
@@ -105,4 +107,5 @@ class SourcePendo(YamlDeclarativeSource):
             elif isinstance(message, RecordBatch):
                 yield message
             else:
-                yield from deletions.process(with_anonymous_setting(message, self._anonymous))
+                message = with_integer_cursor(with_anonymous_setting(message, self._anonymous), cursors)
+                yield from deletions.process(message)

@@ -25,8 +25,8 @@ def _ids(stream: str) -> list[str]:
     return sorted(o["id"] for o in payload(stream))
 
 
-def _newest(stream: str) -> str:
-    return str(max(o["lastUpdatedAt"] for o in payload(stream)))
+def _newest(stream: str) -> int:
+    return max(o["lastUpdatedAt"] for o in payload(stream))
 
 
 def _read(stream: str, saved: dict, expecting_exception: bool = False):
@@ -79,12 +79,17 @@ def test_an_empty_listing_is_not_taken_for_the_deletion_of_everything(http_mocke
     assert any("listed no objects" in m.log.message for m in output.logs)
 
 
-def test_listed_ids_that_are_not_a_list_of_ids_are_a_config_error() -> None:
-    output = _read("features", {"lastUpdatedAt": "1", "listed_ids": "abc"}, expecting_exception=True)
+def test_listed_ids_that_are_not_a_list_of_ids_are_a_config_error_of_that_stream_state_kept(
+    http_mocker: HttpMocker,
+) -> None:
+    http_mocker.get(get_request("feature", expand="*"), json_response(payload("features")))
+
+    output = _read("features", {"lastUpdatedAt": 1, "listed_ids": "abc"}, expecting_exception=True)
 
     errors = [e.trace.error for e in output.errors]
     assert errors and errors[0].failure_type.value == "config_error"
     assert "listed_ids" in errors[0].message and "features" in errors[0].message
+    assert output.records == [] and output.state_messages == [], "the saved state is never overwritten"
 
 
 @pytest.mark.allow_unmocked_requests  # discover needs no answer for these streams (test_docs.py)

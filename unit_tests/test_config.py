@@ -53,7 +53,8 @@ def _message(**fields: Any) -> str:
         ({"start_date": "2024-13-45"}, "`start_date` '2024-13-45' is not a date: write YYYY-MM-DD"),
         ({"start_date": "01/31/2024"}, "`start_date` '01/31/2024' is not a date"),
         ({"start_date": "2024-01-31T00:00:00+02:00"}, "is not a date"),
-        ({"start_date": None}, "`start_date` 'None' is not a date"),
+        ({"start_date": None}, "`start_date` is missing: set it to the first UTC day of activity to read"),
+        ({"start_date": ""}, "`start_date` is missing"),
         ({"start_date": TOMORROW}, f"`start_date` {TOMORROW} is in the future"),
         (
             {"start_date": "2026-05-20T14:20:00.001Z"},
@@ -93,7 +94,13 @@ def _message(**fields: Any) -> str:
             {"base_url": "app.pendo.io"},
             "`base_url` 'app.pendo.io' needs a scheme: write https://app.pendo.io (without /api/v1).",
         ),
-        ({"base_url": "ftp://proxy.example.com"}, "must start with http:// or https://"),
+        ({"base_url": "ftp://proxy.example.com"}, "must start with https://"),
+        (
+            {"base_url": "http://proxy.example.com"},
+            "must start with https://: the integration key never travels",
+        ),
+        ({"base_url": "http://127.0.0.1.example.com"}, "must start with https://"),
+        ({"base_url": "http://10.0.0.1:8080"}, "plain http is accepted only for a server on this machine"),
         ({"base_url": "https://proxy.example.com/api/v1"}, "must not end with /api/v1"),
     ],
 )

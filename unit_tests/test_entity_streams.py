@@ -29,7 +29,7 @@ from builders import (
 )
 
 _PAGE = 1_000
-_MAX_LASTUPDATED = "1709305390000"
+_MAX_LASTUPDATED = 1709305390000  # saved as an integer (entities/cursor_state.py)
 
 
 @dataclass(frozen=True)
@@ -218,18 +218,18 @@ def test_entity_with_state_reads_from_the_state_minus_the_lookback(
         entity.stream,
         ConfigBuilder().with_(lookback_window_days=lookback_days).build(),
         SyncMode.incremental,
-        state(entity.stream, {"lastupdated": str(saved)}),
+        state(entity.stream, {"lastupdated": saved}),
     )
 
     assert len(output.records) == 1
-    assert output.most_recent_state.stream_state.__dict__ == _saved(entity, {"lastupdated": str(saved)})
+    assert output.most_recent_state.stream_state.__dict__ == _saved(entity, {"lastupdated": saved})
 
 
 @ENTITIES
 def test_entity_with_state_and_the_default_lookback_reads_from_one_day_before_and_keeps_the_max(
     http_mocker: HttpMocker, entity: Entity
 ) -> None:
-    saved = 1709269300000
+    saved = 1709269300000  # saved as text, as versions before 1.0.0 did: read alike, saved back as an integer
     _mock_read_prerequisites(http_mocker, entity, estimated=False)
     entity.mock_pages(http_mocker, payload(entity.stream)["results"], since_ms=saved - DAY_MS)
 
@@ -255,7 +255,7 @@ def test_entity_with_zero_lookback_reads_from_the_state_itself(
         entity.stream,
         ConfigBuilder().with_(lookback_window_days=0).build(),
         SyncMode.incremental,
-        state(entity.stream, {"lastupdated": str(saved)}),
+        state(entity.stream, {"lastupdated": saved}),
     )
 
     assert output.most_recent_state.stream_state.__dict__ == _saved(entity, {"lastupdated": _MAX_LASTUPDATED})
@@ -269,8 +269,9 @@ def test_entity_with_state_in_the_future_reads_nothing(http_mocker: HttpMocker, 
         entity.stream,
         ConfigBuilder().build(),
         SyncMode.incremental,
-        state(entity.stream, {"lastupdated": "4102444800000"}),  # 2100-01-01
+        state(entity.stream, {"lastupdated": 4102444800000}),  # 2100-01-01
     )
 
     assert output.records == []
     assert not output.errors
+    assert output.most_recent_state.stream_state.__dict__["lastupdated"] == 4102444800000, "kept as saved"

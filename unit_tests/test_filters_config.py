@@ -10,8 +10,8 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import ConfigBuilder
 
-from source_pendo.settings.config import end_ms, validate_config
-from source_pendo.settings.filters import stream_filter
+from source_pendo.settings.config import complete_config, end_ms, validate_config
+from source_pendo.settings.filters import in_spec_form, stream_filter
 
 NOW_MS = 1_779_286_800_000  # 2026-05-20T14:20Z
 
@@ -57,14 +57,40 @@ def _message(**fields: Any) -> str:
         ),
         ([_when("events", "numEvents", "CONTAINS", 1)], "CONTAINS does not apply to numEvents (a number)"),
         ([_when("events", "numEvents", "BETWEEN", [1, 2])], "BETWEEN does not apply to numEvents (a number)"),
-        ([_when("events", "numEvents", "GREATER_THAN", "5")], 'the value must be a number, not "5"'),
-        ([_when("events", "numEvents", "GREATER_THAN", True)], "the value must be a number, not true"),
+        (
+            [_when("events", "numEvents", "GREATER_THAN", "5")],
+            'the value must be a number (value_type number), not "5"',
+        ),
+        (
+            [_when("events", "numEvents", "GREATER_THAN", True)],
+            "the value must be a number (value_type number), not true",
+        ),
         (
             [_when("events", "server", "EQUAL_TO", 5)],
-            "the value must be text (at most 1000 characters), not 5",
+            "the value must be text (value_type text, at most 1000 characters), not 5",
         ),
         ([_when("events", "server", "CONTAINS", "")], "CONTAINS needs non-empty text"),
-        ([_when("events", "periodStart", "BETWEEN", "2024-01-01")], "BETWEEN takes a list of two times"),
+        (
+            [_when("events", "periodStart", "BETWEEN", "2024-01-01")],
+            'BETWEEN takes a time range, e.g. {"value_type"',
+        ),
+        (
+            [_when("events", "periodStart", "BETWEEN", {"value_type": "time", "time": "2024-01-01"})],
+            "BETWEEN takes a time range",
+        ),
+        (
+            [_when("events", "server", "EQUAL_TO", {"value_type": "words", "text": "a"})],
+            'value_type "words" is not a kind',
+        ),
+        ([_when("events", "server", "EQUAL_TO", {"value_type": "text"})], "a text value needs text"),
+        (
+            [_when("events", "periodStart", "BETWEEN", {"value_type": "time_range", "from": "2024-01-01"})],
+            "a time_range value needs to",
+        ),
+        (
+            [_when("events", "numEvents", "GREATER_THAN", {"value_type": "text", "text": "5"})],
+            'the value must be a number (value_type number), not "5"',
+        ),
         (
             [_when("events", "periodStart", "BETWEEN", ["2024-02-01", "2024-01-01"])],
             "the first time of BETWEEN is after the second",
@@ -142,3 +168,51 @@ def test_filters_confirmed_forms_go_to_pendo_and_the_others_stay_client_side() -
     assert stream_filter(config, "poll_events").server_conditions("browserTime") == ["pollResponse == 5"]
     assert stream_filter(config, "poll_events").row_predicate("browserTime") is None
     assert stream_filter(config, "page_events").fingerprint is None
+
+
+SPEC_FORM = [
+    _when("events", "server", "EQUAL_TO", {"value_type": "text", "text": "app.example.com"}),
+    _when("events", "numEvents", "GREATER_THAN", {"value_type": "number", "number": 5}),
+    _when("events", "periodStart", "GREATER_THAN_OR_EQUAL_TO", {"value_type": "time", "time": "2024-01-02"}),
+    _when(
+        "events",
+        "periodStart",
+        "BETWEEN",
+        {"value_type": "time_range", "from": "2024-01-01", "to": "2024-01-31"},
+    ),
+    _when("guide_events", "browserTime", "LESS_THAN", {"value_type": "number", "number": 1706745600000}),
+    _when(
+        "poll_events",
+        "browserTime",
+        "BETWEEN",
+        {"value_type": "time_range", "from": "2024-01-01T00:00:00.000Z", "to": "2024-01-02T00:00:00.001Z"},
+    ),
+]
+BARE = [  # the same conditions as configs before 1.0.0 wrote them
+    _when("events", "server", "EQUAL_TO", "app.example.com"),
+    _when("events", "numEvents", "GREATER_THAN", 5),
+    _when("events", "periodStart", "GREATER_THAN_OR_EQUAL_TO", "2024-01-02"),
+    _when("events", "periodStart", "BETWEEN", ["2024-01-01", "2024-01-31"]),
+    _when("guide_events", "browserTime", "LESS_THAN", 1706745600000),
+    _when("poll_events", "browserTime", "BETWEEN", [1704067200000, 1704153600001]),
+]
+
+
+def test_filters_in_the_spec_form_and_written_bare_are_the_same_conditions_and_fingerprint() -> None:
+    """A config saved before 1.0.0 (bare values) keeps working, and its state's filters fingerprint is unchanged,
+    so upgrading re-reads nothing."""
+    spec_form = ConfigBuilder().with_(start_date="2024-01-01", filters=SPEC_FORM).build()
+    bare = ConfigBuilder().with_(start_date="2024-01-01", filters=BARE).build()
+    validate_config(spec_form)
+    validate_config(bare)
+    for stream in ("events", "guide_events", "poll_events"):
+        new, old = stream_filter(spec_form, stream), stream_filter(bare, stream)
+        assert [c.value for c in new.conditions] == [c.value for c in old.conditions]
+        assert new.fingerprint == old.fingerprint and new.server_conditions("day") == old.server_conditions(
+            "day"
+        )
+
+
+def test_bare_filter_values_are_written_in_the_spec_form_for_the_spec_check() -> None:
+    assert in_spec_form(BARE) == SPEC_FORM
+    assert complete_config({"filters": BARE})["filters"] == SPEC_FORM

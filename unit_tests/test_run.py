@@ -9,10 +9,11 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
-from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer
+from airbyte_cdk.models import ConfiguredAirbyteCatalogSerializer, SyncMode
+from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.mock_http import HttpMocker
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
-from builders import API_KEY, ConfigBuilder, get_request, text_response
+from builders import API_KEY, ConfigBuilder, get_request, json_response, payload, text_response
 from builders import catalog as catalog_for
 
 from source_pendo.run import run
@@ -202,11 +203,11 @@ def test_read_prints_one_error_trace_for_one_cause_failing_several_streams() -> 
     assert entrypoint.failed_streams == {"events", "pages", "accounts"}
 
 
-def test_read_with_a_state_the_streams_cannot_be_built_from_prints_one_error_trace_not_a_traceback(
+def test_read_with_a_state_the_stream_cannot_use_prints_one_error_trace_not_a_traceback(
     tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
-    """Found by the fuzz test: the activity cursor rejects the state while the streams are built, before any
-    stream is read, and that error escaped `run()` as an exception."""
+    """Found by the fuzz test: the activity cursor rejected the state while the streams were built and that error
+    escaped `run()` as an exception. It is now the stream's failure when it is read: one ERROR trace naming it."""
     catalog = tmp_path / "catalog.json"
     catalog.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(catalog_for("events"))))
     state = tmp_path / "state.json"
@@ -231,5 +232,86 @@ def test_read_with_a_state_the_streams_cannot_be_built_from_prints_one_error_tra
     ]
     assert exited.value.code == 1
     assert len(errors) == 1 and "saved state of stream events" in errors[0]["message"]
-    assert errors[0]["failure_type"] == "config_error" and not errors[0].get("stack_trace")
+    assert errors[0]["failure_type"] == "config_error"
+    assert errors[0]["stream_descriptor"] == {"name": "events"}
     assert API_KEY not in output.out + output.err
+
+
+def _two_stream_catalog(tmp_path: Path, *streams: tuple[str, SyncMode]) -> str:
+    builder = CatalogBuilder()
+    for name, mode in streams:
+        builder = builder.with_stream(name, mode)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(ConfiguredAirbyteCatalogSerializer.dump(builder.build())))
+    return str(path)
+
+
+def _unusable_events_state(tmp_path: Path) -> str:
+    path = tmp_path / "state.json"
+    saved = {"version": 1, "period": "DAY", "apps": {"*": {"periodStart": "last tuesday"}}}
+    path.write_text(
+        json.dumps(
+            [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "events"}, "stream_state": saved}}]
+        )
+    )
+    return str(path)
+
+
+def test_read_with_one_streams_unusable_state_fails_that_stream_only_and_reads_the_others(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    catalog = _two_stream_catalog(
+        tmp_path, ("segments", SyncMode.full_refresh), ("events", SyncMode.incremental)
+    )
+    with HttpMocker() as http_mocker, pytest.raises(SystemExit) as exited:
+        http_mocker.get(get_request("segment"), json_response(payload("segments")))
+        _run(
+            "read",
+            "--config",
+            _config_file(tmp_path),
+            "--catalog",
+            catalog,
+            "--state",
+            _unusable_events_state(tmp_path),
+        )
+
+    messages = _messages(capfd.readouterr().out)
+    records = [m["record"]["stream"] for m in messages if m["type"] == "RECORD"]
+    errors = [m["trace"]["error"] for m in messages if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"]
+    statuses = {
+        m["trace"]["stream_status"]["stream_descriptor"]["name"]: m["trace"]["stream_status"]["status"]
+        for m in messages
+        if m["type"] == "TRACE" and m["trace"]["type"] == "STREAM_STATUS"
+    }
+    events_states = [
+        m
+        for m in messages
+        if m["type"] == "STATE" and m["state"]["stream"]["stream_descriptor"]["name"] == "events"
+    ]
+    assert exited.value.code == 1
+    assert records == ["segments"] * len(payload("segments"))
+    assert statuses == {"segments": "COMPLETE", "events": "INCOMPLETE"}
+    assert len(errors) == 1 and errors[0]["failure_type"] == "config_error"
+    assert "saved state of stream events is invalid" in errors[0]["message"]
+    assert events_states == [], "an unusable state is never written back"
+
+
+def test_read_never_judges_the_state_of_a_stream_not_in_the_catalog(
+    tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    catalog = _two_stream_catalog(tmp_path, ("segments", SyncMode.full_refresh))
+    with HttpMocker() as http_mocker:
+        http_mocker.get(get_request("segment"), json_response(payload("segments")))
+        _run(
+            "read",
+            "--config",
+            _config_file(tmp_path),
+            "--catalog",
+            catalog,
+            "--state",
+            _unusable_events_state(tmp_path),
+        )
+
+    messages = _messages(capfd.readouterr().out)
+    assert [m for m in messages if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"] == []
+    assert len([m for m in messages if m["type"] == "RECORD"]) == len(payload("segments"))

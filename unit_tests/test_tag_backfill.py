@@ -144,6 +144,18 @@ def test_a_state_saved_before_backfill_existed_loads_and_reads_only_tags_within_
     assert final["backfill"] == {"watermark": NOW_MS - 5 * DAY_MS, "objects": {}}
 
 
+def test_a_state_saved_after_now_reads_no_tag_history_and_is_kept_as_saved(http_mocker: HttpMocker) -> None:
+    """A state from the future (Airbyte's abnormal state): no catalogue, lane or forward request, no record."""
+    future = NOW_MS + 30 * DAY_MS
+    saved = _saved({"watermark": WATERMARK, "objects": {"new-tag": FEB_1}})
+    saved["apps"]["*"]["periodStart"] = future
+
+    output = _read(FEATURES, saved)  # nothing is mocked: any request fails the test
+
+    assert not output.errors and not output.records
+    assert output.most_recent_state.stream_state.__dict__["apps"]["*"] == saved["apps"]["*"]
+
+
 @pytest.mark.parametrize(
     ("backfill", "named"),
     [

@@ -146,6 +146,10 @@ class TagBackfill:
         """The lanes of this sync: saved unfinished objects, then objects changed since the watermark or within
         the settle period, for every app partition with a saved frontier (the catalogue is read on every sync,
         a first one included, so the next sync knows what is new)."""
+        if (
+            not frontiers
+        ):  # every app's saved state is after now (state.py, `ahead`): nothing to read, none planned
+            return []
         try:
             objects: list[CatalogueObject] | None = self._catalogue()
         except Exception as error:  # the forward read goes on; unfinished lanes resume; new ones wait

@@ -96,7 +96,8 @@ class ActivityCursor(Cursor):
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
         self._answers = AnswerLedger()  # opened here as windows are handed out, fed by the retriever
-        previous = self._saved.frontiers(
+        # a state that cannot be used fails this stream's read (stream_slices), not the building of every stream
+        previous = self._saved.resume(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
@@ -120,6 +121,7 @@ class ActivityCursor(Cursor):
     # ------------------------------------------------------------------ slices
     def stream_slices(self) -> Iterable[StreamSlice]:
         """Windows of every app, round-robin, at most `max_windows_ahead` outstanding at a time."""
+        self._saved.raise_if_unusable()
         clock = self._clock()
         now = clock if self._end_ms is None else min(clock, self._end_ms)  # no window ends after end_date
         with self._lock:
@@ -140,6 +142,8 @@ class ActivityCursor(Cursor):
                     LOGGER.info(
                         f"{self._stream_name}: app {app}: read up to end_date ({iso_minute(self._end_ms)}); nothing to read."
                     )
+                elif app in self._saved.ahead:
+                    begin = now  # saved after now (state.py): nothing to read yet, the frontier kept as saved
                 progress.begin = begin
                 self._planners[app] = WindowPlanner(
                     begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
@@ -175,7 +179,7 @@ class ActivityCursor(Cursor):
         if self._backfill is None:
             return []
         # up to where this sync's forward windows begin (the saved frontier - lookback): each row is read once
-        forward = {app: self._progress[app] for app in self._partitions}
+        forward = {app: self._progress[app] for app in self._partitions if app not in self._saved.ahead}
         lanes = self._backfill.plan(
             {app: p.begin if p.frontier is not None else None for app, p in forward.items()}
         )
@@ -249,6 +253,8 @@ class ActivityCursor(Cursor):
             self._ahead.release()
 
     def ensure_at_least_one_state_emitted(self) -> None:
+        if self._saved.error is not None:  # an unusable state is never written back; the saved one stays
+            return
         with self._lock:
             self._emit_state()
 

@@ -4,8 +4,14 @@ State (one per stream):
     {"version": 1, "period": "DAY", "start_date": "2024-01-01", "include_anonymous_visitors": false,
      "apps": {"-323232": {"periodStart": 1709251200000}, ...}}
 The saved state is validated before it is trusted (_valid_apps): a frontier that is not a whole number of
-epoch ms, is negative, beyond year 9999 or after now, or an app key that is not an app id or `*`, is one
-config_error naming the stream and the key, never read and never written back. App keys are trimmed.
+epoch ms, is negative or beyond year 9999, or an app key that is not an app id or `*`, is one config_error
+naming the stream and the key, never read and never written back. App keys are trimmed. The error is raised
+when the stream is read (`SavedState.resume` keeps it, the cursor raises it from stream_slices), never while
+the streams are built: one stream's unusable state fails that stream only, and a stream not selected in the
+catalog is never judged by its state.
+A frontier after now (a state edited by hand, or saved by a machine whose clock was ahead) is not an error:
+that app has nothing to read yet (`ahead`), and its frontier is saved again as it was, with one WARNING, as
+Airbyte expects of a source given a state from the future.
 With `backfill_new_tags`, an app's entry also holds `"backfill": {"watermark": <ms>, "objects": {<id>: <ms>}}`,
 the history of new or re-ruled tags still being read (backfill.py), checked by TagBackfill.load.
 A frontier F means every bucket starting before F was read after it had closed; the next sync starts
@@ -102,6 +108,29 @@ class SavedState:
         self._clock = clock
         self._backfill = backfill
         self._saved_apps: dict[str, Any] = {}
+        self.ahead: frozenset[str] = (
+            frozenset()
+        )  # apps whose saved frontier is after now: nothing to read yet
+        self.error: AirbyteTracedException | None = None  # the state cannot be used (resume): raised on read
+        self._unusable: Mapping[str, Any] = {}
+
+    def resume(
+        self, state: dict[str, Any], partitions: list[str], period_sensitive: bool
+    ) -> dict[str, int | None]:
+        """`frontiers`, or, for a state that cannot be used, no frontier and the error kept in `error` for the
+        stream's read to raise (the stream fails, naming itself; the streams of the sync go on). Such a state is
+        never written back (`to_save` is the saved state as it was; the cursor emits none)."""
+        try:
+            return self.frontiers(state, partitions, period_sensitive)
+        except AirbyteTracedException as error:
+            self.error = error
+            self._unusable = state
+            return dict.fromkeys(partitions)
+
+    def raise_if_unusable(self) -> None:
+        """The saved state's error (`resume`), when the stream is about to be read."""
+        if self.error is not None:
+            raise self.error
 
     def frontiers(
         self, state: dict[str, Any], partitions: list[str], period_sensitive: bool
@@ -199,16 +228,20 @@ class SavedState:
                     f"{where} is not a time in epoch milliseconds (a whole number from 0 to year 9999)"
                 )
             frontier = int(value)
-            if frontier > now:
-                raise self._invalid(
-                    f"{where} is {iso_minute(frontier)}, after now ({iso_minute(now)}); the connector never saves a "
-                    "position it has not read, so the state was edited or saved by a machine whose clock was ahead",
-                    "Set it to a past time in the connection state (the last time you know was synced), or ",
-                )
             # two keys that trim to one app (" 123" and "123"): the earlier frontier, so nothing is skipped
             frontiers[app] = min(frontier, frontiers.get(app, frontier))
             if self._backfill is not None:
                 self._backfill.load(app, entry, self._invalid)
+        ahead = {app: frontier for app, frontier in frontiers.items() if frontier > now}
+        for app, frontier in ahead.items():
+            LOGGER.warning(
+                f"{self._stream_name}: app {app}: the saved state is at {iso_minute(frontier)}, after now "
+                f"({iso_minute(now)}): nothing to read until then, and the state is kept as saved. The connector "
+                "never saves a position it has not read: the state was edited, or saved by a machine whose clock "
+                f"was ahead. If rows since then are missing, set apps.{app}.{key} to the last time you know was "
+                f"synced in the connection state, or clear the stream's data (reset {self._stream_name})."
+            )
+        self.ahead = frozenset(ahead)
         return frontiers
 
     def _start_moved_back(self, saved: Any) -> bool:
@@ -225,7 +258,10 @@ class SavedState:
 
     def to_save(self, progress: Mapping[str, AppProgress]) -> MutableMapping[str, Any]:
         """The whole state to save: the frontier of every app partition read so far, the apps of the saved state
-        this sync does not read, and the settings they were read under."""
+        this sync does not read, and the settings they were read under; a state that cannot be used (`resume`)
+        as it was saved."""
+        if self.error is not None:
+            return dict(self._unusable)
         key = self._cursor_key
         apps: dict[str, Any] = dict(self._saved_apps)
         for app, lane in progress.items():

@@ -5,6 +5,7 @@ since the last sync before any record filter or transformation sees them, and no
 whole listing. The extractor sees every object of every page first; it yields them unchanged.
 `by_app`: only objects of the configured apps are noted (the rule of manifest.yaml's configured_apps_selector:
 `appId` or any of `appIds` in `app_ids`; every object when `app_ids` is empty).
+A saved listing the stream cannot use (records.py, `Listings.refuse`) fails the stream here, on its first page.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class ListedIdsExtractor(DpathExtractor):
         self._apps = {int(a) for a in apps}
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        refused = LISTINGS.refused(self._stream)  # the saved listing cannot be used: this stream fails
+        if refused is not None:
+            raise refused
         for record in super().extract_records(response):
             if isinstance(record, Mapping) and self._in_configured_apps(record):
                 LISTINGS.note(self._stream, record)

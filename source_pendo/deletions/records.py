@@ -21,6 +21,8 @@ A stream that does not complete, a first incremental sync (no saved listing) and
 A listing of no objects (of a child stream: of no parents) while the saved one held some is not trusted (one
 warning, the saved listing kept): Pendo answering an empty list for a subscription that had objects is likelier
 an error than a purge. Parents listed without children (the last poll removed) are trusted.
+A saved listing that is not a list of ids fails that stream when it is read (its listing extractor raises the
+config error, listed_ids.py), never the sync's other streams; the stream's state is not written back.
 """
 
 from __future__ import annotations
@@ -103,11 +105,22 @@ class Listings:
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, dict[str, Any]]] = {}
         self._parents: dict[str, int] = {}
+        self._refused: dict[str, AirbyteTracedException] = {}
 
     def reset(self) -> None:
         with self._lock:
             self._objects.clear()
             self._parents.clear()
+            self._refused.clear()
+
+    def refuse(self, stream: str, error: AirbyteTracedException) -> None:
+        """The stream's saved listing cannot be used: its read fails with `error` (listed_ids.py)."""
+        with self._lock:
+            self._refused[stream] = error
+
+    def refused(self, stream: str) -> AirbyteTracedException | None:
+        with self._lock:
+            return self._refused.get(stream)
 
     def note(self, stream: str, record: Mapping[str, Any]) -> None:
         keyed = CATALOGUE_STREAMS.get(stream)
@@ -176,11 +189,18 @@ class CatalogueDeletions:
             if s.stream.name in CATALOGUE_STREAMS and s.sync_mode == SyncMode.incremental
         }
         self._saved: dict[str, set[str] | None] = {}
+        self._refused: set[str] = (
+            set()
+        )  # saved listing unusable: the stream fails when read, its state is kept
         for message in state or []:
             stream = message.stream
             if stream is not None and stream.stream_descriptor.name in self._tracked:
                 name = stream.stream_descriptor.name
-                self._saved[name] = saved_listing(name, stream.stream_state)
+                try:
+                    self._saved[name] = saved_listing(name, stream.stream_state)
+                except AirbyteTracedException as error:
+                    LISTINGS.refuse(name, error)
+                    self._refused.add(name)
         self._emitted: dict[str, set[str]] = {name: set() for name in self._tracked}
         self._last_state: dict[str, AirbyteMessage] = {}
 
@@ -192,6 +212,8 @@ class CatalogueDeletions:
                 self._emitted[message.record.stream].add(key)
         elif message.type == Type.STATE and message.state and message.state.stream:
             name = message.state.stream.stream_descriptor.name
+            if name in self._refused:
+                return  # never written back: the saved state stays until it is corrected or the stream reset
             if name in self._tracked and message.state.stream.stream_state is not None:
                 saved = self._saved.get(name)
                 if saved is not None:  # until the stream completes, the listing of the last sync

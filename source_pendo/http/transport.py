@@ -2,7 +2,7 @@
 retriever, visitor history, `check` and `http/quick.py`'s quick calls all go through `requests.Session`).
 
 Redirects: requests follows a 3xx with every header of the request but `Authorization`, so a redirect to
-another host would carry `x-pendo-integration-key` there, and an https `base_url` redirected to http:// would
+another host would carry `x-pendo-integration-key` there, and an https `base_url` redirected to plain http would
 send it in clear. `install()` makes `Session.rebuild_auth` (called for each hop before the hop is sent)
 refuse a hop to another origin (scheme, host or port): `RedirectRefused` is raised and nothing is sent.
 A redirect within the origin is followed. The patch is on the class, not on one session, because the CDK's

@@ -8,9 +8,11 @@ The bounds, enums and defaults below mirror the spec in manifest.yaml; a unit te
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -100,8 +102,12 @@ def validate_config(config: Mapping[str, Any]) -> None:
             raise _config_error(
                 f"`base_url` '{base_url}' needs a scheme: write https://{base_url.rstrip('/')} (without /api/v1)."
             )
-        if not base_url.startswith(("http://", "https://")):
-            raise _config_error(f"`base_url` '{base_url}' must start with http:// or https://.")
+        if not base_url.startswith("https://") and not _plain_http_on_this_machine(base_url):
+            raise _config_error(
+                f"`base_url` '{base_url}' must start with https://: the integration key never travels unencrypted "
+                "(plain http is accepted only for a server on this machine, such as a test server on localhost, "
+                "127.0.0.1 or [::1])."
+            )
         if base_url.rstrip("/").endswith(API_PATH):
             raise _config_error(
                 f"`base_url` '{base_url}' must not end with {API_PATH}: the connector adds it; "
@@ -109,6 +115,13 @@ def validate_config(config: Mapping[str, Any]) -> None:
             )
 
     start_date = config.get("start_date")
+    if start_date in (None, ""):
+        raise _config_error(
+            "`start_date` is missing: set it to the first UTC day of activity to read, as YYYY-MM-DD (e.g. "
+            "2024-01-01; accounts, visitors and the catalogue are read whole whatever it says). Configs of "
+            "source-pendo before 1.0.0 held only `api_key`: see the migration guide, "
+            "https://docs.airbyte.com/integrations/sources/pendo-migrations."
+        )
     start = date_or_none(start_date)
     if start is None:
         raise _config_error(
@@ -209,6 +222,22 @@ def _check_against_spec(config: Mapping[str, Any]) -> None:
     )
 
 
+def _plain_http_on_this_machine(base_url: str) -> bool:
+    """An http URL whose host is this machine (a loopback name or address): the only plain http accepted."""
+    if not base_url.startswith("http://"):  # ignore-https-check: the loopback exception is checked here
+        return False
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def is_app_id(value: Any) -> bool:
     """A Pendo app id (a signed 64-bit integer), as text or a number; surrounding whitespace is trimmed."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -261,6 +290,8 @@ def complete_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Lenient on purpose (an unknown region leaves `api_base` out): validation is `validate_config`'s job.
     """
     completed = {**DEFAULTS, **{key: value for key, value in config.items() if value is not None}}
+    if "filters" in completed:  # a value written bare, as before 1.0.0, in the spec's form (filters.py)
+        completed["filters"] = activity_filters.in_spec_form(completed["filters"])
     if isinstance(completed["app_ids"], list):
         completed["app_ids"] = app_ids(completed)
     region = completed["region"]

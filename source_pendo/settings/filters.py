@@ -2,7 +2,13 @@
 
 A condition is `{stream, field, operator, value}` (Amazon AppFlow's operators, on the fields AppFlow's Pendo
 connector lists for each activity object, named as in this connector's records). Conditions on one stream are
-ANDed. Each condition is either
+ANDed. `value` is an object naming its kind, as the spec's form writes it (one `oneOf` option per kind, told apart
+by `value_type`, which Airbyte's connector form needs to render and check a value that is not always text):
+`{"value_type": "text", "text": "app.example.com"}`, `{"value_type": "number", "number": 5}`,
+`{"value_type": "time", "time": "2024-01-31"}`, `{"value_type": "time_range", "from": "2024-01-01", "to":
+"2024-01-31"}`. A bare value, as configs before 1.0.0 wrote it (`"app.example.com"`, `5`, `["2024-01-01",
+"2024-01-31"]`), is still read, and `in_spec_form` rewrites it into the object form for the spec check.
+Each condition is either
 * server side: one or two `&&` comparisons appended to the window's aggregation filter, in a form BEHAVIOR.md
   §B-12 records as confirmed (`field == "text"`, `field OP <whole number >= 0>`); or
 * client side: tested here on every row Pendo sends (`row_predicate`), for every form not confirmed:
@@ -20,8 +26,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ..pendo import DAY_MS, literal
@@ -214,6 +222,72 @@ def stream_filter(config: Mapping[str, Any], stream: str) -> StreamFilter:
     return StreamFilter(stream, tuple(c for c in parse(config.get("filters")) if c.stream == stream))
 
 
+VALUE_KINDS: dict[str, tuple[str, ...]] = {  # value_type -> the keys holding the value
+    "text": ("text",),
+    "number": ("number",),
+    "time": ("time",),
+    "time_range": ("from", "to"),
+}
+_TIME_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z)?")
+
+
+def in_spec_form(filters: Any) -> Any:
+    """`filters` with every bare value (configs before 1.0.0) written as the spec's value object; anything else
+    as it is (`parse` reports what is wrong)."""
+    if not isinstance(filters, list):
+        return filters
+    return [
+        {**item, "value": _value_object(item)}
+        if isinstance(item, Mapping) and "value" in item and not isinstance(item["value"], Mapping)
+        else item
+        for item in filters
+    ]
+
+
+def _value_object(item: Mapping[str, Any]) -> Any:
+    value = item["value"]
+    stream, field = item.get("stream"), item.get("field")
+    fields = FIELDS.get(stream, {}) if isinstance(stream, str) else {}
+    on_time = isinstance(field, str) and fields.get(field) == TIME
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) or _is_ms(v) for v in value):
+        low, high = (v if isinstance(v, str) else _iso_ms(v) for v in value)
+        return {"value_type": "time_range", "from": low, "to": high}
+    if _is_number(value):
+        return {"value_type": "number", "number": value}
+    if isinstance(value, str):
+        if on_time and _TIME_TEXT.fullmatch(value):
+            return {"value_type": "time", "time": value}
+        return {"value_type": "text", "text": value}
+    return value
+
+
+def _is_ms(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 253_402_300_800_000
+
+
+def _iso_ms(ms: int) -> str:
+    """Epoch ms as the UTC timestamp `_time` reads back to the same ms (the spec's time range takes text)."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def _raw_value(where: str, value: Any) -> Any:
+    """The value of a condition: from the spec's value object, or as written bare (before 1.0.0)."""
+    if not isinstance(value, Mapping):
+        return value
+    kind = value.get("value_type")
+    if kind not in VALUE_KINDS:
+        raise FilterError(
+            f"{where}: value_type {_shown(kind)} is not a kind of value; use one of {', '.join(VALUE_KINDS)}."
+        )
+    missing = [key for key in VALUE_KINDS[kind] if key not in value]
+    if missing:
+        raise FilterError(f"{where}: a {kind} value needs {' and '.join(missing)}.")
+    if kind == "time_range":
+        return [value["from"], value["to"]]
+    return value[VALUE_KINDS[kind][0]]
+
+
 def parse(filters: Any) -> list[Condition]:
     """Every condition of `filters`, checked; raises FilterError naming the first bad one."""
     if filters is None:
@@ -221,7 +295,8 @@ def parse(filters: Any) -> list[Condition]:
     if not isinstance(filters, list):
         raise FilterError(
             "`filters` must be a list of conditions such as "
-            '{"stream": "page_events", "field": "server", "operator": "EQUAL_TO", "value": "app.example.com"}.'
+            '{"stream": "page_events", "field": "server", "operator": "EQUAL_TO", '
+            '"value": {"value_type": "text", "text": "app.example.com"}}.'
         )
     return [_condition(index, item) for index, item in enumerate(filters)]
 
@@ -255,7 +330,7 @@ def _condition(index: int, item: Any) -> Condition:
         raise FilterError(
             f"{where}: {operator} does not apply to {field} ({_KIND_NAMES[kind]}); use one of {', '.join(OPERATORS[kind])}."
         )
-    return Condition(index, stream, field, operator, _value(where, kind, operator, value))
+    return Condition(index, stream, field, operator, _value(where, kind, operator, _raw_value(where, value)))
 
 
 _KIND_NAMES = {TEXT: "text", NUMBER: "a number", TIME: "a time", RESPONSE: "a poll response"}
@@ -265,7 +340,8 @@ def _value(where: str, kind: str, operator: str, value: Any) -> Any:
     if operator == "BETWEEN":
         if not isinstance(value, list) or len(value) != 2:
             raise FilterError(
-                f'{where}: BETWEEN takes a list of two times, e.g. ["2024-01-01", "2024-01-31"] (both days included), not {_shown(value)}.'
+                f'{where}: BETWEEN takes a time range, e.g. {{"value_type": "time_range", "from": "2024-01-01", "to": '
+                f'"2024-01-31"}} (both days included), not {_shown(value)}.'
             )
         low, high = _time(where, value[0], False), _time(where, value[1], True)
         if low > high:
@@ -277,15 +353,19 @@ def _value(where: str, kind: str, operator: str, value: Any) -> Any:
         return _time(where, value, False)
     if kind == NUMBER:
         if not _is_number(value):
-            raise FilterError(f"{where}: the value must be a number, not {_shown(value)}.")
+            raise FilterError(
+                f"{where}: the value must be a number (value_type number), not {_shown(value)}."
+            )
         return value
     if kind == RESPONSE:
         if not (_is_number(value) or isinstance(value, str)):
-            raise FilterError(f"{where}: the value must be text or a number, not {_shown(value)}.")
+            raise FilterError(
+                f"{where}: the value must be text or a number (value_type text or number), not {_shown(value)}."
+            )
         return value
     if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise FilterError(
-            f"{where}: the value must be text (at most {MAX_TEXT} characters), not {_shown(value)}."
+            f"{where}: the value must be text (value_type text, at most {MAX_TEXT} characters), not {_shown(value)}."
         )
     if operator == "CONTAINS" and not value:
         raise FilterError(f'{where}: CONTAINS needs non-empty text (every text contains "").')
@@ -305,8 +385,8 @@ def _time(where: str, value: Any, whole_day: bool) -> int:
         else:
             return ms + DAY_MS - 1 if whole_day and len(value) == 10 else ms
     raise FilterError(
-        f"{where}: {_shown(value)} is not a time: write YYYY-MM-DD, a UTC timestamp such as 2024-01-31T00:00:00Z, "
-        "or epoch milliseconds."
+        f"{where}: {_shown(value)} is not a time: write YYYY-MM-DD or a UTC timestamp such as 2024-01-31T00:00:00Z "
+        "(value_type time), or epoch milliseconds (value_type number)."
     )
 
 

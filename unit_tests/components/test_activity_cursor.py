@@ -145,8 +145,11 @@ def test_activity_cursor_earlier_start_date_rereads_everything():
 
 def test_activity_cursor_period_change_is_a_config_error_naming_the_streams_to_reset():
     saved = {"version": 1, "period": "DAY", "start_date": "2027-01-05", "apps": {"*": {"periodStart": 1}}}
+    cursor, _ = make_cursor(
+        saved, period="HOUR"
+    )  # built: the error fails the stream's read, not the sync's start
     with pytest.raises(AirbyteTracedException) as error:
-        make_cursor(saved, period="HOUR")
+        list(cursor.stream_slices())
     assert "period changed from DAY to HOUR" in error.value.message
     assert error.value.failure_type.value == "config_error"
 
@@ -189,18 +192,44 @@ def _first_start(cursor: ActivityCursor) -> int:
         ),
         (-1, "is not a time in epoch milliseconds"),
         (1.5, "is not a time in epoch milliseconds"),
-        (NOW + DAY_MS, "after now (2027-01-15T05:00Z); the connector never saves a position it has not read"),
     ],
 )
 def test_activity_cursor_an_invalid_saved_frontier_is_a_config_error_naming_stream_and_key(
     frontier: Any, said: str
 ):
+    cursor, repo = make_cursor(_saved(frontier))  # building the stream does not fail: reading it does
     with pytest.raises(AirbyteTracedException) as raised:
-        make_cursor(_saved(frontier))
+        list(cursor.stream_slices())
     message = raised.value.message or ""
     assert raised.value.failure_type == FailureType.config_error
     assert "The saved state of stream events is invalid" in message and said in message
     assert "reset events" in message and "1e+300" not in message
+    cursor.ensure_at_least_one_state_emitted()  # what the CDK calls when the stream ends, failed or not
+    assert list(repo.consume_queue()) == [], "a state that cannot be used is never written back"
+    assert cursor.state == _saved(frontier), "the saved state stays as it was"
+
+
+def test_activity_cursor_a_frontier_after_now_reads_nothing_and_keeps_the_state_as_saved(
+    caplog: pytest.LogCaptureFixture,
+):
+    """Airbyte's rule for a state from the future (its acceptance tests' abnormal state): nothing is read, the
+    state is saved again as it was, and the stream succeeds; one WARNING says why nothing is read."""
+    future = NOW + DAY_MS
+    cursor, repo = make_cursor(
+        _saved(future, app="42") | {"apps": {"42": {"periodStart": future}}}, ["42", "7"]
+    )
+    slices = list(cursor.stream_slices())
+    assert {s.partition["app_id"] for s in slices} == {"7"}, "the app saved after now has nothing to read"
+    assert cursor.state["apps"]["42"] == {"periodStart": future}
+    cursor.ensure_at_least_one_state_emitted()
+    [message] = list(repo.consume_queue())
+    assert message.state.stream.stream_state.apps["42"] == {"periodStart": future}
+    [warning] = [r for r in caplog.records if "after now" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert "events: app 42: the saved state is at 2027-01-16T05:00Z, after now (2027-01-15T05:00Z)" in (
+        warning.getMessage()
+    )
+    assert "kept as saved" in warning.getMessage()
 
 
 def test_activity_cursor_a_frontier_that_is_a_whole_float_is_read_as_ms():
@@ -209,8 +238,9 @@ def test_activity_cursor_a_frontier_that_is_a_whole_float_is_read_as_ms():
 
 @pytest.mark.parametrize("app", ["abc", "", "9" * 30])
 def test_activity_cursor_an_app_key_that_is_not_an_app_id_is_a_config_error(app: str):
+    cursor, _ = make_cursor(_saved(NOW - 2 * DAY_MS, app=app))
     with pytest.raises(AirbyteTracedException, match="is not an app id"):
-        make_cursor(_saved(NOW - 2 * DAY_MS, app=app))
+        list(cursor.stream_slices())
 
 
 def test_activity_cursor_app_keys_with_whitespace_are_trimmed_to_one_partition_at_the_earlier_frontier():
@@ -230,8 +260,9 @@ def test_activity_cursor_the_same_start_date_written_as_a_timestamp_changes_noth
 
 
 def test_activity_cursor_a_saved_start_date_that_is_not_a_date_is_a_config_error():
+    cursor, _ = make_cursor(_saved(NOW - 2 * DAY_MS, start_date="yesterday"))
     with pytest.raises(AirbyteTracedException, match='start_date is "yesterday", not a date'):
-        make_cursor(_saved(NOW - 2 * DAY_MS, start_date="yesterday"))
+        list(cursor.stream_slices())
 
 
 def test_activity_cursor_anonymous_visitors_turned_on_re_reads_from_start_date(
