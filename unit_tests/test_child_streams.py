@@ -235,7 +235,7 @@ def test_child_stream_without_state_saves_the_newest_parent_lastupdatedat_and_ev
     assert _records(output) == EXPECTED[stream]()
     newest = max(r[CURSOR[stream]] for r in EXPECTED[stream]())
     assert output.most_recent_state.stream_state.__dict__ == {
-        CURSOR[stream]: str(newest),
+        CURSOR[stream]: newest,
         "listed_ids": _keys(stream),
     }
 
@@ -245,14 +245,14 @@ def test_child_stream_with_state_emits_the_children_of_parents_changed_since(
     http_mocker: HttpMocker, stream: str
 ) -> None:
     _mock(http_mocker, stream)
-    saved = {"guideLastUpdatedAt": "1709269300000", "listed_ids": _keys(stream)}
+    saved = {"guideLastUpdatedAt": 1709269300000, "listed_ids": _keys(stream)}
 
     output = _read(stream, saved)
 
     # the second guide (lastUpdatedAt 1700000000000) is unchanged; the third's equals the cursor
     assert _records(output) == [r for r in EXPECTED[stream]() if r["guideId"] != G2]
     assert output.most_recent_state.stream_state.__dict__ == {
-        "guideLastUpdatedAt": "1709305390000",
+        "guideLastUpdatedAt": 1709305390000,
         "listed_ids": _keys(stream),
     }
 
@@ -271,7 +271,7 @@ def test_a_child_gone_while_its_parent_is_still_listed_is_one_deletion_record(
     http_mocker: HttpMocker, stream: str
 ) -> None:
     _mock(http_mocker, stream)
-    newest = str(max(r[CURSOR[stream]] for r in EXPECTED[stream]()))
+    newest = max(r[CURSOR[stream]] for r in EXPECTED[stream]())
 
     output = _read(
         stream, {CURSOR[stream]: newest, "listed_ids": sorted([*_keys(stream), KEYS[stream](GONE[stream])])}
@@ -292,12 +292,12 @@ def test_a_child_added_to_a_parent_whose_lastupdatedat_did_not_move_is_emitted_o
     _mock(http_mocker, stream)
     expected = EXPECTED[stream]()
     oldest = min(expected, key=lambda r: r[CURSOR[stream]])
-    newest = str(max(r[CURSOR[stream]] for r in expected))
+    newest = max(r[CURSOR[stream]] for r in expected)
     listed = [k for k in _keys(stream) if k != KEYS[stream](oldest)]
 
     output = _read(stream, {CURSOR[stream]: newest, "listed_ids": listed})
 
-    assert _records(output) == [r for r in expected if r[CURSOR[stream]] == int(newest)] + [oldest]
+    assert _records(output) == [r for r in expected if r[CURSOR[stream]] == newest] + [oldest]
 
 
 def test_the_last_polls_removed_from_listed_guides_are_deletions_not_an_untrusted_empty_listing(
@@ -307,7 +307,7 @@ def test_the_last_polls_removed_from_listed_guides_are_deletions_not_an_untruste
     _mock(http_mocker, "polls", without_polls)
     saved = _keys("polls")
 
-    output = _read("polls", {"guideLastUpdatedAt": "1709305390000", "listed_ids": saved})
+    output = _read("polls", {"guideLastUpdatedAt": 1709305390000, "listed_ids": saved})
 
     deleted = sorted(KEYS["polls"](r) for r in _records(output) if "_ab_cdc_deleted_at" in r)
     assert deleted == saved and len(_records(output)) == len(saved)
@@ -317,7 +317,7 @@ def test_the_last_polls_removed_from_listed_guides_are_deletions_not_an_untruste
 def test_an_empty_guide_listing_is_not_taken_for_the_deletion_of_every_step(http_mocker: HttpMocker) -> None:
     _mock(http_mocker, "guide_steps", [])
 
-    output = _read("guide_steps", {"guideLastUpdatedAt": "1709305390000", "listed_ids": _keys("guide_steps")})
+    output = _read("guide_steps", {"guideLastUpdatedAt": 1709305390000, "listed_ids": _keys("guide_steps")})
 
     assert _records(output) == []
     assert output.most_recent_state.stream_state.__dict__["listed_ids"] == _keys("guide_steps")
@@ -325,9 +325,14 @@ def test_an_empty_guide_listing_is_not_taken_for_the_deletion_of_every_step(http
 
 
 @pytest.mark.parametrize("listed", [["not json"], ['["only one"]'], ['["a", 1]'], "abc"])
-def test_saved_child_keys_that_are_not_json_lists_of_the_key_fields_are_a_config_error(listed: Any) -> None:
-    output = _read("polls", {"guideLastUpdatedAt": "1", "listed_ids": listed}, expecting_exception=True)
+def test_saved_child_keys_that_are_not_json_lists_of_the_key_fields_are_a_config_error_state_kept(
+    http_mocker: HttpMocker, listed: Any
+) -> None:
+    _mock(http_mocker, "polls")
+
+    output = _read("polls", {"guideLastUpdatedAt": 1, "listed_ids": listed}, expecting_exception=True)
 
     errors = [e.trace.error for e in output.errors]
     assert errors and errors[0].failure_type.value == "config_error"
     assert "listed_ids" in errors[0].message and "guideId, id" in errors[0].message
+    assert output.records == [] and output.state_messages == [], "the saved state is never overwritten"

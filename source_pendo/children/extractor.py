@@ -4,7 +4,8 @@ Why an extractor: a listing answers parents (guides, pages, features); the strea
 each carrying fields of its parent, and deletions need every child key the listing held before the CDK's
 client-side cursor drops the children of unchanged parents (as deletions/listed_ids.py for the parents). The
 manifest's `children` parameter names the kind (flatten.CHILDREN); parents of other apps than `app_ids` give no
-children (the rule of manifest.yaml's configured_apps_selector, applied to the parent).
+children (the rule of manifest.yaml's configured_apps_selector, applied to the parent). A saved listing the
+stream cannot use fails it on its first page, as for the parents.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class ChildRecordsExtractor(ListedIdsExtractor):
         self._flatten = CHILDREN[children]
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
+        refused = LISTINGS.refused(self._stream)  # the saved listing cannot be used: this stream fails
+        if refused is not None:
+            raise refused
         for parent in DpathExtractor.extract_records(self, response):
             if not isinstance(parent, Mapping) or not self._in_configured_apps(parent):
                 continue
