@@ -24,8 +24,8 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 
 from ..clock import now_ms
 from ..pendo import DAY_MS, HOUR_MS
-from .answers import AnswerLedger, WindowAnswers
 from .backfill import LANE_INITIAL_WINDOW_MS, TagBackfill
+from .progress import StreamProgress
 from .state import SavedState, StateContext
 from .windows import AppProgress, LaneKey, WindowPlanner, WindowPolicy, iso_minute, lane_of
 
@@ -35,8 +35,9 @@ LOGGER = logging.getLogger("airbyte")
 class WindowFeedback(Protocol):
     """What a retriever tells the cursor about each window it was given (ActivityCursor implements it)."""
 
-    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
-        """The window was read with `rows` records: feeds the window-size planner."""
+    def observe_window(self, stream_slice: Mapping[str, Any], counted: int, read: int) -> None:
+        """The window was read: Pendo counted `counted` rows in it and `read` were read (the planner sizes the
+        next windows from the count; the stream's progress and closing line add them up)."""
 
     def release_window(self) -> None:
         """The retriever is done with the window (read or failed): another one may be handed out."""
@@ -46,9 +47,6 @@ class WindowFeedback(Protocol):
 
     def stop_windows(self) -> None:
         """A window failed (the stream fails): hand out no more windows; the ones being read end as they do."""
-
-    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
-        """The window's place among the answer sizes of its lane (answers.py: whether a short page may be capped)."""
 
 
 class ActivityCursor(Cursor):
@@ -64,6 +62,7 @@ class ActivityCursor(Cursor):
         state_context: StateContext,
         clock: Callable[[], int] = now_ms,
         backfill: TagBackfill | None = None,
+        counted_by_pendo: bool = True,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
@@ -95,7 +94,10 @@ class ActivityCursor(Cursor):
         self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
-        self._answers = AnswerLedger()  # opened here as windows are handed out, fed by the retriever
+        self._counts = StreamProgress(
+            stream_name, counted_by_pendo
+        )  # counts and reads: the ESTIMATE and the closing line
+        self._summarised = False
         previous = self._saved.frontiers(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
@@ -145,6 +147,7 @@ class ActivityCursor(Cursor):
                     begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
                 )
                 span = max(0, now - begin)
+                self._counts.plan(app, span)
                 LOGGER.info(
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
                     f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
@@ -158,7 +161,6 @@ class ActivityCursor(Cursor):
                     window = None if self._stopped else self._planners[lane].next_window()
                     if window is not None:
                         self._read_started[(lane, window[0])] = clock
-                        self._answers.open(lane, window[0])
                 if window is None:
                     self._ahead.release()
                     active.remove(lane)
@@ -183,6 +185,7 @@ class ActivityCursor(Cursor):
             for lane in lanes:
                 begin = lane.begin - lane.begin % HOUR_MS
                 self._lane_progress[lane.key] = AppProgress(begin=begin, frontier=None)
+                self._counts.plan(lane.key, lane.end - begin)
                 self._planners[lane.key] = WindowPlanner(
                     begin,
                     lane.end,
@@ -194,14 +197,16 @@ class ActivityCursor(Cursor):
             self._emit_state()  # the objects to read are in the state before their first window
         return [lane.key for lane in lanes]
 
-    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
-        """Called by the retriever when a window is read: feeds the window-size planner."""
+    def observe_window(self, stream_slice: Mapping[str, Any], counted: int, read: int) -> None:
+        """Called by the retriever when a window is read: Pendo's count sizes the next windows of its lane, and
+        the stream's progress (an ESTIMATE message) adds it up."""
         lane = lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             planner = self._planners.get(lane)
             if planner is not None:
-                planner.observe(end - start, rows)
+                planner.observe(end - start, counted)
+        self._message_repository.emit_message(self._counts.observe(lane, end - start, counted, read))
 
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """A window the retriever ends without reading it (visitor history refused): never completed."""
@@ -238,10 +243,6 @@ class ActivityCursor(Cursor):
         retries). No more are handed out; the ones being read end as they do."""
         with self._lock:
             self._stopped = True
-        self._answers.stop()
-
-    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
-        return self._answers.window(lane_of(stream_slice), int(stream_slice["start"]))
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
@@ -249,8 +250,12 @@ class ActivityCursor(Cursor):
             self._ahead.release()
 
     def ensure_at_least_one_state_emitted(self) -> None:
+        """The stream is done: its state, and one line with its rows against Pendo's count (once)."""
         with self._lock:
             self._emit_state()
+            summary, self._summarised = None if self._summarised else self._counts.summary(), True
+        if summary is not None and not self._stopped:
+            LOGGER.info(summary)
 
     def observe(self, record: Record) -> None:
         """Records of these streams travel as batches; window completion, not records, moves state."""

@@ -149,6 +149,7 @@ def build_activity_stream(
         windows=windows,
         state_context=state_context,
         backfill=build_tag_backfill(source, stream_config, config, first_ms),
+        counted_by_pendo=not is_history,
     )
     retriever = source._constructor.create_component(
         models.CustomRetriever,

@@ -48,14 +48,19 @@ def request_body(
     app: str | None = None,
     bucket_ms: int | None = None,
     after: Any = None,
+    count: bool = False,
 ) -> dict[str, Any]:
     """One request: the source, `identified` (activity, unless anonymous visitors are included), the user's
-    stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`."""
+    stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`; with `count`, the user's
+    stages ended by `{"count": null}` instead (how many rows the request unit has, BEHAVIOR.md §B-22)."""
     period = str(config.get("period") or "DAY")
     pipeline = [source_stage(entry, list(config.get("app_ids") or []), app, period, bucket_ms)]
     if entry.is_activity and not config.get("include_anonymous_visitors"):
         pipeline.append({"identified": "visitorId"})
     pipeline += entry.pipeline
+    if count:
+        pipeline.append({"count": None})
+        return aggregation_body(entry.name, pipeline)
     key = entry.keyset_field
     if key is not None:
         pipeline.append({"sort": [key]})
