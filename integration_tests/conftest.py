@@ -387,7 +387,12 @@ def world(
 
 
 def is_read_on(request: dict[str, Any]) -> bool:
-    """Whether an emulator-logged activity request continues an answer (a keyset or `t > B` request: after a
-    full page, or after a short one that may be a server's cap, BEHAVIOR.md §B-17) rather than opening a window."""
+    """Whether an emulator-logged activity read continues an answer (a keyset or `t > B` request after a full
+    page) rather than opening a window."""
     condition = request.get("filter") or ""
-    return " == " in condition or " > " in condition
+    return not request.get("count") and (" == " in condition or " > " in condition)
+
+
+def is_count(request: dict[str, Any]) -> bool:
+    """Whether an emulator-logged aggregation is a count (`{"count": null}`, BEHAVIOR.md §B-22), not a read."""
+    return bool(request.get("count"))

@@ -6,7 +6,9 @@ every request to the emulator unchanged, streaming the answer back as it comes (
 an active *mode* matches the request. Modes are switched per test (`set_modes`) and matched per route (the
 emulator's route names: aggregation, page, feature, guide, tracktype, report, report_results, segment,
 metadata_schema, visitor_history, visitor, account, or `*`) and, for aggregations, per source (events,
-accounts, ...). A mode fires on every match (`times: null`, the default) or on the first `times` matches.
+accounts, ...). A mode fires on every match (`times: null`, the default) or on the first `times` matches. The modes that change
+rows leave Pendo's counts (the `{"count": null}` aggregations) alone unless they say `counts: true`; the others
+(a status, a body, a redirect, a cap) answer counts too.
 
 Use it in-process (`with HostileProxy(url) as proxy:`) or as a process (`python -m integration_tests.hostile_proxy
 --upstream URL [--tls] [--modes JSON]`, which prints `{"base_url": ...}` and takes `POST /_proxy/modes`).
@@ -119,12 +121,27 @@ def source_of(body: bytes) -> str | None:
         return None
 
 
+ROW_KINDS = {"time_fields", "big_value", "nested", "metadata_collision", "hostile_ids", "ignore_keyset"}
+
+
+def is_count(body: bytes) -> bool:
+    """Whether an aggregation body ends in `{"count": null}` (Pendo's count of a window, BEHAVIOR.md §B-22)."""
+    try:
+        stages = json.loads(body)["request"]["pipeline"]
+        return bool(stages) and stages[-1] == {"count": None}
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
     def matches(self, route: str, source: str | None, body: bytes = b"") -> bool:
+        # the modes that change rows leave the counts alone (`counts: true` makes any mode hit them too)
+        counts = self.get("counts", self.get("kind") not in ROW_KINDS)
         return (
             self.get("route", "*") in ("*", route)
             and self.get("source") in (None, source)
             and (self.get("body_contains") is None or self["body_contains"].encode() in body)
+            and (counts or route != "aggregation" or not is_count(body))
         )
 
 

@@ -206,7 +206,9 @@ class QueryEngine:
             blobs: Iterator[bytes] = itertools.chain.from_iterable(selections)
         else:
             blobs = self._select(request, period, index, lo_t, hi_t)
-        served = self._mark_served(source, period, index, lo_t, hi_t)
+        # A count does not serve rows: late rows (`late_rows`) show to requests after a read served their bucket.
+        counting = bool(request.stages) and request.stages[-1].kind == "count"
+        served = set() if counting else self._mark_served(source, period, index, lo_t, hi_t)
         return QueryResult(lo_t if ts is not None else 0, blobs, served)
 
     def _periods(self, index: EventIndex, period: str, lo_t: int, hi_t: int) -> Iterator[tuple[int, int]]:

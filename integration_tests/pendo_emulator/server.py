@@ -39,7 +39,7 @@ import orjson
 from . import pipeline
 from . import readings as readings_module
 from .dataset import DAY_MS, SCALES, Dataset
-from .faults import FaultPlan, FaultRule
+from .faults import FaultPlan, FaultRule, is_count
 from .query import OBJECT_PARAM, QueryEngine
 
 REGIONS = ("us", "us1", "eu", "jpn", "au")
@@ -200,6 +200,7 @@ class PendoHandler(BaseHTTPRequestHandler):
                 entry["source"] = source
                 entry["object_id"] = _peek_object(body, source)
                 entry["filter"] = _peek_filter(body)  # for the tests' request accounting
+                entry["count"] = is_count(body)
                 if window is not None:
                     entry["window"] = list(window)
             auth_error = self._check_auth(region)

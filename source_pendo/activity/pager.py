@@ -182,7 +182,8 @@ class WindowPager:
     def count(self, run: WindowRun, lo: int, hi: int) -> int:
         """Pendo's count of the rows of [lo, hi): the sum of every row of the answer (one per period when each
         period runs the pipeline on its own, §R-1; `results: null` is none, §R-5). A range Pendo cannot answer
-        (a timeout, 5xx after the retries) is counted by halves, as it is read."""
+        (a timeout, 5xx after the retries) is counted by halves, as it is read; an answer that is not a count
+        (a maintenance page, an error object, a cut body) is asked again, as a read's is, never taken for 0."""
         body = self.bodies.count(run.app, run.object_id, lo, hi)
         while True:
             try:
@@ -194,32 +195,11 @@ class WindowPager:
             if response is None:
                 raise self._no_count(run, lo, hi, "no answer")
             try:
-                text = b"".join(body_chunks(response))
+                return counted(b"".join(body_chunks(response)))
             except BODY_ERRORS as error:
                 self.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
-                continue
             finally:
                 response.close()
-            return self._counted(run, lo, hi, text)
-
-    def _counted(self, run: WindowRun, lo: int, hi: int, text: bytes) -> int:
-        try:
-            body = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            body = None
-        rows = body.get("results", None) if isinstance(body, dict) else None
-        if isinstance(body, dict) and rows is None:
-            return 0
-        counts = (
-            [row.get("count") if isinstance(row, dict) else None for row in rows]
-            if isinstance(rows, list)
-            else [None]
-        )
-        if not all(type(c) is int and c >= 0 for c in counts):
-            raise self._no_count(
-                run, lo, hi, quoted(text[:200].decode("utf-8", errors="replace"), self.config)
-            )
-        return sum(counts)  # type: ignore[arg-type]  # every one an int, checked above
 
     def _no_count(self, run: WindowRun, lo: int, hi: int, answer: str) -> AirbyteTracedException:
         return AirbyteTracedException(
@@ -509,6 +489,25 @@ class WindowPager:
         batch = builder.flush()
         if batch is not None:
             yield batch
+
+
+def counted(text: bytes) -> int:
+    """The count in an answer to `{"count": null}`: the sum of its rows' `count` (`results: null` is 0). Anything
+    else (a body that is not JSON, an object without `results`, a row without a whole-number `count`) raises
+    MalformedBody: never taken for an empty window."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise MalformedBody(f"the answer to a count is not JSON: {text[:80]!r}") from None
+    if not isinstance(body, dict) or "results" not in body:
+        raise MalformedBody(f"the answer to a count is not an aggregation answer: {text[:80]!r}")
+    rows = body["results"] if body["results"] is not None else []
+    if not isinstance(rows, list):
+        raise MalformedBody(f"the answer to a count holds no list of rows: {text[:80]!r}")
+    counts = [row.get("count") if isinstance(row, dict) else None for row in rows]
+    if not all(type(c) is int and c >= 0 for c in counts):
+        raise MalformedBody(f"the answer to a count holds no whole-number count: {text[:80]!r}")
+    return sum(c for c in counts if isinstance(c, int))
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

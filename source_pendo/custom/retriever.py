@@ -38,12 +38,11 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..activity.pager import MAX_PAGE_SIZE
+from ..activity.pager import MAX_PAGE_SIZE, counted
 from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body_chunks, broke_from
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
 from ..activity.retriever import ActivityRetriever
 from ..activity.windows import iso_minute
-from ..http.messages import quoted
 from ..pendo import PERIOD_MS
 from ..settings.custom_aggregations import CustomAggregation, custom_aggregation
 from .bodies import request_body
@@ -138,25 +137,18 @@ class CustomAggregationRetriever(ActivityRetriever):
         return min(MAX_PAGE_SIZE, max(self.pager.page_size, counted + counted // 10 + 1))
 
     def _count(self, run: WindowRun, bucket: int | None) -> int:
+        """Pendo's count of the unit's output rows (an answer that is not a count is asked again, pager.counted)."""
         body = request_body(self.entry, self.config, 0, run.app, bucket, count=True)
         while True:
             response = self.pager.send(body, run)
             if response is None:
                 return 0
             try:
-                text = b"".join(body_chunks(response))
+                return counted(b"".join(body_chunks(response)))
             except BODY_ERRORS as error:
                 self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
-                continue
             finally:
                 response.close()
-            counts = [row.get("count") for row in self._rows(text, run, bucket)]
-            if not all(type(c) is int and c >= 0 for c in counts):  # `results: null`: none, counted 0
-                raise AirbyteTracedException(
-                    message=f"{self.name}: Pendo did not answer the count {self._where(run, bucket)} with a count ({quoted(text[:200].decode('utf-8', errors='replace'), self.config)}).",
-                    failure_type=FailureType.system_error,
-                )
-            return sum(int(c) for c in counts if c is not None)
 
     def _read_pages(
         self, run: WindowRun, bucket: int | None, read: set[Any], limit: int, keyed: bool
@@ -219,8 +211,8 @@ class CustomAggregationRetriever(ActivityRetriever):
         except orjson.JSONDecodeError:
             parsed = None
         results = parsed.get("results", None) if isinstance(parsed, dict) else None
-        if isinstance(parsed, dict) and results is None:
-            results = []  # `results: null`: no rows (BEHAVIOR.md §B-9)
+        if isinstance(parsed, dict) and "results" in parsed and results is None:
+            results = []  # `results: null`: no rows (BEHAVIOR.md §B-9); an object without `results` is no answer
         if not isinstance(results, list) or not all(isinstance(row, dict) for row in results):
             raise AirbyteTracedException(
                 message=f"{self.name}: Pendo's answer {self._where(run, bucket)} is not an aggregation result (an object with a list of rows under `results`).",
