@@ -20,7 +20,7 @@ from .activity.streams import build_activity_stream, is_activity_stream
 from .check import check_connection
 from .deletions.records import LISTINGS, CatalogueDeletions
 from .entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
-from .entities.estimates import entity_estimates
+from .entities.estimates import COUNTS, entity_estimates
 from .http.transport import install
 from .settings.config import complete_config
 from .settings.inputs import read_catalog_file, read_config_file, read_state_file
@@ -95,6 +95,7 @@ class SourcePendo(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
+        COUNTS.reset()
         yield from entity_estimates(self._config, catalog, state, logger)
         deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)
         LISTINGS.reset()

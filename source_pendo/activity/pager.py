@@ -45,7 +45,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..http.messages import quoted
-from ..pendo import DAY_MS, HOUR_MS
+from ..pendo import DAY_MS, HOUR_MS, count_in
 from .bodies import WindowBodies
 from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
 from .record_batch import RecordBatch
@@ -492,22 +492,13 @@ class WindowPager:
 
 
 def counted(text: bytes) -> int:
-    """The count in an answer to `{"count": null}`: the sum of its rows' `count` (`results: null` is 0). Anything
-    else (a body that is not JSON, an object without `results`, a row without a whole-number `count`) raises
-    MalformedBody: never taken for an empty window."""
+    """The count in an answer to `{"count": null}` (pendo.count_in); MalformedBody for anything else (a body
+    that is not JSON, an object without `results`, a row without a whole-number `count`): asked again as a
+    broken read is, never taken for an empty window."""
     try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise MalformedBody(f"the answer to a count is not JSON: {text[:80]!r}") from None
-    if not isinstance(body, dict) or "results" not in body:
-        raise MalformedBody(f"the answer to a count is not an aggregation answer: {text[:80]!r}")
-    rows = body["results"] if body["results"] is not None else []
-    if not isinstance(rows, list):
-        raise MalformedBody(f"the answer to a count holds no list of rows: {text[:80]!r}")
-    counts = [row.get("count") if isinstance(row, dict) else None for row in rows]
-    if not all(type(c) is int and c >= 0 for c in counts):
-        raise MalformedBody(f"the answer to a count holds no whole-number count: {text[:80]!r}")
-    return sum(c for c in counts if isinstance(c, int))
+        return count_in(orjson.loads(text))
+    except (orjson.JSONDecodeError, ValueError) as error:
+        raise MalformedBody(f"the answer to a count is not a count ({error}): {text[:80]!r}") from None
 
 
 def _split_point(start: int, end: int, unit: int) -> int:
