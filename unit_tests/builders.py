@@ -80,7 +80,9 @@ def mock_metadata_schema(http_mocker: HttpMocker, stream: str) -> None:
 def mock_count(
     http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None
 ) -> None:
-    """The size estimate's count request, sent before a read of accounts or visitors without saved state."""
+    """The size estimate's count request, sent before a read of accounts or visitors without saved state. The
+    default answer counts 0 rows: any read holds at least that (more rows than counted is complete), so only the
+    tests of the count check itself (test_estimates.py) give a count the read is held to."""
     http_mocker.post(count_request(stream, source), response or count_response())
 
 
@@ -99,7 +101,7 @@ def count_request(stream: str, source: dict[str, Any]) -> HttpRequest:
 
 
 def count_response(count: int | None = None) -> HttpResponse:
-    """The count payload file, or the same envelope with `count`."""
+    """The count payload file (a count of 0), or the same envelope with `count`."""
     body = payload("aggregation_count")
     if count is not None:
         body["results"][0]["count"] = count
