@@ -29,6 +29,8 @@ Modes (`kind`):
 * `status`         answer `status` with an optional `Retry-After` (`retry_after`) and `body`, where `{key}` is
                    the request's key as sent and `{key_json}` the key JSON-escaped (`"` -> `\\"`, `\\` -> `\\\\`).
 * `cap`            answer at most `max_rows` rows of an aggregation, whatever its `limit` (a server-side cap).
+* `old_bucket_form`  send a single-bucket request (a filter with `t == B`) as 0.3.x did, `timeSeries` `last` =
+                   `first` = the bucket's start instead of its last millisecond (BEHAVIOR.md §R-15).
 * `big_value`      set `field` of the first row of the first answer to a `size`-byte string holding `},{` and
                    `"`, and of that same row in every later answer that holds it (a server that stores the
                    value: an answer asked again, e.g. a window read by halves, holds it too).
@@ -121,7 +123,15 @@ def source_of(body: bytes) -> str | None:
         return None
 
 
-ROW_KINDS = {"time_fields", "big_value", "nested", "metadata_collision", "hostile_ids", "ignore_keyset"}
+ROW_KINDS = {
+    "time_fields",
+    "big_value",
+    "nested",
+    "metadata_collision",
+    "hostile_ids",
+    "ignore_keyset",
+    "old_bucket_form",
+}
 
 
 def is_count(body: bytes) -> bool:
@@ -425,6 +435,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 original = stage["filter"]
                 stage["filter"] = ACTIVITY_KEYSET.sub("", ENTITY_KEYSET.sub(r'\1""', original))
                 entry["keyset_stripped"] = stage["filter"] != original
+        self._forward(method, json.dumps(request).encode())
+
+    def _mode_old_bucket_form(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        request = json.loads(body)
+        pipeline = request["request"]["pipeline"]
+        series = pipeline[0]["source"].get("timeSeries") or {}
+        condition = next((stage["filter"] for stage in pipeline if "filter" in stage), "")
+        if " == " in condition and series and str(series.get("first")) != str(series.get("last")):
+            series["last"] = str(series["first"])
+            entry["changed"] = {"last": series["last"]}
         self._forward(method, json.dumps(request).encode())
 
     def _mode_cap(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airbyte_cdk.models import SyncMode
+from airbyte_cdk.models import SyncMode, TraceType
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
 from builders import (
     ACTIVITY_STREAMS,
@@ -107,6 +107,27 @@ def test_activity_stream_day_windows_read_from_start_date_and_save_the_settled_f
         "DAY", _START_DATE, {"*": {stream.cursor_field: _settled(stream, "DAY")}}
     )
     assert not output.errors
+
+
+@STREAMS
+def test_activity_stream_progress_comes_from_pendos_counts_and_the_stream_ends_with_one_line(
+    http_mocker: HttpMocker, stream: ActivityStream
+) -> None:
+    """An ESTIMATE after each window (the rows counted so far and the time left at that density), and one INFO
+    line when the stream is done: its rows against Pendo's count, its windows and apps."""
+    first = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(at=MAR_1))
+    second = stream.mock_window(http_mocker, MAR_2, NOW_MS, stream.rows(at=MAR_2))
+
+    output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    estimates = [
+        t.trace.estimate.row_estimate
+        for t in output.trace_messages
+        if t.trace.type == TraceType.ESTIMATE and t.trace.estimate.name == stream.name
+    ]
+    assert len(estimates) == 2 and estimates[-1] == first + second
+    lines = [log.log.message for log in output.logs if log.log.message.startswith(f"{stream.name}: ")]
+    assert f"{stream.name}: {first + second} rows = Pendo's count, 2 windows, 1 app" in lines
 
 
 @STREAMS

@@ -81,7 +81,9 @@ def test_entity_full_read_holding_fewer_rows_than_pendos_count_stops_naming_both
 
 
 @STREAMS
-def test_entity_full_read_with_more_rows_than_counted_is_complete(http_mocker: HttpMocker, stream: str) -> None:
+def test_entity_full_read_with_more_rows_than_counted_is_complete(
+    http_mocker: HttpMocker, stream: str
+) -> None:
     """Rows that arrive between the count and the read are more, never fewer: accepted."""
     _mock_first_page(http_mocker, stream)
     mock_count(http_mocker, stream, _SOURCES[stream], count_response(1))
