@@ -260,11 +260,11 @@ class ActivityStream:
         t = self.time_field(period)
         app_id: Any = ALL_APPS if app == "*" else [app]
         params = {"appId": app_id, **dict([object_id] if object_id else [])}
-        time_series = {
-            "period": PERIOD_RANGE[period] if self.rollup else "hourRange",
-            "first": series[0],
-            "last": str(series[1]),
-        }
+        time_series: dict[str, Any] = {"period": PERIOD_RANGE[period] if self.rollup else "hourRange"}
+        if self.rollup:  # up to the last millisecond asked
+            time_series.update(first=series[0], last=str(series[1]))
+        else:  # raw events: whole hourly periods, counted
+            time_series.update(first=series[0], count=-(-(series[1] + 1 - series[0]) // HOUR_MS))
         pipeline: list[dict[str, Any]] = [{"source": {self.source: params, "timeSeries": time_series}}]
         if not anonymous:
             pipeline.append({"identified": "visitorId"})

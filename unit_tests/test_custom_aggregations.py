@@ -79,9 +79,7 @@ def _period_source(
     source: str, bucket: int, app: Any = ALL_APPS, period: str = "dayRange", length: int = DAY_MS
 ) -> dict[str, Any]:
     last = bucket + length - 1
-    return {
-        "source": {source: {"appId": app}, "timeSeries": {"period": period, "first": last, "last": str(last)}}
-    }
+    return {"source": {source: {"appId": app}, "timeSeries": {"period": period, "first": last, "count": 1}}}
 
 
 # ------------------------------------------------------------------------------------------ validation

@@ -6,9 +6,10 @@ bounds for rollups, the keyset, the stream's server-side `filters`), `sort` on (
 Only `&&` of comparisons (§R-11); the value forms production clients send (§R-10): `appId` a list of numeric
 strings or `expandAppIds("*")`, `first` an integer, `last` a numeric string.
 
-`last` is always the last millisecond of what is asked (the range's, or one bucket's), never its start: right
-whether Pendo reads `last` as the bucket holding it or as an exclusive instant on the rows' own times
-(BEHAVIOR.md §B-11, §R-15). The count of a part (`count`) is the same source, `identified`, `timeSeries` and
+Rollups: `last` is always the last millisecond of what is asked (the range's, or one bucket's), never its start:
+right whether Pendo reads `last` as the bucket holding it or as an exclusive instant on the rows' own times
+(BEHAVIOR.md §B-11, §R-15). Raw guide/poll events: `first` and `count` (hourly periods), Pendo's documented form,
+which names whole periods: an event at a period's last millisecond is selected under both readings of `last`. The count of a part (`count`) is the same source, `identified`, `timeSeries` and
 filter as its read, ended by `{"count": null}` (tap-pendo's production form, §B-13).
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..pendo import EVERY_APP, OBJECT_ID_PARAM, PERIOD_MS, PERIOD_RANGE, aggregation_body, literal
+from ..pendo import EVERY_APP, HOUR_MS, OBJECT_ID_PARAM, PERIOD_MS, PERIOD_RANGE, aggregation_body, literal
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,7 @@ class WindowBodies:
         params: dict[str, Any] = {"appId": app_param}
         if object_id is not None:
             params[OBJECT_ID_PARAM[self.source]] = object_id
-        source: dict[str, Any] = {
-            self.source: params,
-            "timeSeries": {"period": period, "first": series[0], "last": str(series[1] - 1)},
-        }
+        source: dict[str, Any] = {self.source: params, "timeSeries": self._series(period, series)}
         pipeline: list[dict[str, Any]] = [{"source": source}]
         if not self.anonymous:
             pipeline.append({"identified": "visitorId"})
@@ -94,3 +92,12 @@ class WindowBodies:
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
         return pipeline
+
+    def _series(self, period: str, series: tuple[int, int]) -> dict[str, Any]:
+        """Rollups: `first` and `last` = the last millisecond asked (a rollup row's time is its bucket's start, so
+        `last` read as the bucket holding it or as an exclusive instant selects the same rows, §R-15). Raw events:
+        `first` and `count`, the number of hourly periods, so no row at a period's last millisecond depends on
+        how `last` is read."""
+        if self.is_rollup:
+            return {"period": period, "first": series[0], "last": str(series[1] - 1)}
+        return {"period": period, "first": series[0], "count": -(-(series[1] - series[0]) // HOUR_MS)}

@@ -30,6 +30,8 @@ from .state import SavedState, StateContext
 from .windows import AppProgress, LaneKey, WindowPlanner, WindowPolicy, iso_minute, lane_of
 
 LOGGER = logging.getLogger("airbyte")
+# Pendo's count of the rows of [lo, hi) of an app partition, or of one object's history (app, object id, lo, hi)
+Counter = Callable[[str, str | None, int, int], int]
 
 
 class WindowFeedback(Protocol):
@@ -63,6 +65,7 @@ class ActivityCursor(Cursor):
         clock: Callable[[], int] = now_ms,
         backfill: TagBackfill | None = None,
         counted_by_pendo: bool = True,
+        counter: Counter | None = None,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
@@ -80,7 +83,7 @@ class ActivityCursor(Cursor):
         self._lookback_ms = windows.lookback_ms
         self._settle_ms = windows.settle_ms
         self._min_window = DAY_MS if windows.period == "DAY" else HOUR_MS
-        self._initial_window = max(self._min_window, windows.initial_window_ms)
+        self._initial_window = max(self._min_window, min(windows.max_window_ms, windows.initial_window_ms))
         self._max_window = max(self._min_window, windows.max_window_ms)
         self._target_rows = windows.target_rows
         self._message_repository = state_context.message_repository
@@ -94,6 +97,7 @@ class ActivityCursor(Cursor):
         self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
+        self._counter = counter  # Pendo's count of a window (the retriever's): windows are sized by it
         self._counts = StreamProgress(
             stream_name, counted_by_pendo
         )  # counts and reads: the ESTIMATE and the closing line
@@ -103,6 +107,10 @@ class ActivityCursor(Cursor):
         )
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
         self._partitions = partitions
+
+    def count_with(self, counter: Counter) -> None:
+        """Windows are counted (Pendo's count, the retriever's `count_window`) and sized by it when planned."""
+        self._counter = counter
 
     # ------------------------------------------------------------------ state
     @property
@@ -150,16 +158,16 @@ class ActivityCursor(Cursor):
                 self._counts.plan(app, span)
                 LOGGER.info(
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
-                    f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
+                    f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (sized by Pendo's count of each)"
                 )
         active: list[LaneKey] = list(self._partitions)
         active += self._plan_lanes()
         while active:
             for lane in list(active):
                 self._ahead.acquire(timeout=600)  # bounded: a lost release must never hang the sync
-                with self._lock:
-                    window = None if self._stopped else self._planners[lane].next_window()
-                    if window is not None:
+                window = None if self._stopped else self._next_window(lane)
+                if window is not None:
+                    with self._lock:
                         self._read_started[(lane, window[0])] = clock
                 if window is None:
                     self._ahead.release()
@@ -168,9 +176,21 @@ class ActivityCursor(Cursor):
                 partition = (
                     {"app_id": lane} if isinstance(lane, str) else {"app_id": lane[0], "object_id": lane[1]}
                 )
-                yield StreamSlice(
-                    partition=partition, cursor_slice={"start": str(window[0]), "end": str(window[1])}
-                )
+                cursor_slice = {"start": str(window[0]), "end": str(window[1])}
+                if window[2] is not None:  # Pendo's count of it: the retriever reads and checks against it
+                    cursor_slice["count"] = str(window[2])
+                yield StreamSlice(partition=partition, cursor_slice=cursor_slice)
+
+    def _next_window(self, lane: LaneKey) -> tuple[int, int, int | None] | None:
+        """The lane's next window and, with a counter, Pendo's count of it (the window sized by it)."""
+        planner = self._planners[lane]
+        if self._counter is None:
+            with self._lock:
+                plain = planner.next_window()
+            return None if plain is None else (plain[0], plain[1], None)
+        app, object_id = (lane, None) if isinstance(lane, str) else lane
+        counter = self._counter
+        return planner.next_counted_window(lambda lo, hi: counter(app, object_id, lo, hi))
 
     def _plan_lanes(self) -> list[LaneKey]:
         """The history of new or changed tags (backfill.py): one lane per object, up to its app's forward windows."""
@@ -204,7 +224,7 @@ class ActivityCursor(Cursor):
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             planner = self._planners.get(lane)
-            if planner is not None:
+            if planner is not None and self._counter is None:  # counted windows were sized when planned
                 planner.observe(end - start, counted)
         self._message_repository.emit_message(self._counts.observe(lane, end - start, counted, read))
 

@@ -91,7 +91,7 @@ class WindowPager:
     def read(self, run: WindowRun) -> Generator[RecordBatch, None, int]:
         """Every row of the window `run` into its builder (batches yielded as the builder makes them), checked
         against Pendo's count (module docstring); returns the count."""
-        counted = self.count(run, run.start, run.end)
+        counted = run.expected if run.expected is not None else self.count(run, run.start, run.end)
         if counted == 0:
             return 0
         run.start_attempt(counted <= MAX_TRACKED_ROWS, counted)

@@ -34,6 +34,9 @@ from .records import RowFormat, row_time_field
 from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
+_NO_RECORDS = RecordBatchBuilder(
+    "count"
+)  # a count writes no record: the sink of the WindowRun it is sent for
 TEST_PAGE_SIZE_ENV = "SOURCE_PENDO_TEST_PAGE_SIZE"
 
 
@@ -91,7 +94,9 @@ class ActivityRetriever(Retriever):
                     first, self._running_sent = not self._running_sent, True
                 if first:
                     yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
-            run = yield from self._read_window(app, start, end, builder, object_id)
+            counted = stream_slice.get("count")  # Pendo's count, taken by the cursor when it sized the window
+            expected = int(counted) if counted is not None else None
+            run = yield from self._read_window(app, start, end, builder, object_id, expected)
             batch = builder.flush()
             if batch is not None:
                 yield batch
@@ -115,11 +120,15 @@ class ActivityRetriever(Retriever):
 
     # ------------------------------------------------------------------ one window
     def read_window(
-        self, app: str, start: int, end: int, sink: RecordSink
+        self, app: str, start: int, end: int, sink: RecordSink, expected: int | None = None
     ) -> Generator[RecordBatch, None, WindowRun]:
         """The records of one (app, window) into `sink` (batches yielded when it makes them), checked against
-        Pendo's count; returns what was read."""
-        return (yield from self._read_window(app, start, end, sink))
+        Pendo's count (`expected`, or counted here); returns what was read."""
+        return (yield from self._read_window(app, start, end, sink, None, expected))
+
+    def count_window(self, app: str, object_id: str | None, start: int, end: int) -> int:
+        """Pendo's count of the rows of one (app, window), of one object when `object_id` is given."""
+        return self.pager.count(WindowRun(app, start, end, _NO_RECORDS, object_id), start, end)
 
     def _read_window(
         self,
@@ -128,9 +137,10 @@ class ActivityRetriever(Retriever):
         end: int,
         builder: RecordSink,
         object_id: str | None = None,
+        expected: int | None = None,
     ) -> Generator[RecordBatch, None, WindowRun]:
-        """The window's records (batches yielded), of one object when `object_id` is given: Pendo's count, the
-        read, the comparison (pager.py); returns what was read and what it cost."""
-        run = WindowRun(app, start, end, builder, object_id)
+        """The window's records (batches yielded), of one object when `object_id` is given: Pendo's count (given,
+        or asked here), the read, the comparison (pager.py); returns what was read and what it cost."""
+        run = WindowRun(app, start, end, builder, object_id, expected)
         yield from self.pager.read(run)
         return run

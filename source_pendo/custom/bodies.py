@@ -25,9 +25,10 @@ def source_stage(
 ) -> dict[str, Any]:
     """The source stage: the user's params with `appId` (an activity stream's partition: `["<app>"]` or every
     app; otherwise the user's own, else the configured apps, the visitors source every app, as the built-in
-    streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` = `last` = the
-    period's last millisecond (the bucket that starts in the period, as the built-in rollups assign buckets to
-    windows; §B-11, §R-10 value forms)."""
+    streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` the period's last millisecond,
+    `count` 1: the one bucket holding it (the bucket that starts in the period, as the built-in rollups assign
+    buckets to windows), whole, whatever the source: a raw event at its last millisecond is in it under both
+    readings of `last` (§B-11, §R-15)."""
     params = dict(entry.params or {})
     if entry.is_activity:
         params["appId"] = EVERY_APP if app in (None, "*") else [str(app)]
@@ -37,7 +38,7 @@ def source_stage(
     if entry.is_activity:
         assert period is not None and bucket_ms is not None
         last = bucket_ms + PERIOD_MS[period] - 1
-        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "last": str(last)}
+        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "count": 1}
     return {"source": source}
 
 

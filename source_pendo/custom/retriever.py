@@ -87,6 +87,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         end: int,
         builder: RecordSink,
         object_id: str | None = None,
+        expected: int | None = None,
     ) -> Generator[RecordBatch, None, WindowRun]:
         """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
         start_date has a time: the period holding it started before start_date and is not read). Custom streams
@@ -153,8 +154,8 @@ class CustomAggregationRetriever(ActivityRetriever):
     def _read_pages(
         self, run: WindowRun, bucket: int | None, read: set[Any], limit: int, keyed: bool
     ) -> Generator[RecordBatch, None, None]:
-        """The unit's pages: keyed on the one-field key while pages are full or the unit is short of its count,
-        else one page; a row read before (`read`) is not emitted again."""
+        """The unit's pages: keyed on the one-field key while pages are full, else one page; a row read before
+        (`read`) is not emitted again."""
         key = self.entry.keyset_field if keyed else None
         after: Any = None
         while True:
@@ -183,11 +184,9 @@ class CustomAggregationRetriever(ActivityRetriever):
                 if batch is not None:
                     yield batch
             run.rows_read = len(read)
-            if len(rows) < limit and (key is None or len(read) >= (run.expected or 0)):
+            if len(rows) < limit:  # the last page; a unit short of its count is read again (_read_unit)
                 return
             if key is None:
-                if len(rows) < limit:
-                    return
                 raise AirbyteTracedException(
                     message=f"{self.name}: Pendo answered {len(rows)} rows {self._where(run, bucket)}, as many as its limit (set from Pendo's count of {run.expected}), so the answer may be cut: more rows arrived than were counted, and a pipeline without a one-field primary_key cannot be paged. Retry the sync; if it recurs, declare a primary_key of one field that is unique in the pipeline's output. Progress is saved up to the last complete window.",
                     failure_type=FailureType.transient_error,

@@ -24,6 +24,19 @@ RAW_PK = ["appId", "guideId", "guideStepId", "visitorId", "accountId", "type", "
 HOUR = 3_600_000
 
 
+def series_range(ts: dict[str, Any], period: int) -> tuple[int, int]:
+    """The [start, end) a request's `timeSeries` names: `first`'s period, then `count` periods or up to the one
+    holding `last` (the forms the connector sends: `first` an integer, `last` a numeric string)."""
+    assert isinstance(ts["first"], int), ts
+    start = ts["first"] - ts["first"] % period
+    if "count" in ts:
+        assert isinstance(ts["count"], int) and ts["count"] > 0 and "last" not in ts, ts
+        return start, start + ts["count"] * period
+    assert isinstance(ts["last"], str), ts
+    last = int(ts["last"])
+    return start, last - last % period + period
+
+
 def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
     return [
         {
@@ -132,10 +145,7 @@ class FakeAggregationApi:
         assert app == 'expandAppIds("*")' or (
             isinstance(app, list) and all(isinstance(a, str) for a in app)
         ), app
-        assert isinstance(ts["first"], int) and isinstance(ts["last"], str), ts
-        first = ts["first"] - ts["first"] % self.period
-        last = int(ts["last"])
-        start, end = first, last - last % self.period + self.period
+        start, end = series_range(ts, self.period)
         if self.reject_longer and end - start > self.reject_longer:
             raise AirbyteTracedException(message="Pendo timed out", failure_type=FailureType.transient_error)
         condition = next((s["filter"] for s in pipeline if "filter" in s), None)
@@ -433,7 +443,9 @@ def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_pa
     timeseries = [b["request"]["pipeline"][0]["source"]["timeSeries"] for b in api.bodies]
     assert all(ts["period"] == "hourRange" for ts in timeseries)
     multi = [
-        b for b, ts in zip(api.bodies, timeseries, strict=True) if int(ts["last"]) + 1 - ts["first"] > HOUR
+        b
+        for b, ts in zip(api.bodies, timeseries, strict=True)
+        if series_range(ts, HOUR)[1] - ts["first"] > HOUR
     ]
     assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), (
         "no filter over several periods"
@@ -699,7 +711,9 @@ def test_activity_retriever_window_short_of_its_count_is_read_again_by_parts_wit
     records = read(api, page_size=5)
     assert sorted(_keys(records)) == _truth(rows), "every row once"
     parts = [c["request"]["pipeline"][0]["source"]["timeSeries"] for c in api.counts[1:]]
-    assert parts and all(int(ts["last"]) + 1 - ts["first"] <= 2 * DAY for ts in parts), "halves, then days"
+    assert parts and all(series_range(ts, DAY)[1] - ts["first"] <= 2 * DAY for ts in parts), (
+        "halves, then days"
+    )
 
 
 def test_activity_retriever_part_still_short_of_its_count_stops_naming_stream_window_and_numbers():
