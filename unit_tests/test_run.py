@@ -233,3 +233,32 @@ def test_read_with_a_state_the_streams_cannot_be_built_from_prints_one_error_tra
     assert len(errors) == 1 and "saved state of stream events" in errors[0]["message"]
     assert errors[0]["failure_type"] == "config_error" and not errors[0].get("stack_trace")
     assert API_KEY not in output.out + output.err
+
+
+def test_read_stops_when_a_log_line_of_another_thread_finds_stdout_closed(monkeypatch) -> None:
+    """The first write to find stdout closed may be a log line (a reader's, the window planner's): the sync stops
+    as when a record finds it (entrypoint.stop_after_stdout_closed), with no "--- Logging error ---" traceback."""
+    import logging
+
+    from source_pendo import entrypoint
+
+    class ClosedStream:
+        def write(self, text: str) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            pass
+
+    stops: list[int] = []
+    handler = logging.StreamHandler(ClosedStream())
+    logger = logging.getLogger()
+    logger.addHandler(handler)
+    try:
+        monkeypatch.setattr(
+            entrypoint, "stop_after_stdout_closed", lambda exit_code=1: stops.append(exit_code)
+        )
+        entrypoint._stop_when_a_log_finds_stdout_closed()
+        logger.warning("a line nobody will read")
+    finally:
+        logger.removeHandler(handler)
+    assert stops and set(stops) == {1}
