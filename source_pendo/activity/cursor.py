@@ -151,8 +151,12 @@ class ActivityCursor(Cursor):
                         f"{self._stream_name}: app {app}: read up to end_date ({iso_minute(self._end_ms)}); nothing to read."
                     )
                 progress.begin = begin
+                # a first sync probes one day; a resumed lane (the lookback and what came since) is counted whole
+                # when its windows are counted, and shrunk if it holds too many rows
+                resumed = progress.frontier is not None and self._counter is not None
+                first = min(self._max_window, max(self._initial_window, now - begin)) if resumed else None
                 self._planners[app] = WindowPlanner(
-                    begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
+                    begin, now, first or self._initial_window, self._min_window, self._max_window, self._target_rows
                 )
                 span = max(0, now - begin)
                 self._counts.plan(app, span)
