@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from source_pendo.activity.answers import WindowAnswers
 from source_pendo.activity.pages import CHUNK_BYTES, PageState, WindowRun
 from source_pendo.activity.record_batch import BatchGate, RecordBatch, RecordBatchBuilder
 from source_pendo.activity.retriever import ActivityRetriever
@@ -92,7 +91,7 @@ def run(payload: bytes, n: int) -> tuple[float, int, int]:
 
     retriever.rows.block_as_records = counted  # type: ignore[method-assign]
     builder = RecordBatchBuilder("feature_events", gate=BatchGate(1 << 30))
-    window = WindowRun("*", START, START + 10_000 * HOUR, builder, WindowAnswers())
+    window = WindowRun("*", START, START + 10_000 * HOUR, builder)
     page = PageState(None, set(), retriever.rows.group_pks, 10 * n)
     started = time.perf_counter()
     records = 0

@@ -324,7 +324,7 @@ def discovered(emulator: EmulatorProcess, base_config: dict[str, Any]) -> dict[s
 
 # ----------------------------------------------------------------------------------------------- worlds
 # The main sync tests run in two worlds: the emulator's default reading of Pendo's API, and `pessimistic`,
-# every least convenient reading the public evidence allows at once (BEHAVIOR.md §R-1 … §R-16). The ground
+# every least convenient reading the public evidence allows at once (BEHAVIOR.md §R-1 … §R-19). The ground
 # truth is the same records in both; only the answers differ. In the pessimistic world the activity reader
 # pages in pages of a few rows (SOURCE_PENDO_TEST_PAGE_SIZE), so per-period pipelines truncate periods.
 WORLDS = {"default": (), "pessimistic": ("pessimistic",)}
@@ -387,7 +387,12 @@ def world(
 
 
 def is_read_on(request: dict[str, Any]) -> bool:
-    """Whether an emulator-logged activity request continues an answer (a keyset or `t > B` request: after a
-    full page, or after a short one that may be a server's cap, BEHAVIOR.md §B-17) rather than opening a window."""
+    """Whether an emulator-logged activity read continues an answer (a keyset or `t > B` request after a full
+    page) rather than opening a window."""
     condition = request.get("filter") or ""
-    return " == " in condition or " > " in condition
+    return not request.get("count") and (" == " in condition or " > " in condition)
+
+
+def is_count(request: dict[str, Any]) -> bool:
+    """Whether an emulator-logged aggregation is a count (`{"count": null}`, BEHAVIOR.md §B-22), not a read."""
+    return bool(request.get("count"))

@@ -6,7 +6,9 @@ every request to the emulator unchanged, streaming the answer back as it comes (
 an active *mode* matches the request. Modes are switched per test (`set_modes`) and matched per route (the
 emulator's route names: aggregation, page, feature, guide, tracktype, report, report_results, segment,
 metadata_schema, visitor_history, visitor, account, or `*`) and, for aggregations, per source (events,
-accounts, ...). A mode fires on every match (`times: null`, the default) or on the first `times` matches.
+accounts, ...). A mode fires on every match (`times: null`, the default) or on the first `times` matches. The modes that change
+rows leave Pendo's counts (the `{"count": null}` aggregations) alone unless they say `counts: true`; the others
+(a status, a body, a redirect, a cap) answer counts too.
 
 Use it in-process (`with HostileProxy(url) as proxy:`) or as a process (`python -m integration_tests.hostile_proxy
 --upstream URL [--tls] [--modes JSON]`, which prints `{"base_url": ...}` and takes `POST /_proxy/modes`).
@@ -27,6 +29,8 @@ Modes (`kind`):
 * `status`         answer `status` with an optional `Retry-After` (`retry_after`) and `body`, where `{key}` is
                    the request's key as sent and `{key_json}` the key JSON-escaped (`"` -> `\\"`, `\\` -> `\\\\`).
 * `cap`            answer at most `max_rows` rows of an aggregation, whatever its `limit` (a server-side cap).
+* `old_bucket_form`  send a single-bucket request (a filter with `t == B`) as 0.3.x did, `timeSeries` `last` =
+                   `first` = the bucket's start instead of its last millisecond (BEHAVIOR.md §R-15).
 * `big_value`      set `field` of the first row of the first answer to a `size`-byte string holding `},{` and
                    `"`, and of that same row in every later answer that holds it (a server that stores the
                    value: an answer asked again, e.g. a window read by halves, holds it too).
@@ -119,12 +123,35 @@ def source_of(body: bytes) -> str | None:
         return None
 
 
+ROW_KINDS = {
+    "time_fields",
+    "big_value",
+    "nested",
+    "metadata_collision",
+    "hostile_ids",
+    "ignore_keyset",
+    "old_bucket_form",
+}
+
+
+def is_count(body: bytes) -> bool:
+    """Whether an aggregation body ends in `{"count": null}` (Pendo's count of a window, BEHAVIOR.md §B-22)."""
+    try:
+        stages = json.loads(body)["request"]["pipeline"]
+        return bool(stages) and stages[-1] == {"count": None}
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+
+
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
     def matches(self, route: str, source: str | None, body: bytes = b"") -> bool:
+        # the modes that change rows leave the counts alone (`counts: true` makes any mode hit them too)
+        counts = self.get("counts", self.get("kind") not in ROW_KINDS)
         return (
             self.get("route", "*") in ("*", route)
             and self.get("source") in (None, source)
             and (self.get("body_contains") is None or self["body_contains"].encode() in body)
+            and (counts or route != "aggregation" or not is_count(body))
         )
 
 
@@ -408,6 +435,16 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 original = stage["filter"]
                 stage["filter"] = ACTIVITY_KEYSET.sub("", ENTITY_KEYSET.sub(r'\1""', original))
                 entry["keyset_stripped"] = stage["filter"] != original
+        self._forward(method, json.dumps(request).encode())
+
+    def _mode_old_bucket_form(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        request = json.loads(body)
+        pipeline = request["request"]["pipeline"]
+        series = pipeline[0]["source"].get("timeSeries") or {}
+        condition = next((stage["filter"] for stage in pipeline if "filter" in stage), "")
+        if " == " in condition and series and str(series.get("first")) != str(series.get("last")):
+            series["last"] = str(series["first"])
+            entry["changed"] = {"last": series["last"]}
         self._forward(method, json.dumps(request).encode())
 
     def _mode_cap(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from integration_tests.conftest import (
     EMULATOR_TZ,
     ONE_APP,
     catalog_for,
+    is_count,
     is_read_on,
     run_connector,
 )
@@ -172,11 +173,11 @@ def test_activity_feature_events_cost_one_request_per_window_not_per_feature(
             for line in run.stdout.splitlines()
             if "feature_events: app" in line and " request(s)" in line
         ]
-        # one request opens each window; the others read on after an answer that may be a server's cap (a
-        # window's answer at least as long as every earlier one, §B-17): at most three per window
-        opening = [r for r in requests if not is_read_on(r)]
-        assert len(opening) == len(windows) >= 1
-        assert len(requests) <= 4 * len(windows)
+        # each window: Pendo's count, then (unless it counts none) one read that holds it (§B-22)
+        counts = [r for r in requests if is_count(r)]
+        reads = [r for r in requests if not is_count(r)]
+        assert len(counts) == len(windows) >= 1
+        assert len(reads) <= len(windows) and not any(is_read_on(r) for r in reads)
 
 
 def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, discovered, emulator_now):

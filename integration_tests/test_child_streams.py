@@ -1,7 +1,7 @@
 """The child streams (guide_steps, polls, poll_choices, page_rules, feature_rules; BEHAVIOR.md §B-23), the
 installed connector as a process against the emulator process: full and incremental syncs equal the ground truth
 in both worlds (the default reading and `pessimistic`, which lists poll choices in `attributes.choices` and poll
-types in lower case: §R-15, §R-16), and a child removed between two syncs, its parent edited or not, is one
+types in lower case: §R-18, §R-19), and a child removed between two syncs, its parent edited or not, is one
 deletion record."""
 
 from __future__ import annotations

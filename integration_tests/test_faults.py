@@ -162,6 +162,7 @@ def test_5xx_outlasting_the_retries_splits_the_window_then_reads_everything(pend
                 "covers_ms": instant,
                 "route": "aggregation",
                 "source": "events",
+                "counts": False,  # the window's read (its count answers; a count that fails is split the same way)
             }
         ]
     )
@@ -173,7 +174,7 @@ def test_5xx_outlasting_the_retries_splits_the_window_then_reads_everything(pend
     halves = [
         r
         for r in pendo.stats()["requests"]
-        if r["status"] == 200 and first <= r["window"][0] and r["window"][1] <= last
+        if r["status"] == 200 and not r.get("count") and first <= r["window"][0] and r["window"][1] <= last
     ]
     assert len(halves) >= 2 and all(r["window"][1] - r["window"][0] < last - first for r in halves)
     assert any("splitting at" in line for line in run.logs())
@@ -246,14 +247,8 @@ def test_truncated_json_is_detected_and_retried_never_half_emitted(pendo, config
         [
             {"kind": "truncate", "after_bytes": 3_000, "route": "aggregation", "source": "events"},
             {"kind": "truncate", "after_bytes": 2_000, "route": "page"},
-            # twice: the progress estimate's count of accounts is shorter than 500 bytes and may come first
-            {
-                "kind": "truncate",
-                "after_bytes": 500,
-                "times": 2,
-                "route": "aggregation",
-                "source": "accounts",
-            },
+            # a read of accounts (the body faults leave Pendo's counts alone: the estimate's count is not hit)
+            {"kind": "truncate", "after_bytes": 500, "route": "aggregation", "source": "accounts"},
         ]
     )
     run = run_connector("read", config, catalog_for(streams, discovered=discovered))

@@ -268,7 +268,7 @@ def nps_by_account(truth: GroundTruth, config: dict[str, Any]) -> list[list[Any]
 def test_pyairbyte_docs_nps_query_gives_the_nps_of_every_account(world, tmp_path):
     """docs/pendo.md's NPS-per-account query, run in the DuckDB cache PyAirbyte fills from poll_events, polls and
     poll_choices, equals the NPS computed from the ground truth, in both worlds (the pessimistic one lists poll
-    types in lower case and choices in attributes.choices: BEHAVIOR.md §R-15, §R-16)."""
+    types in lower case and choices in attributes.choices: BEHAVIOR.md §R-18, §R-19)."""
     sql = docs_query("### Worked example: NPS per account")
     result = _pyairbyte_reads(
         world.config, tmp_path, NPS_STREAMS, reads=1, sql=sql, env_extra=world.env or None

@@ -1,4 +1,5 @@
-"""Activity streams under the readings of Pendo's aggregation API (BEHAVIOR.md R-1, R-4, R-5, R-10, R-11, R-12).
+"""Activity streams under the readings of Pendo's aggregation API (BEHAVIOR.md R-1, R-4, R-5, R-10, R-11, R-12,
+and R-15 … R-17, the readings no document lists that only the count check of §B-22 can catch).
 
 Each test runs the installed connector against an emulator process switched to one reading (or all of them,
 `pessimistic`) and checks its output against the ground truth under the invariant (integration_tests/invariant.py),
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from integration_tests.conftest import EMULATOR_TZ, catalog_for, run_connector
+from integration_tests.hostile_proxy import HostileProxy
 from integration_tests.invariant import assert_never_lost
 from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.readings import READINGS
@@ -55,8 +57,10 @@ def sync(
     streams: list[str],
     period: str,
     env: dict[str, str] | None = None,
+    base_url: str | None = None,
 ) -> tuple[Any, GroundTruth, dict[str, Any]]:
-    config = dict(base_config, base_url=process.base_url, period=period)
+    """One sync of `streams` from `process` (through `base_url`, a proxy of it, when given), checked."""
+    config = dict(base_config, base_url=base_url or process.base_url, period=period)
     run = run_connector("read", config, catalog_for(streams, discovered=discovered), env=env)
     truth = GroundTruth(process.dataset())
     readings = process.dataset().readings
@@ -126,7 +130,8 @@ def test_results_null_is_an_empty_window(emulators, emulator_now, base_config, d
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.records("events") == []
     served = aggregations(process)
-    assert served and all(r.get("rows") == 0 and r.get("status") == 200 for r in served), served[:3]
+    # Pendo counts no rows in it (BEHAVIOR.md §B-22; a count answer with no row is `results: null` here): not read
+    assert served and all(r.get("count") and r.get("status") == 200 for r in served), served[:3]
 
 
 @pytest.mark.parametrize("period", ["DAY", "HOUR"])
@@ -154,3 +159,61 @@ def test_pessimistic_every_reading_at_once(emulators, emulator_now, base_config,
     streams = ["events", "feature_events", "page_events", "track_events", "guide_events", "poll_events"]
     sync(process, base_config, discovered, streams, period, SMALL_PAGES)
     assert any(r.get("rows", 0) > PAGE for r in aggregations(process))
+
+
+# ------------------------------------------------------------------------------------- readings no document lists
+READ_AGAIN = "reading the window again in smaller parts"
+
+
+@pytest.mark.parametrize("period", ["DAY", "HOUR"])
+@pytest.mark.parametrize("reading", ["limit_before_sort", "sort_first_key_only"])
+def test_a_sort_or_limit_read_differently_is_caught_by_the_count_and_read_again_exactly(
+    emulators, emulator_now, base_config, discovered, reading, period
+):
+    """R-16, R-17: pages of 7 rows lose rows under the reading; the count catches each short window, which is
+    read again by parts (one period in one request whose limit holds its count): the exact truth, exit 0."""
+    process = emulator_with(emulators, emulator_now, reading)
+    run, _, _ = sync(process, base_config, discovered, ["events", "page_events"], period, SMALL_PAGES)
+    caught = [line for line in run.logs() if READ_AGAIN in line]
+    assert caught, "no window came up short: the reading was not exercised"
+    assert all(" rows where Pendo counts " in line for line in caught)
+
+
+def test_last_as_an_exclusive_instant_needs_no_repair_and_the_count_catches_the_old_single_bucket_form(
+    emulators, emulator_now, base_config, discovered
+):
+    """R-15: every request asks up to its last millisecond, right under both readings, so a sync with pages of 7
+    is exact and reads nothing again. Sent in 0.3.x's single-bucket form (`last` = `first`, rewritten by a
+    proxy), the rest of each bucket is lost, which 0.3.x emitted with exit 0: the count catches it, and the
+    windows read again give the exact truth."""
+    process = emulator_with(emulators, emulator_now, "exclusive_last")
+    run, _, _ = sync(process, base_config, discovered, ["events"], "DAY", SMALL_PAGES)
+    assert not any(READ_AGAIN in line for line in run.logs())
+    with HostileProxy(process.base_url, modes=[{"kind": "old_bucket_form", "route": "aggregation"}]) as proxy:
+        run, _, _ = sync(process, base_config, discovered, ["events"], "DAY", SMALL_PAGES, proxy.base_url)
+        assert any(r.get("changed") for r in proxy.fired("old_bucket_form")), (
+            "no single-bucket request was sent"
+        )
+    assert any(READ_AGAIN in line for line in run.logs())
+
+
+def test_a_loss_the_parts_cannot_repair_stops_the_stream_naming_window_and_both_numbers(
+    emulators, emulator_now, base_config, discovered
+):
+    """R-16 and a server capping answers at 3 rows (below one period's rows): even one period read again needs
+    keyset pages, which the reading breaks. The stream stops with one error naming the stream, the period and
+    both numbers; its state never passes the window (the invariant); exit 1, never 0 with rows missing."""
+    process = emulator_with(emulators, emulator_now, "limit_before_sort")
+    with HostileProxy(
+        process.base_url, modes=[{"kind": "cap", "max_rows": 3, "route": "aggregation"}]
+    ) as proxy:
+        config = dict(base_config, base_url=proxy.base_url, period="DAY")
+        run = run_connector("read", config, catalog_for(["events"], discovered=discovered), env=SMALL_PAGES)
+    truth = GroundTruth(process.dataset())
+    assert_never_lost([run], {"events": truth.records("events", config)}, lookback_days=1, complete=False)
+    assert run.returncode == 1
+    errors = run.errors()
+    assert len(errors) == 1, errors
+    message = errors[0]["message"]
+    assert message.startswith("events: Pendo counts ") and " but its answers held " in message
+    assert "progress is saved up to the last complete window" in message

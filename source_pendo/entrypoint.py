@@ -33,7 +33,7 @@ import os
 import sys
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
@@ -168,6 +168,7 @@ class PendoEntrypoint(AirbyteEntrypoint):
 def launch(source: SourcePendo, args: list[str]) -> None:
     entrypoint = PendoEntrypoint(source)
     parsed_args = entrypoint.parse_args(args)
+    _stop_when_a_log_finds_stdout_closed()
     try:
         with PRINT_BUFFER:
             for message in entrypoint.run(parsed_args):
@@ -190,6 +191,23 @@ def stop_after_stdout_closed(exit_code: int = 1) -> None:
         )
         sys.__stderr__.flush()  # type: ignore[union-attr]
     os._exit(exit_code)
+
+
+def _stop_when_a_log_finds_stdout_closed() -> None:
+    """A log line written by another thread (a reader, the window planner) may be the first write to find stdout
+    closed: its handler then stops the sync as `launch` does, instead of logging's "--- Logging error ---"
+    traceback on stderr (and the sync reading on)."""
+    for handler in logging.getLogger().handlers + logging.getLogger("airbyte").handlers:
+        report = handler.handleError
+
+        def handle_error(
+            record: logging.LogRecord, report: Callable[[logging.LogRecord], None] = report
+        ) -> None:
+            if isinstance(sys.exc_info()[1], BrokenPipeError):
+                stop_after_stdout_closed()
+            report(record)
+
+        handler.handleError = handle_error  # type: ignore[method-assign]
 
 
 def write_batch(batch: RecordBatch) -> None:

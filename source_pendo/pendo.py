@@ -50,3 +50,18 @@ def literal(value: Any) -> str:
     if value is None:
         return '""'
     return str(value)
+
+
+def count_in(answer: Any) -> int:
+    """The count in an answer to a pipeline ended by `{"count": null}` (BEHAVIOR.md §B-13, §B-22): the sum of the
+    `count` of its rows (one row, or one per period when each period runs the pipeline on its own, §R-1;
+    `results: null` is none, §R-5). ValueError for anything else: an answer that is not a count is never 0."""
+    if not isinstance(answer, dict) or "results" not in answer:
+        raise ValueError("not an aggregation answer (no `results`)")
+    rows = answer["results"] if answer["results"] is not None else []
+    if not isinstance(rows, list):
+        raise ValueError("`results` is not a list of rows")
+    counts = [row.get("count") if isinstance(row, dict) else None for row in rows]
+    if not all(type(c) is int and c >= 0 for c in counts):
+        raise ValueError("a row holds no whole-number `count`")
+    return sum(c for c in counts if isinstance(c, int))

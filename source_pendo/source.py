@@ -21,7 +21,7 @@ from .check import check_connection
 from .deletions.records import LISTINGS, CatalogueDeletions
 from .entities.anonymous import backfill_anonymous_visitors, with_anonymous_setting
 from .entities.cursor_state import epoch_ms_cursors, with_integer_cursor
-from .entities.estimates import entity_estimates
+from .entities.estimates import COUNTS, entity_estimates
 from .http.transport import install
 from .settings.config import complete_config
 from .settings.inputs import read_catalog_file, read_config_file, read_state_file
@@ -96,6 +96,7 @@ class SourcePendo(YamlDeclarativeSource):
         catalog: ConfiguredAirbyteCatalog,
         state: list[AirbyteStateMessage] | None = None,
     ) -> Iterator[AirbyteMessage]:
+        COUNTS.reset()
         yield from entity_estimates(self._config, catalog, state, logger)
         LISTINGS.reset()
         deletions = CatalogueDeletions(catalog, state)  # the listings of the last sync (deletions/records.py)

@@ -80,7 +80,9 @@ def mock_metadata_schema(http_mocker: HttpMocker, stream: str) -> None:
 def mock_count(
     http_mocker: HttpMocker, stream: str, source: dict[str, Any], response: HttpResponse | None = None
 ) -> None:
-    """The size estimate's count request, sent before a read of accounts or visitors without saved state."""
+    """The size estimate's count request, sent before a read of accounts or visitors without saved state. The
+    default answer counts 0 rows: any read holds at least that (more rows than counted is complete), so only the
+    tests of the count check itself (test_estimates.py) give a count the read is held to."""
     http_mocker.post(count_request(stream, source), response or count_response())
 
 
@@ -99,7 +101,7 @@ def count_request(stream: str, source: dict[str, Any]) -> HttpRequest:
 
 
 def count_response(count: int | None = None) -> HttpResponse:
-    """The count payload file, or the same envelope with `count`."""
+    """The count payload file (a count of 0), or the same envelope with `count`."""
     body = payload("aggregation_count")
     if count is not None:
         body["results"][0]["count"] = count
@@ -208,18 +210,10 @@ class ActivityStream:
         hourly periods with no filter (BEHAVIOR.md R-1, R-4, R-10, R-11); `filters` are the server-side
         `filters` conditions, last; `object_id` (param, id) asks one tag's rows (a new tag's history)."""
         t = self.time_field(period)
-        app_id: Any = ALL_APPS if app == "*" else [app]
-        first, last = (keyset[0], keyset[0]) if keyset is not None and self.rollup else (start, end - 1)
-        series = {
-            "period": PERIOD_RANGE[period] if self.rollup else "hourRange",
-            "first": first,
-            "last": str(last),
-        }
-        params = {"appId": app_id, **dict([object_id] if object_id else [])}
-        pipeline: list[dict[str, Any]] = [{"source": {self.source: params, "timeSeries": series}}]
-        if not anonymous:
-            pipeline.append({"identified": "visitorId"})
-        conditions = [f"{t} >= {start}", f"{t} < {end}"] if self.rollup else []
+        first, last = start, end - 1
+        if keyset is not None and self.rollup:  # the bucket alone, up to its last millisecond
+            first, last = keyset[0], keyset[0] + (DAY_MS if period == "DAY" else HOUR_MS) - 1
+        conditions = []
         if after is not None:
             conditions.append(f"{t} > {after}")
         if keyset is not None:
@@ -227,10 +221,60 @@ class ActivityStream:
                 f"{t} == {keyset[0]}",
                 f"visitorId {'>' if strict else '>='} {json.dumps(keyset[1])}",
             ]
-        conditions += filters or []
+        pipeline = self._selection(
+            start, end, (first, last), period, app, anonymous, conditions, filters, object_id
+        )
+        pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
+        return self._aggregation(pipeline)
+
+    def count_request(
+        self,
+        start: int,
+        end: int,
+        period: str = "DAY",
+        app: str = "*",
+        anonymous: bool = False,
+        filters: list[str] | None = None,
+        object_id: tuple[str, str] | None = None,
+        **_: Any,
+    ) -> HttpRequest:
+        """POST /aggregation: Pendo's count of the rows of [start, end), the read's selection ended by
+        `{"count": null}` (BEHAVIOR.md §B-22)."""
+        pipeline = self._selection(
+            start, end, (start, end - 1), period, app, anonymous, [], filters, object_id
+        )
+        return self._aggregation([*pipeline, {"count": None}])
+
+    def _selection(
+        self,
+        start: int,
+        end: int,
+        series: tuple[int, int],
+        period: str,
+        app: str,
+        anonymous: bool,
+        keyset: list[str],
+        filters: list[str] | None,
+        object_id: tuple[str, str] | None,
+    ) -> list[dict[str, Any]]:
+        t = self.time_field(period)
+        app_id: Any = ALL_APPS if app == "*" else [app]
+        params = {"appId": app_id, **dict([object_id] if object_id else [])}
+        time_series: dict[str, Any] = {"period": PERIOD_RANGE[period] if self.rollup else "hourRange"}
+        if self.rollup:  # up to the last millisecond asked
+            time_series.update(first=series[0], last=str(series[1]))
+        else:  # raw events: whole hourly periods, counted
+            time_series.update(first=series[0], count=-(-(series[1] + 1 - series[0]) // HOUR_MS))
+        pipeline: list[dict[str, Any]] = [{"source": {self.source: params, "timeSeries": time_series}}]
+        if not anonymous:
+            pipeline.append({"identified": "visitorId"})
+        conditions = [f"{t} >= {start}", f"{t} < {end}"] if self.rollup else []
+        conditions += keyset + (filters or [])
         if conditions:
             pipeline.append({"filter": " && ".join(conditions)})
-        pipeline += [{"sort": [t, "visitorId"]}, {"limit": limit}]
+        return pipeline
+
+    def _aggregation(self, pipeline: list[dict[str, Any]]) -> HttpRequest:
         return HttpRequest(
             url=f"{API_BASE}/aggregation",
             body={
@@ -239,30 +283,33 @@ class ActivityStream:
             },
         )
 
+    def mock_count(self, http_mocker: HttpMocker, start: int, end: int, count: int, **request: Any) -> None:
+        """Pendo's count of [start, end) answered with `count` (`request`: period, app, anonymous, filters...)."""
+        http_mocker.post(self.count_request(start, end, **request), count_response(count))
+
     def mock_window(
         self,
         http_mocker: HttpMocker,
         start: int,
         end: int,
         rows: list[dict[str, Any]],
-        earlier: int = 0,
         period: str = "DAY",
         anonymous: bool = False,
         **request: Any,
     ) -> int:
-        """One window [start, end) answered with `rows`, and the reads that follow when its answer may be a
-        capped one (mock_window_reads); `request` holds the rest of `self.request`'s arguments (app, filters,
-        limit). Returns the largest answer the lane has seen, the next window's `earlier`."""
+        """One window [start, end) answered with `rows`, as a normal Pendo answers it: its count, then (unless
+        empty) one read (mock_window_reads); `request` holds the rest of `self.request`'s arguments (app,
+        filters, limit). Returns the count."""
         return mock_window_reads(
             http_mocker,
             lambda lo, hi, **kw: self.request(lo, hi, period=period, anonymous=anonymous, **kw, **request),
+            lambda lo, hi: self.count_request(lo, hi, period=period, anonymous=anonymous, **request),
             start,
             end,
             rows,
             time_field=self.time_field(period),
             rollup=self.rollup,
             anonymous=anonymous,
-            earlier=earlier,
         )
 
     def rows(self, period: str = "DAY", at: int = MAR_1, app: str = "*") -> list[dict[str, Any]]:
@@ -367,6 +414,7 @@ def mock_keyset_pages(
 def mock_window_reads(
     http_mocker: HttpMocker,
     request_for: Callable[..., HttpRequest],
+    count_for: Callable[[int, int], HttpRequest],
     start: int,
     end: int,
     rows: list[dict[str, Any]],
@@ -374,62 +422,23 @@ def mock_window_reads(
     time_field: str,
     rollup: bool = True,
     anonymous: bool = False,
-    earlier: int = 0,
 ) -> int:
-    """An activity window whose answer is `rows` (fewer than `limit`), answered as a normal Pendo answers
-    every request the connector then sends. A short answer that is not empty and at least as long as every
-    earlier one (of the window, and `earlier`: the largest of the lane's windows before it) may be cut by a
-    server cap (BEHAVIOR.md §B-17, source_pendo/activity/answers.py), so the connector reads on after its
-    last kept row (B, V), as after a full page: the rest of bucket B from V on (`t == B && visitorId >= V`),
-    the visitors after V when that brought nothing new and may itself be capped (`visitorId > V`), then the
-    buckets after B (`t > B`, not asked when no bucket can start after B in the window: 1 h for hours, 23 h
-    for days); none of them brings a new kept row here. Raw guide/poll events over several hourly
-    periods are asked again by halves instead (no keyset across periods, §R-4) down to one period.
+    """An activity window whose answer is `rows` (fewer than `limit`), answered as a normal Pendo answers every
+    request the connector then sends: Pendo's count of the window (BEHAVIOR.md §B-22: the rows in it, anonymous
+    visitors left out unless they are included, as `identified` does), then, unless it counts none, one read
+    of the whole window, whose answer holds the count: nothing more is asked.
 
-    `request_for(lo, hi, keyset=, after=, strict=)` builds a request. The rows must be sorted by (time,
-    visitorId), as Pendo sends them; every answer is computed from them (rows after the last kept one, such
-    as an anonymous visitor Pendo should not have sent, come back and are left out again). Returns
-    max(earlier, the window's largest answer)."""
+    `request_for(lo, hi)` and `count_for(lo, hi)` build the requests. The rows must be sorted by (time,
+    visitorId), as Pendo sends them (an anonymous visitor Pendo should not have sent may be among them: it is
+    read, counted as read, and left out). Returns the count."""
     t = time_field
     key = [(row[t], row["visitorId"]) for row in rows]
     assert key == sorted(key), "rows as Pendo sends them: sorted by (time, visitorId)"
     in_window = [row for row in rows if not rollup or start <= row[t] < end]
-    kept = [row for row in in_window if anonymous or not str(row["visitorId"]).startswith("_PENDO_T_")]
-    largest = [0]
-
-    def answered(request: HttpRequest, answer: list[dict[str, Any]]) -> bool:
-        """Mocks one request; whether its answer may be a capped one."""
-        http_mocker.post(request, aggregation_response(answer))
-        largest[0] = max(largest[0], len(answer))
-        return len(answer) > 0 and len(answer) >= max(largest[0], earlier)
-
-    def read_range(lo: int, hi: int) -> None:
-        page = [row for row in in_window if lo <= row[t] < hi]
-        if not answered(request_for(lo, hi), page):
-            return
-        last = [row for row in page if row in kept]
-        if not last:
-            return
-        bucket, visitor = last[-1][t], last[-1]["visitorId"]
-        group = [row for row in page if row[t] == bucket and row["visitorId"] >= visitor]
-        if answered(request_for(lo, hi, keyset=(bucket, visitor)), group):
-            after = [row for row in group if row["visitorId"] > visitor]
-            answered(request_for(lo, hi, keyset=(bucket, visitor), strict=True), after)
-        if rollup and bucket + (HOUR_MS if t == "hour" else 23 * HOUR_MS) >= hi:
-            return  # no bucket can start after B before the window's end: not asked
-        answered(request_for(lo, hi, after=bucket), [row for row in page if row[t] > bucket])
-
-    def read_raw(lo: int, hi: int) -> None:
-        if hi - lo <= HOUR_MS:
-            read_range(lo, hi)
-            return
-        page = [row for row in in_window if lo <= row[t] < hi]
-        if answered(request_for(lo, hi), page):
-            middle = lo + (hi - lo) // 2
-            middle -= (middle - lo) % HOUR_MS
-            middle = middle if lo < middle < hi else lo + HOUR_MS
-            read_raw(lo, middle)
-            read_raw(middle, hi)
-
-    (read_range if rollup else read_raw)(start, end)
-    return max(earlier, largest[0])
+    counted = len(
+        [row for row in in_window if anonymous or not str(row["visitorId"]).startswith("_PENDO_T_")]
+    )
+    http_mocker.post(count_for(start, end), count_response(counted))
+    if counted:
+        http_mocker.post(request_for(start, end), aggregation_response(in_window))
+    return counted

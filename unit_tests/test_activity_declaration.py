@@ -69,6 +69,7 @@ def test_given_another_schema_loader_in_the_manifest_when_discovering_then_the_a
 
 def _first_window_start(source: SourcePendo) -> int:
     stream = _streams(source)["events"]
+    stream.cursor.count_with(lambda app, object_id, lo, hi: 0)  # the windows' counts are not this test's
     return int(next(iter(stream.cursor.stream_slices()))["start"])
 
 

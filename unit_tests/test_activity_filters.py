@@ -21,7 +21,7 @@ from builders import (
     ActivityStream,
     ConfigBuilder,
     activity_state,
-    aggregation_response,
+    count_response,
     in_order,
     read_stream,
     record_data,
@@ -68,8 +68,8 @@ def test_page_events_confirmed_conditions_are_anded_into_every_window_filter_wit
         f"day <= {MAR_1 + 2 * DAY_MS - 1}",  # BETWEEN's second date includes its whole day
     ]
     rows = PAGE_EVENTS.rows(at=MAR_1)
-    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
-    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], filters=sent)
 
     output = _read(PAGE_EVENTS, _config(filters=filters))
 
@@ -87,8 +87,8 @@ def test_guide_events_confirmed_condition_is_the_filter_of_a_request_over_severa
     ]
     sent = ['type == "guideSeen"', "loadTime < 500"]
     rows = GUIDE_EVENTS.rows(at=MAR_1)
-    earlier = GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
-    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows, filters=sent)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], filters=sent)
 
     output = _read(GUIDE_EVENTS, _config(filters=filters))
 
@@ -105,8 +105,8 @@ def test_page_events_unconfirmed_conditions_are_not_sent_and_drop_the_rows_that_
         _when("page_events", "numEvents", "LESS_THAN", 11.5),  # a decimal literal: unconfirmed
     ]
     rows = PAGE_EVENTS.rows(at=MAR_1)
-    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
-    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(PAGE_EVENTS, _config(filters=filters))
 
@@ -121,8 +121,8 @@ def test_guide_events_contains_on_a_field_some_rows_lack_keeps_only_rows_that_ha
     rows = GUIDE_EVENTS.rows(at=MAR_1)
     rows[0]["url"] = "https://app.example.com/settings"
     rows[1].pop("url", None)
-    earlier = GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
-    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, rows)
+    GUIDE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(GUIDE_EVENTS, _config(filters=[_when("guide_events", "url", "CONTAINS", "/settings")]))
 
@@ -164,8 +164,8 @@ def test_page_events_changed_filters_re_read_from_start_date_with_a_warning(
     filters = [_when("page_events", "server", "EQUAL_TO", "app.example.com")]
     sent = ['server == "app.example.com"']
     saved = activity_state("DAY", _START_DATE, {"*": {"periodStart": MAR_2}})  # read without filters
-    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1), filters=sent)
-    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1), filters=sent)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], filters=sent)
 
     with caplog.at_level(logging.WARNING):
         output = _read(PAGE_EVENTS, _config(filters=filters, lookback_window_days=0), saved)
@@ -184,16 +184,16 @@ def test_page_events_same_filters_as_the_saved_state_continue_from_the_frontier(
         _when("page_events", "numEvents", "GREATER_THAN", 1),
     ]
     sent = ['server == "app.example.com"', "numEvents > 1"]
-    first_window = PAGE_EVENTS.request(MAR_1, MAR_2, filters=sent)
-    second_window = PAGE_EVENTS.request(MAR_2, NOW_MS, filters=sent)
-    http_mocker.post(first_window, aggregation_response([]))
-    http_mocker.post(second_window, aggregation_response([]))
+    first_window = PAGE_EVENTS.count_request(MAR_1, MAR_2, filters=sent)  # counted empty: not read
+    second_window = PAGE_EVENTS.count_request(MAR_2, NOW_MS, filters=sent)
+    http_mocker.post(first_window, count_response(0))
+    http_mocker.post(second_window, count_response(0))
     first = _read(PAGE_EVENTS, _config(filters=filters, lookback_window_days=0))
     saved = {**first.most_recent_state.stream_state.__dict__, "apps": {"*": {"periodStart": MAR_2}}}
 
     # the same conditions in another order are the same filters: no re-read, only the window after the frontier
-    reordered = PAGE_EVENTS.request(MAR_2, NOW_MS, filters=list(reversed(sent)))
-    http_mocker.post(reordered, aggregation_response([]))
+    reordered = PAGE_EVENTS.count_request(MAR_2, NOW_MS, filters=list(reversed(sent)))
+    http_mocker.post(reordered, count_response(0))
     output = _read(PAGE_EVENTS, _config(filters=list(reversed(filters)), lookback_window_days=0), saved)
 
     http_mocker.assert_number_of_calls(first_window, 1)
@@ -208,8 +208,8 @@ def test_page_events_filters_removed_since_the_last_sync_re_read_from_start_date
         **activity_state("DAY", _START_DATE, {"*": {"periodStart": MAR_2}}),
         "filters": "0123456789abcdef",
     }
-    earlier = PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1))
-    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier)
+    PAGE_EVENTS.mock_window(http_mocker, MAR_1, MAR_2, PAGE_EVENTS.rows(at=MAR_1))
+    PAGE_EVENTS.mock_window(http_mocker, MAR_2, NOW_MS, [])
 
     with caplog.at_level(logging.WARNING):
         output = _read(PAGE_EVENTS, _config(lookback_window_days=0), saved)

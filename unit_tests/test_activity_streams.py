@@ -8,8 +8,10 @@ spells the whole events pipeline out, the others build it with builders.Activity
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-from airbyte_cdk.models import SyncMode
+from airbyte_cdk.models import SyncMode, TraceType
 from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
 from builders import (
     ACTIVITY_STREAMS,
@@ -23,6 +25,7 @@ from builders import (
     ConfigBuilder,
     activity_state,
     aggregation_response,
+    count_response,
     in_order,
     in_pendo_order,
     read_stream,
@@ -57,39 +60,33 @@ def _read(stream: ActivityStream, config: dict, stream_state: dict | None = None
 # ------------------------------------------------------------------------------------------ first sync
 def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker) -> None:
     events = ACTIVITY_STREAMS[0]
-    first_window = HttpRequest(
-        "https://app.pendo.io/api/v1/aggregation",
-        body={
-            "response": {"mimeType": "application/json"},
-            "request": {
-                "name": "source-pendo-events",
-                "pipeline": [
-                    {
-                        "source": {
-                            "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {
-                                "period": "dayRange",
-                                "first": 1709251200000,
-                                "last": "1709337599999",
-                            },
-                        }
-                    },
-                    {"identified": "visitorId"},
-                    {"filter": "day >= 1709251200000 && day < 1709337600000"},
-                    {"sort": ["day", "visitorId"]},
-                    {"limit": 50000},
-                ],
-            },
+    selection = [
+        {
+            "source": {
+                "events": {"appId": 'expandAppIds("*")'},
+                "timeSeries": {"period": "dayRange", "first": 1709251200000, "last": "1709337599999"},
+            }
         },
-    )
+        {"identified": "visitorId"},
+        {"filter": "day >= 1709251200000 && day < 1709337600000"},
+    ]
+
+    def aggregation(pipeline: list[dict[str, Any]]) -> HttpRequest:
+        return HttpRequest(
+            "https://app.pendo.io/api/v1/aggregation",
+            body={
+                "response": {"mimeType": "application/json"},
+                "request": {"name": "source-pendo-events", "pipeline": pipeline},
+            },
+        )
+
+    # Pendo's count of the window first: the same selection, ended by `{"count": null}` (BEHAVIOR.md §B-22)
+    count = aggregation([*selection, {"count": None}])
+    first_window = aggregation([*selection, {"sort": ["day", "visitorId"]}, {"limit": 50000}])
+    http_mocker.post(count, count_response(len(events.rows())))
+    # the answer holds the count: complete, nothing more is asked (BEHAVIOR.md §B-22)
     http_mocker.post(first_window, aggregation_response(events.rows()))
-    # the answer may be capped (BEHAVIOR.md §B-17): the rest of its last (day, visitor) group, then the days after
-    last = events.rows()[-1]
-    http_mocker.post(
-        events.request(MAR_1, MAR_2, keyset=(MAR_1, last["visitorId"])), aggregation_response([last])
-    )
-    http_mocker.post(events.request(MAR_1, MAR_2, after=MAR_1), aggregation_response([]))
-    http_mocker.post(events.request(MAR_2, NOW_MS), aggregation_response([]))
+    events.mock_count(http_mocker, MAR_2, NOW_MS, 0)  # the next window: counted empty, not read
 
     output = _read(events, ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -100,8 +97,8 @@ def test_events_first_window_body_is_the_whole_pipeline(http_mocker: HttpMocker)
 def test_activity_stream_day_windows_read_from_start_date_and_save_the_settled_frontier(
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
-    earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(at=MAR_1))
-    stream.mock_window(http_mocker, MAR_2, NOW_MS, stream.rows(at=MAR_2), earlier)
+    stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(at=MAR_1))
+    stream.mock_window(http_mocker, MAR_2, NOW_MS, stream.rows(at=MAR_2))
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -110,6 +107,27 @@ def test_activity_stream_day_windows_read_from_start_date_and_save_the_settled_f
         "DAY", _START_DATE, {"*": {stream.cursor_field: _settled(stream, "DAY")}}
     )
     assert not output.errors
+
+
+@STREAMS
+def test_activity_stream_progress_comes_from_pendos_counts_and_the_stream_ends_with_one_line(
+    http_mocker: HttpMocker, stream: ActivityStream
+) -> None:
+    """An ESTIMATE after each window (the rows counted so far and the time left at that density), and one INFO
+    line when the stream is done: its rows against Pendo's count, its windows and apps."""
+    first = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(at=MAR_1))
+    second = stream.mock_window(http_mocker, MAR_2, NOW_MS, stream.rows(at=MAR_2))
+
+    output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build())
+
+    estimates = [
+        t.trace.estimate.row_estimate
+        for t in output.trace_messages
+        if t.trace.type == TraceType.ESTIMATE and t.trace.estimate.name == stream.name
+    ]
+    assert len(estimates) == 2 and estimates[-1] == first + second
+    lines = [log.log.message for log in output.logs if log.log.message.startswith(f"{stream.name}: ")]
+    assert f"{stream.name}: {first + second} rows = Pendo's count, 2 windows, 1 app" in lines
 
 
 @STREAMS
@@ -133,8 +151,8 @@ def test_activity_stream_two_app_ids_read_one_partition_per_app_each_with_its_fr
     http_mocker: HttpMocker, stream: ActivityStream
 ) -> None:
     for app in _TWO_APPS:
-        earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(app=app), app=app)
-        stream.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, app=app)
+        stream.mock_window(http_mocker, MAR_1, MAR_2, stream.rows(app=app), app=app)
+        stream.mock_window(http_mocker, MAR_2, NOW_MS, [], app=app)
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, app_ids=_TWO_APPS).build())
 
@@ -154,8 +172,8 @@ def test_activity_stream_anonymous_setting_decides_the_identified_stage_and_the_
     identified = stream.rows()
     anonymous_row = {**identified[0], "visitorId": _ANONYMOUS}
     rows = in_pendo_order([*identified, anonymous_row], stream.time_field("DAY"))
-    earlier = stream.mock_window(http_mocker, MAR_1, MAR_2, rows, anonymous=anonymous)
-    stream.mock_window(http_mocker, MAR_2, NOW_MS, [], earlier, anonymous=anonymous)
+    stream.mock_window(http_mocker, MAR_1, MAR_2, rows, anonymous=anonymous)
+    stream.mock_window(http_mocker, MAR_2, NOW_MS, [], anonymous=anonymous)
 
     output = _read(
         stream, ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
@@ -176,12 +194,13 @@ def test_activity_stream_full_page_is_followed_by_a_keyset_page_that_skips_the_r
         row[t] = bucket
     # The keyset asks again for the last (bucket, visitor) group: its row already read comes back first.
     second_page = [first_page[-1], {**first_page[-1], "visitorId": "w0000"}]
+    stream.mock_count(http_mocker, MAR_1, MAR_2, _PAGE + 1)
     http_mocker.post(stream.request(MAR_1, MAR_2, limit=_PAGE), aggregation_response(first_page))
     http_mocker.post(
         stream.request(MAR_1, MAR_2, keyset=(bucket, "v0999"), limit=_PAGE), aggregation_response(second_page)
     )
     http_mocker.post(stream.request(MAR_1, MAR_2, after=bucket, limit=_PAGE), aggregation_response([]))
-    http_mocker.post(stream.request(MAR_2, NOW_MS, limit=_PAGE), aggregation_response([]))
+    stream.mock_count(http_mocker, MAR_2, NOW_MS, 0)
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE, page_size=_PAGE).build())
 
@@ -201,10 +220,10 @@ def test_events_keyset_page_body_is_the_whole_pipeline(http_mocker: HttpMocker) 
                     {
                         "source": {
                             "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {
+                            "timeSeries": {  # the bucket alone, up to its last millisecond
                                 "period": "dayRange",
                                 "first": 1709251200000,
-                                "last": "1709251200000",
+                                "last": "1709337599999",
                             },
                         }
                     },
@@ -219,10 +238,11 @@ def test_events_keyset_page_body_is_the_whole_pipeline(http_mocker: HttpMocker) 
             },
         },
     )
+    events.mock_count(http_mocker, MAR_1, MAR_2, _PAGE)
     http_mocker.post(events.request(MAR_1, MAR_2, limit=_PAGE), aggregation_response(first_page))
     http_mocker.post(keyset_page, aggregation_response(first_page[-1:]))
     http_mocker.post(events.request(MAR_1, MAR_2, after=MAR_1, limit=_PAGE), aggregation_response([]))
-    http_mocker.post(events.request(MAR_2, NOW_MS, limit=_PAGE), aggregation_response([]))
+    events.mock_count(http_mocker, MAR_2, NOW_MS, 0)
 
     output = _read(events, ConfigBuilder().with_(start_date=_START_DATE, page_size=_PAGE).build())
 
@@ -236,9 +256,9 @@ def test_activity_stream_with_state_starts_at_the_frontier_minus_the_lookback(
 ) -> None:
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z
     start = frontier - DAY_MS  # lookback_window_days 1 (the default)
-    rows, t = stream.rows(at=MAR_2), stream.time_field("DAY")
-    earlier = stream.mock_window(http_mocker, start, frontier, [r for r in rows if r[t] < frontier])
-    stream.mock_window(http_mocker, frontier, NOW_MS, [r for r in rows if r[t] >= frontier], earlier)
+    rows = stream.rows(at=MAR_2)
+    # a resumed lane is counted whole (the lookback and what came since): one window
+    stream.mock_window(http_mocker, start, NOW_MS, rows)
     saved = activity_state("DAY", _START_DATE, {"*": {stream.cursor_field: frontier}})
 
     output = _read(stream, ConfigBuilder().with_(start_date=_START_DATE).build(), saved)

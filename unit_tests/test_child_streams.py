@@ -4,7 +4,7 @@ child with its parent's id, app and lastUpdatedAt (the cursor), keyed as the man
 
 The payloads (guides_with_children.json, pages_with_rules.json, features_with_rules.json) hold the shapes Pendo
 may list: a guide without `polls`, steps without `pollIds`, `steps: null`, a poll without an id, choices in
-`idResponses` (a text or an object value), `numericResponses` and `attributes.choices` (R-15) at once, rules
+`idResponses` (a text or an object value), `numericResponses` and `attributes.choices` (R-18) at once, rules
 without `designerHint`, a rule listed twice, a rule without text, a feature without `elementPathRules`."""
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def test_parents_without_children_or_with_lists_of_another_shape_give_no_records
 
 
 def test_poll_choices_come_from_id_responses_numeric_responses_or_attributes_choices() -> None:
-    """R-15: wherever Pendo lists them, the same choices; a number as JSON writes it, an object's label or text."""
+    """R-18: wherever Pendo lists them, the same choices; a number as JSON writes it, an object's label or text."""
     picks = {"a": "A", "b": {"text": "B"}}
     assert choices({"idResponses": picks}) == choices(
         {"attributes": {"choices": [{"id": "a", "label": "A"}, {"value": "b", "text": "B"}]}}

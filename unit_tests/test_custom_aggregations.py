@@ -24,6 +24,7 @@ from builders import (
     NOW_MS,
     ConfigBuilder,
     aggregation_response,
+    count_response,
     mock_metadata_schema,
     read_stream,
     record_data,
@@ -78,9 +79,7 @@ def _period_source(
     source: str, bucket: int, app: Any = ALL_APPS, period: str = "dayRange", length: int = DAY_MS
 ) -> dict[str, Any]:
     last = bucket + length - 1
-    return {
-        "source": {source: {"appId": app}, "timeSeries": {"period": period, "first": last, "last": str(last)}}
-    }
+    return {"source": {source: {"appId": app}, "timeSeries": {"period": period, "first": last, "count": 1}}}
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -178,20 +177,12 @@ def test_custom_activity_stream_asks_one_period_per_request_and_adds_period_star
     http_mocker: HttpMocker,
 ) -> None:
     for bucket, account in ((MAR_1, "Acme"), (MAR_2, "Globex")):
-        head = [
-            _period_source("featureEvents", bucket),
-            {"identified": "visitorId"},
-            *CLICKS_PIPELINE,
-            {"sort": ["accountId"]},
-        ]
+        selection = [_period_source("featureEvents", bucket), {"identified": "visitorId"}, *CLICKS_PIPELINE]
+        # Pendo's count of the period's output rows first (BEHAVIOR.md §B-22), then the read, which holds it
+        http_mocker.post(_aggregation("daily_clicks", [*selection, {"count": None}]), count_response(1))
         http_mocker.post(
-            _aggregation("daily_clicks", [*head, {"limit": 50000}]),
+            _aggregation("daily_clicks", [*selection, {"sort": ["accountId"]}, {"limit": 50000}]),
             aggregation_response([{"accountId": account, "clicks": 3}]),
-        )
-        # a short answer as long as every earlier one may be a server's cap (BEHAVIOR.md §B-17): the next key
-        http_mocker.post(
-            _aggregation("daily_clicks", [*head, {"filter": f'accountId > "{account}"'}, {"limit": 50000}]),
-            aggregation_response([]),
         )
     output = read_stream("daily_clicks", _config(_clicks()), SyncMode.incremental)
     assert record_data(output) == [
@@ -208,11 +199,9 @@ def test_custom_activity_stream_pages_on_its_one_field_key(
     monkeypatch.setenv("SOURCE_PENDO_TEST_PAGE_SIZE", "2")
     config = _config(_clicks(), app_ids=["-323232"], include_anonymous_visitors=True)
     for bucket in (MAR_1, MAR_2):
-        head = [
-            _period_source("featureEvents", bucket, app=["-323232"]),
-            *CLICKS_PIPELINE,
-            {"sort": ["accountId"]},
-        ]
+        selection = [_period_source("featureEvents", bucket, app=["-323232"]), *CLICKS_PIPELINE]
+        head = [*selection, {"sort": ["accountId"]}]
+        http_mocker.post(_aggregation("daily_clicks", [*selection, {"count": None}]), count_response(3))
         http_mocker.post(
             _aggregation("daily_clicks", [*head, {"limit": 2}]),
             aggregation_response([{"accountId": "A"}, {"accountId": 'B "2"'}]),
@@ -231,16 +220,14 @@ def test_custom_hourly_stream_asks_hour_periods(http_mocker: HttpMocker) -> None
         _clicks(source="guideEvents", primary_key=[]), period="HOUR", start_date="2024-03-02T22:00:00Z"
     )
     for bucket in (NOW_MS - 2 * 3_600_000, NOW_MS - 3_600_000):
-        http_mocker.post(
-            _aggregation(
-                "daily_clicks",
-                [
-                    _period_source("guideEvents", bucket, period="hourRange", length=3_600_000),
-                    {"identified": "visitorId"},
-                    *CLICKS_PIPELINE,
-                    {"limit": 50000},
-                ],
-            ),
+        selection = [
+            _period_source("guideEvents", bucket, period="hourRange", length=3_600_000),
+            {"identified": "visitorId"},
+            *CLICKS_PIPELINE,
+        ]
+        http_mocker.post(_aggregation("daily_clicks", [*selection, {"count": None}]), count_response(1))
+        http_mocker.post(  # no key: one request whose limit holds the count (at least page_size)
+            _aggregation("daily_clicks", [*selection, {"limit": 50000}]),
             aggregation_response([{"accountId": "Acme", "clicks": 1}]),
         )
     output = read_stream("daily_clicks", config, SyncMode.incremental)
@@ -260,44 +247,60 @@ def test_custom_full_refresh_stream_sends_the_source_and_pipeline_then_paging(
         primary_key=["visitorId"],
         schema='{"type": "object"}',
     )
-    head = [
+    selection = [
         {"source": {"visitors": {"identified": True, "appId": ALL_APPS}}},
         {"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}},
-        {"sort": ["visitorId"]},
     ]
-    http_mocker.post(
-        _aggregation("emails", [*head, {"limit": 50000}]),
+    http_mocker.post(_aggregation("emails", [*selection, {"count": None}]), count_response(1))
+    http_mocker.post(  # the answer holds Pendo's count: complete
+        _aggregation("emails", [*selection, {"sort": ["visitorId"]}, {"limit": 50000}]),
         aggregation_response([{"visitorId": "v1", "email": "jane@example.com"}]),
-    )
-    # the first answer is short and not empty: it may be a server's cap (BEHAVIOR.md §B-17), so the next key
-    http_mocker.post(
-        _aggregation("emails", [*head, {"filter": 'visitorId > "v1"'}, {"limit": 50000}]),
-        aggregation_response([]),
     )
     output = read_stream("emails", _config(entry))
     assert record_data(output) == [{"visitorId": "v1", "email": "jane@example.com"}]
 
 
-def test_custom_stream_without_one_field_key_stops_on_a_full_page(
-    http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SOURCE_PENDO_TEST_PAGE_SIZE", "1")
-    entry = _clicks(
+def _catalogue_entry() -> dict[str, Any]:
+    return _clicks(
         name="catalogue",
         source='{"pages": {"appId": ["5"]}}',
         pipeline="[]",
         primary_key=[],
         schema='{"type": "object"}',
     )
+
+
+def test_custom_stream_without_one_field_key_asks_in_one_request_whose_limit_holds_the_count(
+    http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No key to page on: Pendo's count sets the one request's `limit` (at least page_size, the count and a
+    tenth more for rows that arrive meanwhile), so the answer is never cut."""
+    monkeypatch.setenv("SOURCE_PENDO_TEST_PAGE_SIZE", "1")
+    source = {"source": {"pages": {"appId": ["5"]}}}
+    http_mocker.post(_aggregation("catalogue", [source, {"count": None}]), count_response(3))
     http_mocker.post(
-        _aggregation("catalogue", [{"source": {"pages": {"appId": ["5"]}}}, {"limit": 1}]),
-        aggregation_response([{"id": "p1"}]),
+        _aggregation("catalogue", [source, {"limit": 4}]),
+        aggregation_response([{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]),
     )
-    output = read_stream("catalogue", _config(entry), expecting_exception=True)
+    output = read_stream("catalogue", _config(_catalogue_entry()))
+    assert record_data(output) == [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]
+
+
+def test_custom_stream_without_one_field_key_stops_when_more_rows_than_its_limit_arrived(
+    http_mocker: HttpMocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_PENDO_TEST_PAGE_SIZE", "1")
+    source = {"source": {"pages": {"appId": ["5"]}}}
+    http_mocker.post(_aggregation("catalogue", [source, {"count": None}]), count_response(1))
+    http_mocker.post(
+        _aggregation("catalogue", [source, {"limit": 2}]), aggregation_response([{"id": "p1"}, {"id": "p2"}])
+    )
+    output = read_stream("catalogue", _config(_catalogue_entry()), expecting_exception=True)
     error = output.errors[0]  # the stream's error (the CDK adds one summing up the failed streams)
-    assert error.trace.error.failure_type.value == "config_error"
+    assert error.trace.error.failure_type.value == "transient_error"
     assert error.trace.error.message.startswith(
-        "catalogue: Pendo answered 1 rows, the page_size limit, to the full-refresh request, so the answer may be truncated"
+        "catalogue: Pendo answered 2 rows to the full-refresh request, as many as its limit (set from Pendo's "
+        "count of 1), so the answer may be cut"
     )
 
 
@@ -340,9 +343,9 @@ def test_custom_stream_pipeline_pendo_rejects_during_a_read_fails_naming_the_str
         primary_key=[],
         schema='{"type": "object"}',
     )
-    http_mocker.post(
+    http_mocker.post(  # the first request of the stream, its count, is refused
         _aggregation(
-            "emails", [{"source": {"visitors": {"appId": ALL_APPS}}}, {"bogus": 1}, {"limit": 50000}]
+            "emails", [{"source": {"visitors": {"appId": ALL_APPS}}}, {"bogus": 1}, {"count": None}]
         ),
         text_response("Unsupported pipeline operator 'bogus'", 400),
     )

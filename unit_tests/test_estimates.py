@@ -50,11 +50,46 @@ def _estimates(output) -> list[tuple[str, EstimateType, int]]:
 @STREAMS
 def test_entity_estimate_trace_carries_the_count_pendo_answers(http_mocker: HttpMocker, stream: str) -> None:
     _mock_first_page(http_mocker, stream)
-    mock_count(http_mocker, stream, _SOURCES[stream], count_response(1234))
+    rows = len(payload(stream)["results"])
+    mock_count(http_mocker, stream, _SOURCES[stream], count_response(rows))
 
     output = read_stream(stream, ConfigBuilder().build())
 
-    assert _estimates(output) == [(stream, EstimateType.STREAM, 1234)]
+    assert _estimates(output) == [(stream, EstimateType.STREAM, rows)]
+    assert len(output.records) == 2
+
+
+@STREAMS
+def test_entity_full_read_holding_fewer_rows_than_pendos_count_stops_naming_both_numbers(
+    http_mocker: HttpMocker, stream: str
+) -> None:
+    """The read is held to the count behind the estimate (BEHAVIOR.md §B-22): its pages held one row fewer (rows
+    before the record filter: visitors' pages hold an anonymous visitor the stream leaves out)."""
+    _mock_first_page(http_mocker, stream)
+    rows = len(payload(stream)["results"])
+    mock_count(http_mocker, stream, _SOURCES[stream], count_response(rows + 1))
+
+    output = read_stream(stream, ConfigBuilder().build(), expecting_exception=True)
+
+    error = output.errors[0].trace.error
+    assert error.message.startswith(
+        f"{stream}: Pendo counted {rows + 1} rows before the read, but its pages held {rows}."
+    )
+    assert error.failure_type.value == "system_error"
+    # the cursor never moved past the start of the read
+    assert [m.state.stream.stream_state.__dict__["lastupdated"] for m in output.state_messages] == ["0"]
+
+
+@STREAMS
+def test_entity_full_read_with_more_rows_than_counted_is_complete(
+    http_mocker: HttpMocker, stream: str
+) -> None:
+    """Rows that arrive between the count and the read are more, never fewer: accepted."""
+    _mock_first_page(http_mocker, stream)
+    mock_count(http_mocker, stream, _SOURCES[stream], count_response(1))
+
+    output = read_stream(stream, ConfigBuilder().build())
+
     assert len(output.records) == 2
 
 

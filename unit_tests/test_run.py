@@ -315,3 +315,32 @@ def test_read_never_judges_the_state_of_a_stream_not_in_the_catalog(
     messages = _messages(capfd.readouterr().out)
     assert [m for m in messages if m["type"] == "TRACE" and m["trace"]["type"] == "ERROR"] == []
     assert len([m for m in messages if m["type"] == "RECORD"]) == len(payload("segments"))
+
+
+def test_read_stops_when_a_log_line_of_another_thread_finds_stdout_closed(monkeypatch) -> None:
+    """The first write to find stdout closed may be a log line (a reader's, the window planner's): the sync stops
+    as when a record finds it (entrypoint.stop_after_stdout_closed), with no "--- Logging error ---" traceback."""
+    import logging
+
+    from source_pendo import entrypoint
+
+    class ClosedStream:
+        def write(self, text: str) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            pass
+
+    stops: list[int] = []
+    handler = logging.StreamHandler(ClosedStream())
+    logger = logging.getLogger()
+    logger.addHandler(handler)
+    try:
+        monkeypatch.setattr(
+            entrypoint, "stop_after_stdout_closed", lambda exit_code=1: stops.append(exit_code)
+        )
+        entrypoint._stop_when_a_log_finds_stdout_closed()
+        logger.warning("a line nobody will read")
+    finally:
+        logger.removeHandler(handler)
+    assert stops and set(stops) == {1}

@@ -19,7 +19,6 @@ from builders import (
     ActivityStream,
     ConfigBuilder,
     activity_state,
-    aggregation_response,
     get_request,
     json_response,
     read_stream,
@@ -51,15 +50,14 @@ def _lane_request(stream: ActivityStream, object_id: str, start: int, end: int) 
 def _mock_lane(
     http_mocker: HttpMocker, stream: ActivityStream, object_id: str, start: int, end: int, rows: list
 ) -> None:
-    """One window of an object's history lane answered with `rows`, and the reads after an answer that may be
-    capped (builders.mock_window_reads)."""
+    """One window of an object's history lane answered with `rows`: its count, then its read
+    (builders.mock_window_reads)."""
     stream.mock_window(http_mocker, start, end, rows, object_id=(OBJECT[stream.name][1], object_id))
 
 
 def _forward(http_mocker: HttpMocker, stream: ActivityStream) -> None:
-    """The forward windows of a sync resuming at MAR_2 (lookback one day): nothing new."""
-    http_mocker.post(stream.request(MAR_1, MAR_2), aggregation_response([]))
-    http_mocker.post(stream.request(MAR_2, NOW_MS), aggregation_response([]))
+    """The forward window of a sync resuming at MAR_2 (lookback one day), counted whole: nothing new."""
+    stream.mock_count(http_mocker, MAR_1, NOW_MS, 0)
 
 
 def _row(stream: ActivityStream, object_id: str, day: int) -> dict[str, Any]:
@@ -121,7 +119,7 @@ def test_a_tag_changed_within_the_settle_period_is_read_again_and_a_deleted_unfi
     recent = NOW_MS - DAY_MS  # changed a day ago: Pendo may still be reprocessing it (tag_settle_days 2)
     http_mocker.get(get_request("feature", expand="*"), json_response([_object("recent-tag", recent)]))
     _forward(http_mocker, FEATURES)
-    http_mocker.post(_lane_request(FEATURES, "recent-tag", FEB_1, MAR_1), aggregation_response([]))
+    _mock_lane(http_mocker, FEATURES, "recent-tag", FEB_1, MAR_1, [])
 
     output = _read(FEATURES, _saved({"watermark": NOW_MS - HOUR_MS, "objects": {"deleted-tag": FEB_1}}))
 
@@ -184,7 +182,7 @@ def test_a_catalogue_pendo_refuses_leaves_the_forward_read_whole_and_says_so(htt
     http_mocker.get(get_request("feature", expand="*"), json_response({"message": "not found"}, status=404))
     _forward(http_mocker, FEATURES)
     # an unfinished tag's history goes on without the catalogue
-    http_mocker.post(_lane_request(FEATURES, "unfinished-tag", FEB_1, MAR_1), aggregation_response([]))
+    _mock_lane(http_mocker, FEATURES, "unfinished-tag", FEB_1, MAR_1, [])
 
     output = _read(FEATURES, _saved({"watermark": WATERMARK, "objects": {"unfinished-tag": FEB_1}}))
 

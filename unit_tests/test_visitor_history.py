@@ -6,7 +6,6 @@ GET /visitor/{id}/history?starttime= for each; records are the items of the wind
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -20,13 +19,14 @@ from builders import (
     MAR_2,
     NOW_ENV,
     NOW_MS,
+    ActivityStream,
     ConfigBuilder,
     activity_state,
     aggregation_response,
+    count_response,
     get_request,
     in_order,
     json_response,
-    mock_window_reads,
     payload,
     read_stream,
     record_data,
@@ -47,41 +47,13 @@ def _pinned_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(NOW_ENV, str(NOW_MS))
 
 
-def _active_visitors_request(
-    start: int,
-    end: int,
-    anonymous: bool = False,
-    keyset: tuple[int, str] | None = None,
-    after: int | None = None,
-    limit: int = 50_000,
-    strict: bool = False,
-) -> HttpRequest:
-    """Who had `events` rows in [start, end): every app, hourly buckets, paged on (hour, visitorId) as the
-    events stream pages (a `keyset` asks the rest of its hour alone, `after` the hours after it)."""
-    conditions = [f"hour >= {start}", f"hour < {end}"]
-    first, last = (keyset[0], keyset[0]) if keyset is not None else (start, end - 1)
-    if after is not None:
-        conditions.append(f"hour > {after}")
-    if keyset is not None:
-        conditions += [f"hour == {keyset[0]}", f"visitorId {'>' if strict else '>='} {json.dumps(keyset[1])}"]
-    pipeline: list[dict[str, Any]] = [
-        {
-            "source": {
-                "events": {"appId": 'expandAppIds("*")'},
-                "timeSeries": {"period": "hourRange", "first": first, "last": str(last)},
-            }
-        }
-    ]
-    if not anonymous:
-        pipeline.append({"identified": "visitorId"})
-    pipeline += [{"filter": " && ".join(conditions)}, {"sort": ["hour", "visitorId"]}, {"limit": limit}]
-    return HttpRequest(
-        url=f"{API_BASE}/aggregation",
-        body={
-            "response": {"mimeType": "application/json"},
-            "request": {"name": "source-pendo-visitor_history", "pipeline": pipeline},
-        },
-    )
+# Who had `events` rows in a window: every app, hourly buckets, paged on (hour, visitorId) as the events stream
+# pages, under visitor_history's name: the events stream's requests (builders.ActivityStream).
+_ACTIVE = ActivityStream("visitor_history", "events", rollup=True)
+
+
+def _active_visitors_request(start: int, end: int, **keyset: Any) -> HttpRequest:
+    return _ACTIVE.request(start, end, period="HOUR", **keyset)
 
 
 def _mock_active(
@@ -89,21 +61,11 @@ def _mock_active(
     start: int,
     end: int,
     rows: list[dict[str, Any]],
-    earlier: int = 0,
     anonymous: bool = False,
 ) -> int:
-    """The active visitors of one window answered with `rows`, and the reads after an answer that may be capped
-    (builders.mock_window_reads); returns the next window's `earlier`."""
-    return mock_window_reads(
-        http_mocker,
-        lambda lo, hi, **kw: _active_visitors_request(lo, hi, anonymous=anonymous, **kw),
-        start,
-        end,
-        rows,
-        time_field="hour",
-        anonymous=anonymous,
-        earlier=earlier,
-    )
+    """The active visitors of one window answered with `rows`: Pendo's count, then the read
+    (builders.mock_window_reads); returns the count."""
+    return _ACTIVE.mock_window(http_mocker, start, end, rows, period="HOUR", anonymous=anonymous)
 
 
 def _history_request(visitor_path: str, start: int) -> HttpRequest:
@@ -112,7 +74,10 @@ def _history_request(visitor_path: str, start: int) -> HttpRequest:
 
 def _active(visitors: list[str], hour: int = MAR_1) -> list[dict[str, Any]]:
     """Rows of the active-visitors query: an hour inside the window asked for (rows outside it are dropped)."""
-    return [{"visitorId": visitor, "appId": -323232, "hour": hour, "numEvents": 1} for visitor in visitors]
+    return [
+        {"visitorId": visitor, "appId": -323232, "accountId": f"account-{i}", "hour": hour, "numEvents": 1}
+        for i, visitor in enumerate(visitors)
+    ]
 
 
 def _records(items: list[dict[str, Any]], visitor: str) -> list[dict[str, Any]]:
@@ -127,32 +92,33 @@ def _read(config: dict, stream_state: dict | None = None, expecting_exception: b
 def test_visitor_history_first_window_body_is_the_whole_active_visitors_pipeline(
     http_mocker: HttpMocker,
 ) -> None:
-    first_window = HttpRequest(
-        "https://app.pendo.io/api/v1/aggregation",
-        body={
-            "response": {"mimeType": "application/json"},
-            "request": {
-                "name": "source-pendo-visitor_history",
-                "pipeline": [
-                    {
-                        "source": {
-                            "events": {"appId": 'expandAppIds("*")'},
-                            "timeSeries": {
-                                "period": "hourRange",
-                                "first": 1709251200000,
-                                "last": "1709337599999",
-                            },
-                        }
-                    },
-                    {"identified": "visitorId"},
-                    {"filter": "hour >= 1709251200000 && hour < 1709337600000"},
-                    {"sort": ["hour", "visitorId"]},
-                    {"limit": 50000},
-                ],
+    count = (
+        HttpRequest(  # who was active: Pendo's count of the window's hourly rows, then (none here) no read
+            "https://app.pendo.io/api/v1/aggregation",
+            body={
+                "response": {"mimeType": "application/json"},
+                "request": {
+                    "name": "source-pendo-visitor_history",
+                    "pipeline": [
+                        {
+                            "source": {
+                                "events": {"appId": 'expandAppIds("*")'},
+                                "timeSeries": {
+                                    "period": "hourRange",
+                                    "first": 1709251200000,
+                                    "last": "1709337599999",
+                                },
+                            }
+                        },
+                        {"identified": "visitorId"},
+                        {"filter": "hour >= 1709251200000 && hour < 1709337600000"},
+                        {"count": None},
+                    ],
+                },
             },
-        },
+        )
     )
-    http_mocker.post(first_window, aggregation_response([]))
+    http_mocker.post(count, count_response(0))
     _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
@@ -171,10 +137,10 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
         {**items[0], "ts": MAR_1 - HOUR_MS},
         {**items[0], "ts": MAR_2},
     ]  # history reaches past the window
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, payload("visitor_history_active_visitors")["results"])
+    _mock_active(http_mocker, MAR_1, MAR_2, payload("visitor_history_active_visitors")["results"])
     http_mocker.get(_history_request("42", MAR_1), json_response(items + outside))
     http_mocker.get(_history_request(_AWKWARD_PATH, MAR_1), json_response(items[:1]))
-    _mock_active(http_mocker, MAR_2, NOW_MS, _active(["43"], MAR_2), earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, _active(["43"], MAR_2))
     http_mocker.get(_history_request("43", MAR_2), json_response([{**items[2], "ts": MAR_2 + HOUR_MS}]))
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
@@ -191,9 +157,9 @@ def test_visitor_history_reads_each_active_visitor_once_per_window_and_keeps_ite
 
 def test_visitor_history_reads_by_day_whatever_the_period_and_the_app_ids(http_mocker: HttpMocker) -> None:
     # History is per visitor: it covers every app (docs/pendo.md) and has no HOUR grain.
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     config = ConfigBuilder().with_(
         start_date=_START_DATE, period="HOUR", app_ids=["-323232", "5629499534213120"]
@@ -211,11 +177,11 @@ def test_visitor_history_anonymous_setting_decides_the_identified_stage_and_whos
     http_mocker: HttpMocker, anonymous: bool
 ) -> None:
     # With the toggle off Pendo should not send anonymous visitors; one that arrives anyway costs no call.
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", _ANONYMOUS]), anonymous=anonymous)
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", _ANONYMOUS]), anonymous=anonymous)
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)[:1]))
     if anonymous:
         http_mocker.get(_history_request(_ANONYMOUS, MAR_1), json_response(payload(_STREAM)[1:2]))
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier, anonymous=anonymous)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [], anonymous=anonymous)
 
     output = _read(
         ConfigBuilder().with_(start_date=_START_DATE, include_anonymous_visitors=anonymous).build()
@@ -231,18 +197,23 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
     http_mocker: HttpMocker,
 ) -> None:
     page = 1_000
-    first_page = _active(["42"] * (page - 1) + ["43"])  # one row per (visitor, app, hour): visitors repeat
+    first_page = _active(
+        ["42"] * (page - 1) + ["43"]
+    )  # one row per (visitor, account, hour): visitors repeat
+    _ACTIVE.mock_count(http_mocker, MAR_1, MAR_2, page + 1, period="HOUR")
     http_mocker.post(_active_visitors_request(MAR_1, MAR_2, limit=page), aggregation_response(first_page))
+    keyset_page = _active(["43", "44"])
+    keyset_page[0] = first_page[-1]  # the rest of the last (hour, visitor) group: its row already read first
     http_mocker.post(
         _active_visitors_request(MAR_1, MAR_2, keyset=(MAR_1, "43"), limit=page),
-        aggregation_response(_active(["43", "44"])),
+        aggregation_response(keyset_page),
     )
     http_mocker.post(
         _active_visitors_request(MAR_1, MAR_2, after=MAR_1, limit=page), aggregation_response([])
     )
     for visitor in ("42", "43", "44"):
         http_mocker.get(_history_request(visitor, MAR_1), json_response(payload(_STREAM)[:1]))
-    http_mocker.post(_active_visitors_request(MAR_2, NOW_MS, limit=page), aggregation_response([]))
+    _ACTIVE.mock_count(http_mocker, MAR_2, NOW_MS, 0, period="HOUR")
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE, page_size=page).build())
 
@@ -250,10 +221,10 @@ def test_visitor_history_full_page_of_active_visitors_is_followed_by_a_keyset_pa
 
 
 def test_visitor_history_visitor_pendo_no_longer_knows_is_skipped(http_mocker: HttpMocker) -> None:
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", "gone"]))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42", "gone"]))
     http_mocker.get(_history_request("42", MAR_1), json_response(payload(_STREAM)))
     http_mocker.get(_history_request("gone", MAR_1), text_response("Not Found", 404))
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -265,11 +236,11 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
     http_mocker: HttpMocker,
 ) -> None:
     frontier = MAR_2 + 6 * HOUR_MS  # 2024-03-02T06:00Z; lookback_window_days 1 (the default)
-    earlier = _mock_active(http_mocker, frontier - DAY_MS, frontier, _active(["42"], MAR_2))
+    _mock_active(http_mocker, frontier - DAY_MS, frontier, _active(["42"], MAR_2))
     before = payload(_STREAM)  # 2024-03-01 from 02:00Z: before the window
     inside = [{**item, "ts": item["ts"] + DAY_MS} for item in before]  # 2024-03-02 from 02:00Z
     http_mocker.get(_history_request("42", frontier - DAY_MS), json_response(before + inside))
-    _mock_active(http_mocker, frontier, NOW_MS, [], earlier)
+    _mock_active(http_mocker, frontier, NOW_MS, [])
     saved = activity_state("DAY", _START_DATE, {"*": {"ts": frontier}})
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), saved)
@@ -282,7 +253,7 @@ def test_visitor_history_with_state_starts_at_the_frontier_minus_the_lookback(
 
 # ------------------------------------------------------------------------------------------ history refused (R-7)
 def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mocker: HttpMocker) -> None:
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(
         HttpRequest(
             url=f"{API_BASE}/visitor/42/history",
@@ -291,7 +262,7 @@ def test_visitor_history_get_sends_the_form_content_type_tap_pendo_sends(http_mo
         ),
         json_response(payload(_STREAM)),
     )
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -326,9 +297,9 @@ def test_visitor_history_ts_as_an_integral_float_or_a_numeric_string_is_that_tim
     http_mocker: HttpMocker, form: Any
 ) -> None:
     items = payload(_STREAM)
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response([{**i, "ts": form(i["ts"])} for i in items]))
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build())
 
@@ -342,9 +313,9 @@ def test_visitor_history_ts_missing_or_not_an_integer_fails_naming_stream_field_
 ) -> None:
     items = payload(_STREAM)
     bad = {k: v for k, v in items[0].items() if k != "ts"} if ts is None else {**items[0], "ts": ts}
-    earlier = _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
+    _mock_active(http_mocker, MAR_1, MAR_2, _active(["42"]))
     http_mocker.get(_history_request("42", MAR_1), json_response([*items[1:], bad]))
-    _mock_active(http_mocker, MAR_2, NOW_MS, [], earlier)
+    _mock_active(http_mocker, MAR_2, NOW_MS, [])
 
     output = _read(ConfigBuilder().with_(start_date=_START_DATE).build(), expecting_exception=True)
 

@@ -19,7 +19,7 @@ Facts it follows (BEHAVIOR.md sections where it has one):
   `metadata.auto.lastupdated` (readings.py).
 * §B-23: guides with and without steps and polls (NPS pairs, pick lists with their choices, number scales, free
   text without choices), steps without `pollIds`, guides without `polls`, page rules without `designerHint`,
-  features without `elementPathRules`; §R-15 and §R-16 change where polls list their choices and the case of
+  features without `elementPathRules`; §R-18 and §R-19 change where polls list their choices and the case of
   their types (`Dataset.poll_choices` keeps the choices whatever the reading).
 
 Activity is generated hourly per app as "sessions" (an active visitor in an hour); every source
@@ -316,8 +316,8 @@ class Dataset:
         * i % 4 == 1: a `PickList` poll (choices in `idResponses`, id -> label) and a 1-5 `NumberScale` poll, on
           the last step (none when the guide has no steps);
         * i % 4 == 3: no polls, and no `polls` key nor steps' `pollIds` (CIN7's live guide).
-        Where the choices sit depends on the reading (R-15 `poll_choices_in_attributes`), and so does the case of
-        the type strings (R-16 `lowercase_poll_types`); `poll_choices` holds the choices whatever the reading."""
+        Where the choices sit depends on the reading (R-18 `poll_choices_in_attributes`), and so does the case of
+        the type strings (R-19 `lowercase_poll_types`); `poll_choices` holds the choices whatever the reading."""
         return self._guides_and_choices[0]
 
     @cached_property
@@ -436,7 +436,7 @@ class Dataset:
                 choices[(gid, pid)] = [
                     {"choiceId": c, "label": label, "value": None} for c, label in picks[pid]
                 ]
-                if in_attributes:  # R-15
+                if in_attributes:  # R-18
                     poll["attributes"]["choices"] = [{"id": c, "label": label} for c, label in picks[pid]]
                 else:
                     poll["idResponses"] = dict(picks[pid])
@@ -448,7 +448,7 @@ class Dataset:
                     poll["numericResponses"] = list(scales[pid])
             else:
                 choices[(gid, pid)] = []
-            if "lowercase_poll_types" in self.readings:  # R-16
+            if "lowercase_poll_types" in self.readings:  # R-19
                 poll["attributes"]["type"] = poll["attributes"]["type"].lower()
         return polls
 
@@ -738,7 +738,7 @@ class Dataset:
 
     @staticmethod
     def _poll_of_type(guide: dict[str, Any], kind: str) -> dict[str, Any] | None:
-        """The guide's first poll whose `attributes.type` is `kind` (any case: R-16), if any."""
+        """The guide's first poll whose `attributes.type` is `kind` (any case: R-19), if any."""
         for poll in guide.get("polls") or []:
             if str(poll["attributes"]["type"]).lower() == kind:
                 return poll

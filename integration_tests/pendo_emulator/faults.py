@@ -3,7 +3,10 @@
 A rule matches requests by route (and aggregation source; optionally `path_contains`, a substring of the
 request path such as one report's id, `body_contains`, a substring of the request body such as one object's
 id in an aggregation source, and `covers_ms`, an instant an aggregation's timeSeries range
-[first, last] must contain, to fail every request for one time window), skips the first `after`
+[first, last] must contain, to fail every request for one time window; `counts`: whether it also matches
+aggregation counts, the `{"count": null}` requests that open each activity window, BEHAVIOR.md §B-22; by
+default the body faults `stall`, `reset` and `truncate` hit reads only, whose answers are long enough to
+break, and the other kinds hit counts too), skips the first `after`
 matches, then fires on the next `times` matches (`null` = forever) or with `probability` (seeded, so
 a run is repeatable). Kinds:
 
@@ -24,12 +27,23 @@ metadata_schema, visitor_history, visitor, account, or `*`.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = {"status", "slow", "stall", "reset", "truncate", "wrong_region"}
+BODY_KINDS = {"stall", "reset", "truncate"}  # they break an answer part way through its body
+
+
+def is_count(body: bytes) -> bool:
+    """Whether an aggregation body ends in `{"count": null}` (a count, not a read)."""
+    try:
+        stages = json.loads(body)["request"]["pipeline"]
+        return bool(stages) and stages[-1] == {"count": None}
+    except Exception:
+        return False
 
 
 @dataclass
@@ -49,6 +63,7 @@ class FaultRule:
     covers_ms: int | None = None
     body_contains: str | None = None
     body: str | None = None
+    counts: bool | None = None
     matched: int = 0
     fired: int = 0
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -71,6 +86,7 @@ class FaultRule:
             "covers_ms",
             "body_contains",
             "body",
+            "counts",
         }
         if unknown or spec.get("kind") not in KINDS:
             raise ValueError(
@@ -91,6 +107,9 @@ class FaultRule:
         body: bytes = b"",
     ) -> bool:
         if self.body_contains is not None and self.body_contains.encode() not in body:
+            return False
+        counts = self.counts if self.counts is not None else self.kind not in BODY_KINDS
+        if not counts and route == "aggregation" and is_count(body):
             return False
         if self.covers_ms is not None and (window is None or not window[0] <= self.covers_ms <= window[1]):
             return False

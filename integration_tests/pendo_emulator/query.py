@@ -11,7 +11,9 @@ filter) run through the generic stage engine on dicts. Both paths are tested to 
 Readings (readings.py) that act here: `per_period_pipeline` runs the stages once per timeSeries period that
 has rows (each period on the fast path when its stages allow) and concatenates the outputs in period order;
 `receive_time_buckets` selects guide/poll events by `receivedTime` from a second index sorted on it;
-`visitors_by_app` scopes the visitors source by `appId` like the event sources.
+`visitors_by_app` scopes the visitors source by `appId` like the event sources; `exclusive_last` ends a time series
+before `last` on the rows' own times; `limit_before_sort` and `sort_first_key_only` run the stages the way a
+server that reads rows in storage order would (the generic engine, with a `StorageOrder` stage).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,6 +182,8 @@ class QueryEngine:
             for _ in range(-ts.count):
                 start = ds.bucket_start(ts.period, start - 1)
             return start, first
+        if "exclusive_last" in self.readings:  # R-15: rows whose own time is before `last`
+            return first, max(first, ts.last_ms)
         last = ds.bucket_start(ts.period, ts.last_ms)
         if last < first:
             return first, first
@@ -206,7 +211,9 @@ class QueryEngine:
             blobs: Iterator[bytes] = itertools.chain.from_iterable(selections)
         else:
             blobs = self._select(request, period, index, lo_t, hi_t)
-        served = self._mark_served(source, period, index, lo_t, hi_t)
+        # A count does not serve rows: late rows (`late_rows`) show to requests after a read served their bucket.
+        counting = bool(request.stages) and request.stages[-1].kind == "count"
+        served = set() if counting else self._mark_served(source, period, index, lo_t, hi_t)
         return QueryResult(lo_t if ts is not None else 0, blobs, served)
 
     def _periods(self, index: EventIndex, period: str, lo_t: int, hi_t: int) -> Iterator[tuple[int, int]]:
@@ -227,8 +234,8 @@ class QueryEngine:
         source = request.source_name
         lo = bisect.bisect_left(index.times, lo_t)
         hi = bisect.bisect_left(index.times, hi_t)
-        stages = list(request.stages)
-        fast = _fast_plan(stages, index)
+        stages = self._stages_as_read(list(request.stages))
+        fast = None if any(isinstance(s, StorageOrder) for s in stages) else _fast_plan(stages, index)
         row_checks = self._row_checks(request, index)
         if fast is None:
             rows: Iterable[dict[str, Any]] = (
@@ -242,6 +249,24 @@ class QueryEngine:
             checks.append(_identified_check(fast.identified))
         late_checks = [_predicate(e, self.now_ms) for e in fast.exact]
         return self._fast_blobs(source, period, index, lo, hi, checks, fast.limit, lo_t, hi_t, late_checks)
+
+    def _stages_as_read(self, stages: list[Any]) -> list[Any]:
+        """The stages as a server under `limit_before_sort` (R-16) or `sort_first_key_only` (R-17) runs them."""
+        if "sort_first_key_only" in self.readings:
+            out: list[Any] = []
+            for stage in stages:
+                if isinstance(stage, pipeline.SortStage):
+                    out += [StorageOrder(), pipeline.SortStage(stage.keys[:1])]
+                else:
+                    out.append(stage)
+            stages = out
+        if "limit_before_sort" in self.readings:
+            sorts = [i for i, s in enumerate(stages) if isinstance(s, pipeline.SortStage)]
+            limits = [i for i, s in enumerate(stages) if isinstance(s, pipeline.LimitStage)]
+            if sorts and limits and limits[-1] > sorts[-1]:
+                limit = stages.pop(limits[-1])
+                stages[sorts[-1] : sorts[-1]] = [StorageOrder(), limit]
+        return stages
 
     def _row_checks(self, request: pipeline.AggregationRequest, index: EventIndex) -> list[Any]:
         checks = []
@@ -423,6 +448,16 @@ def _identified_check(field_spec: str) -> Any:
         name = field_spec[1:]
         return lambda r: str(r.get(name, "")).startswith(ANONYMOUS_PREFIX)
     return lambda r: not str(r.get(field_spec, "")).startswith(ANONYMOUS_PREFIX)
+
+
+class StorageOrder:
+    """Rows in the order a server stores them: a fixed shuffle (by a checksum of each row), not the sort order.
+    The stage readings R-16 and R-17 put it where such a server would read rows in."""
+
+    kind = "storage_order"
+
+    def apply(self, rows: Iterator[dict[str, Any]], now_ms: int) -> Iterator[dict[str, Any]]:
+        return iter(sorted(rows, key=lambda row: zlib.crc32(orjson.dumps(row, option=orjson.OPT_SORT_KEYS))))
 
 
 def _take(items: Iterator[bytes], n: int) -> Iterator[bytes]:

@@ -1,6 +1,6 @@
 """Readings: switches that make the emulator answer as a less convenient, still evidence-compatible Pendo.
 
-BEHAVIOR.md §R-1 … §R-16 lists places where the public evidence allows more than one reading of Pendo's
+BEHAVIOR.md §R-1 … §R-19 lists places where the public evidence allows more than one reading of Pendo's
 API. The default world is the reading the emulator was written from; each switch below turns one
 other reading on. A switch never changes which records exist (the ground truth): only how the server
 answers. The exceptions change the data itself, and the ground truth follows it (truth.py):
@@ -46,12 +46,18 @@ READINGS: dict[str, str] = {
     "rate_limit_403": "R-13: every 6th API request (seeded offset, at most 20 per run, never the same "
     'request twice) answers 403 {"error": "rateLimitExceeded", ...}',
     "read_only_key": "R-14: readonly-<key> is accepted; its GETs work, its aggregations answer 403",
-    "poll_choices_in_attributes": "R-15: a guide's polls list their answer choices in attributes.choices (pick "
+    "exclusive_last": "R-15: timeSeries `last` is an exclusive instant on the rows' own times (rows with a "
+    "time before `last`; `first` == `last` selects nothing), not the bucket holding it",
+    "limit_before_sort": "R-16: `limit` takes the first rows in storage order (a fixed shuffle), then `sort` "
+    "orders only those: a full page is any `limit` rows, not the first ones",
+    "sort_first_key_only": "R-17: `sort` orders by its first key only; ties (the rows of one bucket) come in "
+    "storage order (a fixed shuffle), so a (bucket, visitorId) keyset skips rows",
+    "poll_choices_in_attributes": "R-18: a guide's polls list their answer choices in attributes.choices (pick "
     "lists: [{id, label}], scales: [numbers]), not in idResponses / numericResponses",
-    "lowercase_poll_types": "R-16: poll types in the guide listing are lower case (npsrating, picklist, "
+    "lowercase_poll_types": "R-19: poll types in the guide listing are lower case (npsrating, picklist, "
     "numberscale, freeform)",
 }
-"""The readings of BEHAVIOR.md §R-1 … §R-16, name → what changes (also the CLI help)."""
+"""The readings of BEHAVIOR.md §R-1 … §R-19, name → what changes (also the CLI help)."""
 
 EXTRA_READINGS: dict[str, str] = {
     "history_unavailable_400": "R-7 variant: GET /visitor/{id}/history answers 400 for every visitor "

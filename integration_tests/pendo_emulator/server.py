@@ -12,7 +12,7 @@ Bodies are streamed with chunked transfer encoding and gzip-compressed when the 
 Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
 
 Readings (`EmulatorSettings.readings`, CLI `--reading`; readings.py lists them) switch the answers to other
-readings of BEHAVIOR.md §R-1 … §R-16; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
+readings of BEHAVIOR.md §R-1 … §R-19; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
 `history_unavailable(_400)`, `no_tracktype_rest`, `report_errors`, `spaced_json`, `rate_limit_403`,
 `read_only_key` (`readonly-<key>`); the others act in pipeline.py, query.py and dataset.py.
 """
@@ -39,7 +39,7 @@ import orjson
 from . import pipeline
 from . import readings as readings_module
 from .dataset import DAY_MS, SCALES, Dataset
-from .faults import FaultPlan, FaultRule
+from .faults import FaultPlan, FaultRule, is_count
 from .query import OBJECT_PARAM, QueryEngine
 
 REGIONS = ("us", "us1", "eu", "jpn", "au")
@@ -200,6 +200,7 @@ class PendoHandler(BaseHTTPRequestHandler):
                 entry["source"] = source
                 entry["object_id"] = _peek_object(body, source)
                 entry["filter"] = _peek_filter(body)  # for the tests' request accounting
+                entry["count"] = is_count(body)
                 if window is not None:
                     entry["window"] = list(window)
             auth_error = self._check_auth(region)

@@ -31,8 +31,8 @@ BETWEEN's second date includes its whole day.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
-Readings (readings.py, BEHAVIOR.md §R-1 … §R-16) change how the server answers, never which records exist, so this
-contract is the same under every reading, with exceptions that follow the data: the poll readings (§R-15, §R-16)
+Readings (readings.py, BEHAVIOR.md §R-1 … §R-19) change how the server answers, never which records exist, so this
+contract is the same under every reading, with exceptions that follow the data: the poll readings (§R-18, §R-19)
 change what `guides` and `polls` records carry (the choices' place, the type strings' case); under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the

@@ -11,7 +11,7 @@ this package is the Python that reads them. Its modules, in the order data flows
     retriever.py        the manifest's retriever: one window, the face the CDK calls
     pager.py            the pages of one window: keyset follow-ups (exact under one or per-period
                         pipelines), resumes after a broken body, splits, raw events by halves
-    answers.py          the answer sizes of a lane, to judge whether a short page may be a server's cap
+    progress.py         Pendo's counts against the rows read: the ESTIMATE messages and the closing line
     bodies.py           the aggregation body of each request
     pages.py            what a page emitted (PageState), where records go, the body as it arrives
     rows.py             the streaming body parser: network chunks -> blocks of whole rows

@@ -24,19 +24,22 @@ from airbyte_cdk.sources.types import Record, StreamSlice
 
 from ..clock import now_ms
 from ..pendo import DAY_MS, HOUR_MS
-from .answers import AnswerLedger, WindowAnswers
 from .backfill import LANE_INITIAL_WINDOW_MS, TagBackfill
+from .progress import StreamProgress
 from .state import SavedState, StateContext
 from .windows import AppProgress, LaneKey, WindowPlanner, WindowPolicy, iso_minute, lane_of
 
 LOGGER = logging.getLogger("airbyte")
+# Pendo's count of the rows of [lo, hi) of an app partition, or of one object's history (app, object id, lo, hi)
+Counter = Callable[[str, str | None, int, int], int]
 
 
 class WindowFeedback(Protocol):
     """What a retriever tells the cursor about each window it was given (ActivityCursor implements it)."""
 
-    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
-        """The window was read with `rows` records: feeds the window-size planner."""
+    def observe_window(self, stream_slice: Mapping[str, Any], counted: int, read: int) -> None:
+        """The window was read: Pendo counted `counted` rows in it and `read` were read (the planner sizes the
+        next windows from the count; the stream's progress and closing line add them up)."""
 
     def release_window(self) -> None:
         """The retriever is done with the window (read or failed): another one may be handed out."""
@@ -46,9 +49,6 @@ class WindowFeedback(Protocol):
 
     def stop_windows(self) -> None:
         """A window failed (the stream fails): hand out no more windows; the ones being read end as they do."""
-
-    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
-        """The window's place among the answer sizes of its lane (answers.py: whether a short page may be capped)."""
 
 
 class ActivityCursor(Cursor):
@@ -64,6 +64,8 @@ class ActivityCursor(Cursor):
         state_context: StateContext,
         clock: Callable[[], int] = now_ms,
         backfill: TagBackfill | None = None,
+        counted_by_pendo: bool = True,
+        counter: Counter | None = None,
     ) -> None:
         self._stream_name = stream_name
         self._cursor_field = CursorField(cursor_field)
@@ -81,7 +83,7 @@ class ActivityCursor(Cursor):
         self._lookback_ms = windows.lookback_ms
         self._settle_ms = windows.settle_ms
         self._min_window = DAY_MS if windows.period == "DAY" else HOUR_MS
-        self._initial_window = max(self._min_window, windows.initial_window_ms)
+        self._initial_window = max(self._min_window, min(windows.max_window_ms, windows.initial_window_ms))
         self._max_window = max(self._min_window, windows.max_window_ms)
         self._target_rows = windows.target_rows
         self._message_repository = state_context.message_repository
@@ -95,13 +97,21 @@ class ActivityCursor(Cursor):
         self._abandoned: set[tuple[LaneKey, int]] = set()  # windows ended unread (abandon_window)
         self._lane_progress: dict[tuple[str, str], AppProgress] = {}
         self._stopped = False  # a window failed: no more windows (stop_windows)
-        self._answers = AnswerLedger()  # opened here as windows are handed out, fed by the retriever
+        self._counter = counter  # Pendo's count of a window (the retriever's): windows are sized by it
+        self._counts = StreamProgress(
+            stream_name, counted_by_pendo
+        )  # counts and reads: the ESTIMATE and the closing line
+        self._summarised = False
         # a state that cannot be used fails this stream's read (stream_slices), not the building of every stream
         previous = self._saved.resume(
             dict(state_context.stream_state or {}), partitions, state_context.period_sensitive
         )
         self._progress = {app: AppProgress(begin=0, frontier=frontier) for app, frontier in previous.items()}
         self._partitions = partitions
+
+    def count_with(self, counter: Counter) -> None:
+        """Windows are counted (Pendo's count, the retriever's `count_window`) and sized by it when planned."""
+        self._counter = counter
 
     # ------------------------------------------------------------------ state
     @property
@@ -145,24 +155,33 @@ class ActivityCursor(Cursor):
                 elif app in self._saved.ahead:
                     begin = now  # saved after now (state.py): nothing to read yet, the frontier kept as saved
                 progress.begin = begin
+                # a first sync probes one day; a resumed lane (the lookback and what came since) is counted whole
+                # when its windows are counted, and shrunk if it holds too many rows
+                resumed = progress.frontier is not None and self._counter is not None
+                first = min(self._max_window, max(self._initial_window, now - begin)) if resumed else None
                 self._planners[app] = WindowPlanner(
-                    begin, now, self._initial_window, self._min_window, self._max_window, self._target_rows
+                    begin,
+                    now,
+                    first or self._initial_window,
+                    self._min_window,
+                    self._max_window,
+                    self._target_rows,
                 )
                 span = max(0, now - begin)
+                self._counts.plan(app, span)
                 LOGGER.info(
                     f"{self._stream_name}: app {app}: reading {iso_minute(begin)} to {iso_minute(now)} ({span / DAY_MS:.1f} days) in "
-                    f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (they grow while windows are sparse)"
+                    f"{-(-span // self._max_window)} to {-(-span // self._min_window)} windows (sized by Pendo's count of each)"
                 )
         active: list[LaneKey] = list(self._partitions)
         active += self._plan_lanes()
         while active:
             for lane in list(active):
                 self._ahead.acquire(timeout=600)  # bounded: a lost release must never hang the sync
-                with self._lock:
-                    window = None if self._stopped else self._planners[lane].next_window()
-                    if window is not None:
+                window = None if self._stopped else self._next_window(lane)
+                if window is not None:
+                    with self._lock:
                         self._read_started[(lane, window[0])] = clock
-                        self._answers.open(lane, window[0])
                 if window is None:
                     self._ahead.release()
                     active.remove(lane)
@@ -170,9 +189,21 @@ class ActivityCursor(Cursor):
                 partition = (
                     {"app_id": lane} if isinstance(lane, str) else {"app_id": lane[0], "object_id": lane[1]}
                 )
-                yield StreamSlice(
-                    partition=partition, cursor_slice={"start": str(window[0]), "end": str(window[1])}
-                )
+                cursor_slice = {"start": str(window[0]), "end": str(window[1])}
+                if window[2] is not None:  # Pendo's count of it: the retriever reads and checks against it
+                    cursor_slice["count"] = str(window[2])
+                yield StreamSlice(partition=partition, cursor_slice=cursor_slice)
+
+    def _next_window(self, lane: LaneKey) -> tuple[int, int, int | None] | None:
+        """The lane's next window and, with a counter, Pendo's count of it (the window sized by it)."""
+        planner = self._planners[lane]
+        if self._counter is None:
+            with self._lock:
+                plain = planner.next_window()
+            return None if plain is None else (plain[0], plain[1], None)
+        app, object_id = (lane, None) if isinstance(lane, str) else lane
+        counter = self._counter
+        return planner.next_counted_window(lambda lo, hi: counter(app, object_id, lo, hi))
 
     def _plan_lanes(self) -> list[LaneKey]:
         """The history of new or changed tags (backfill.py): one lane per object, up to its app's forward windows."""
@@ -187,6 +218,7 @@ class ActivityCursor(Cursor):
             for lane in lanes:
                 begin = lane.begin - lane.begin % HOUR_MS
                 self._lane_progress[lane.key] = AppProgress(begin=begin, frontier=None)
+                self._counts.plan(lane.key, lane.end - begin)
                 self._planners[lane.key] = WindowPlanner(
                     begin,
                     lane.end,
@@ -198,14 +230,16 @@ class ActivityCursor(Cursor):
             self._emit_state()  # the objects to read are in the state before their first window
         return [lane.key for lane in lanes]
 
-    def observe_window(self, stream_slice: Mapping[str, Any], rows: int) -> None:
-        """Called by the retriever when a window is read: feeds the window-size planner."""
+    def observe_window(self, stream_slice: Mapping[str, Any], counted: int, read: int) -> None:
+        """Called by the retriever when a window is read: Pendo's count sizes the next windows of its lane, and
+        the stream's progress (an ESTIMATE message) adds it up."""
         lane = lane_of(stream_slice)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         with self._lock:
             planner = self._planners.get(lane)
-            if planner is not None:
-                planner.observe(end - start, rows)
+            if planner is not None and self._counter is None:  # counted windows were sized when planned
+                planner.observe(end - start, counted)
+        self._message_repository.emit_message(self._counts.observe(lane, end - start, counted, read))
 
     def abandon_window(self, stream_slice: Mapping[str, Any]) -> None:
         """A window the retriever ends without reading it (visitor history refused): never completed."""
@@ -242,10 +276,6 @@ class ActivityCursor(Cursor):
         retries). No more are handed out; the ones being read end as they do."""
         with self._lock:
             self._stopped = True
-        self._answers.stop()
-
-    def window_answers(self, stream_slice: Mapping[str, Any]) -> WindowAnswers:
-        return self._answers.window(lane_of(stream_slice), int(stream_slice["start"]))
 
     def release_window(self) -> None:
         """The retriever is done with a window (read or failed): another one may be generated."""
@@ -253,10 +283,14 @@ class ActivityCursor(Cursor):
             self._ahead.release()
 
     def ensure_at_least_one_state_emitted(self) -> None:
+        """The stream is done: its state, and one line with its rows against Pendo's count (once)."""
         if self._saved.error is not None:  # an unusable state is never written back; the saved one stays
             return
         with self._lock:
             self._emit_state()
+            summary, self._summarised = None if self._summarised else self._counts.summary(), True
+        if summary is not None and not self._stopped:
+            LOGGER.info(summary)
 
     def observe(self, record: Record) -> None:
         """Records of these streams travel as batches; window completion, not records, moves state."""

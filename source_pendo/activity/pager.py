@@ -1,27 +1,33 @@
-"""Pages of one activity window: how a window's rows are asked for, page after page, until every one was read.
+"""Pages of one activity window: its rows asked for, page after page, checked against Pendo's own count.
 
 Why: the aggregation API has no pagination (BEHAVIOR.md §B-17), so paging is a keyset on the sort order
 (bucket, visitorId); a body that breaks after some rows were emitted resumes after those rows instead of
 starting over; and a part of a window the API cannot answer (timeout, 5xx after retries) is split in half down
 to one period.
 
+Count, then read, then compare (`read`, BEHAVIOR.md §B-22). Every window starts with Pendo's count of its rows
+(the read's source, `identified`, time series and filters, ended by `{"count": null}`; under per-period
+pipelines one row per period, summed). A window Pendo counts no rows in is not read. The read pages until it
+has as many distinct rows as counted: a short answer that brings the window to its count is complete, one that
+leaves it short is read on from as a full page is (a server capping answers, §B-17). When the read still comes
+up short, the window is read again period by period, each period counted and asked in one request whose
+`limit` holds its count (so no keyset is needed); rows read before are not emitted twice (`WindowRun.seen`).
+A period still short stops the stream with one error naming the stream, the lane, the period and both numbers,
+and the state never moves past the window. More rows than counted is accepted (rows arrive while a sync runs).
+
 Rollups (`read_range`): `timeSeries` over the range, `filter: t >= start && t < end` (plus the keyset),
 `sort: [t, visitorId]`, `limit`. After a full page the rest of the boundary (t, visitorId) group's bucket is
-asked alone (`t == B && visitorId >= V`, its one period, `_read_bucket`), skipping by primary key the rows
-already emitted, then the buckets after it (`t > B`): `&&` only (§R-11), and exact whether Pendo runs one
-pipeline over the periods or one per period (§R-1). An answer longer than `limit` proves per-period pipelines:
-its buckets with `limit` rows are each paged alone, the others are complete.
+asked alone (`t == B && visitorId >= V`, its one period up to its last millisecond, `_read_bucket`), then the
+buckets after it (`t > B`): `&&` only (§R-11), and exact whether Pendo runs one pipeline over the periods or
+one per period (§R-1). An answer longer than `limit` proves per-period pipelines: its buckets with `limit` rows
+are each paged alone, the others are complete.
 
 Raw guide/poll events (`read_raw`, §R-4): Pendo may select them into periods by a receive time while
 `browserTime` is hours off, so they are selected by the `timeSeries` alone (hourly periods; windows start on
-whole hours, so every event is in exactly one window's answer) with no `browserTime` window check; a
-multi-period answer is held (at most `limit` rows) until it is known to be short, a full one is dropped and the
-span split down to one period, which pages by keyset.
-
-A short answer ends its range unless it may be a server's cap (§B-17): not empty and at least as long as every
-earlier answer of its window and of its lane's earlier windows (answers.py). Such an answer is read on from as a
-full page is (rollups and single periods: the rest of the last group's bucket, the visitors after that group
-when it filled the answer, then `t > B`; raw answers over several periods: by halves).
+whole hours, so every event is in exactly one window's answer) with no `browserTime` window check. A
+multi-period answer cannot be paged (no order across periods): a range counted at `limit` or more is split in
+halves without being asked, and an answer is held (at most `limit` rows) until it is known to be short; one
+period pages by keyset.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import threading
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
+import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.declarative.requesters.http_requester import HttpRequester
@@ -38,7 +45,7 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..http.messages import quoted
-from ..pendo import DAY_MS, HOUR_MS
+from ..pendo import DAY_MS, HOUR_MS, count_in
 from .bodies import WindowBodies
 from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
 from .record_batch import RecordBatch
@@ -49,6 +56,9 @@ from .windows import iso_minute
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
 MAX_PAGE_SIZE = 2_000_000
+# A window Pendo counts more rows in is read without remembering each row's key (memory): a shortfall then
+# stops the sync instead of reading the window again (it could not tell the rows already emitted).
+MAX_TRACKED_ROWS = 1_000_000
 
 
 class WindowPager:
@@ -78,15 +88,128 @@ class WindowPager:
         self._per_period = False  # §R-1 seen: remembered for the sync
         self._cap_warned = False  # a capped answer was logged (§B-17)
 
-    def read(self, run: WindowRun) -> Generator[RecordBatch, None, None]:
-        """Every row of the window `run` into its builder (batches yielded as the builder makes them)."""
+    def read(self, run: WindowRun) -> Generator[RecordBatch, None, int]:
+        """Every row of the window `run` into its builder (batches yielded as the builder makes them), checked
+        against Pendo's count (module docstring); returns the count."""
+        counted = run.expected if run.expected is not None else self.count(run, run.start, run.end)
+        if counted == 0:
+            return 0
+        run.start_attempt(counted <= MAX_TRACKED_ROWS, counted)
+        yield from self._read_part(run, run.start, run.end, counted)
+        if run.read > counted:
+            LOGGER.debug(
+                f"{self.name}: {self._where(run)}: {run.read} rows read, {counted} counted (rows arrived meanwhile)"
+            )
+        elif run.read < counted:
+            yield from self._read_again(run, run.read, counted)
+        return counted
+
+    def _read_part(
+        self, run: WindowRun, lo: int, hi: int, counted: int
+    ) -> Generator[RecordBatch, None, None]:
         if self.is_rollup:
-            yield from self.read_range(run, run.start, run.end)
+            yield from self.read_range(run, lo, hi)
         else:
-            yield from self.read_raw(run, run.start, run.end)
+            yield from self.read_raw(run, lo, hi, counted)
+
+    def _read_again(self, run: WindowRun, read: int, counted: int) -> Generator[RecordBatch, None, None]:
+        """The window read fewer rows than Pendo counts: its parts are read again, halves within halves down to
+        one period, each counted first; a part whose rows were all read already (rollups keep a tally per bucket)
+        is not asked again; one period is asked with a `limit` that holds its count and read on while short of
+        it (a server cap). A period still short stops the stream; rows read before are not emitted again."""
+        if run.rows is None:
+            raise self._short(
+                run,
+                run.start,
+                run.end,
+                read,
+                counted,
+                f"more than {MAX_TRACKED_ROWS} rows: too many to read again without emitting rows twice",
+            )
+        LOGGER.warning(
+            f"{self.name}: {self._where(run)}: read {read} rows where Pendo counts {counted}; reading the window "
+            "again in smaller parts (rows already emitted are not emitted again)"
+        )
+        yield from self._read_short_part(run, run.start, run.end, counted, whole=False)
+
+    def _read_short_part(
+        self, run: WindowRun, lo: int, hi: int, counted: int, whole: bool = True
+    ) -> Generator[RecordBatch, None, None]:
+        unit = self._min_window if self.is_rollup else HOUR_MS
+        if self.is_rollup and run.tally(lo, hi) >= counted:
+            return  # every row of this part was read the first time
+        single = hi - lo <= unit or (self.is_rollup and hi - lo <= self._min_bucket_gap)
+        if single or whole:  # asked whole, in one request that holds its count
+            run.start_attempt(True, counted, read_on=single)
+            yield from self._read_part_whole(run, lo, hi, counted)
+            if run.read >= counted:
+                return
+            if single:
+                raise self._short(run, lo, hi, run.read, counted, "read again in one request")
+        middle = _split_point(lo, hi, unit)
+        for part_lo, part_hi in ((lo, middle), (middle, hi)):
+            part = self.count(run, part_lo, part_hi)
+            if part:
+                yield from self._read_short_part(run, part_lo, part_hi, part)
+
+    def _read_part_whole(
+        self, run: WindowRun, lo: int, hi: int, counted: int
+    ) -> Generator[RecordBatch, None, None]:
+        limit = min(MAX_PAGE_SIZE, max(self.page_size, counted + counted // 10 + 1))
+        if self.is_rollup or hi - lo <= HOUR_MS:
+            yield from self.read_range(run, lo, hi, limit)
+        else:
+            yield from self.read_raw(run, lo, hi, None, limit)
+
+    def _short(
+        self, run: WindowRun, lo: int, hi: int, read: int, counted: int, how: str
+    ) -> AirbyteTracedException:
+        message = (
+            f"{self.name}: Pendo counts {counted} rows in {self._where(run, lo, hi)}, but its answers held {read} "
+            f"({how}). The sync stopped rather than save progress past rows it could not read; progress is saved "
+            "up to the last complete window. Retry the sync; if it fails again at the same place, report it with "
+            "the sync logs (Pendo may answer in a way this connector version does not read right)."
+        )
+        return AirbyteTracedException(
+            message=message, internal_message=message, failure_type=FailureType.system_error
+        )
+
+    def _where(self, run: WindowRun, lo: int | None = None, hi: int | None = None) -> str:
+        lane = f"app {run.app}" + (f", tag {run.object_id}" if run.object_id else "")
+        lo, hi = (run.start, run.end) if lo is None or hi is None else (lo, hi)
+        return f"{lane}, {iso_minute(lo)} to {iso_minute(hi)}"
+
+    def count(self, run: WindowRun, lo: int, hi: int) -> int:
+        """Pendo's count of the rows of [lo, hi): the sum of every row of the answer (one per period when each
+        period runs the pipeline on its own, §R-1; `results: null` is none, §R-5). A range Pendo cannot answer
+        (a timeout, 5xx after the retries) is counted by halves, as it is read; an answer that is not a count
+        (a maintenance page, an error object, a cut body) is asked again, as a read's is, never taken for 0."""
+        body = self.bodies.count(run.app, run.object_id, lo, hi)
+        while True:
+            try:
+                response = self.send(body, run)
+            except AirbyteTracedException as error:  # Pendo could not count it whole: counted by halves
+                unit = self._min_window if self.is_rollup else HOUR_MS
+                middle = self._split(run, lo, hi, unit, error)
+                return self.count(run, lo, middle) + self.count(run, middle, hi)
+            if response is None:
+                raise self._no_count(run, lo, hi, "no answer")
+            try:
+                return counted(b"".join(body_chunks(response)))
+            except BODY_ERRORS as error:
+                self.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
+            finally:
+                response.close()
+
+    def _no_count(self, run: WindowRun, lo: int, hi: int, answer: str) -> AirbyteTracedException:
+        return AirbyteTracedException(
+            message=f"{self.name}: Pendo did not answer the count of {self._where(run, lo, hi)} with a count ({answer}). The sync stopped; progress is saved up to the last complete window.",
+            internal_message=answer,
+            failure_type=FailureType.system_error,
+        )
 
     def _body(self, run: WindowRun, lo: int, hi: int, limit: int, **keyset: Any) -> dict[str, Any]:
-        return self.bodies.read(run.app, run.object_id, (run.start, run.end), lo, hi, limit, **keyset)
+        return self.bodies.read(run.app, run.object_id, lo, hi, limit, **keyset)
 
     def send(self, body: Mapping[str, Any], run: WindowRun) -> requests.Response | None:
         response = self.requester.send_request(
@@ -124,9 +247,9 @@ class WindowPager:
         LOGGER.warning(
             f"{self.name}: Pendo answered {rows} rows to a request limited to {limit} (app {run.app}, "
             f"{iso_minute(run.start)} to {iso_minute(run.end)}) although more rows followed: the server caps "
-            f"answers below `limit` (or rows arrived between two requests). The connector reads on after every "
-            f"answer that may be capped: no rows are lost, at the cost of more requests (a page_size at or "
-            f"below the cap saves them)."
+            f"answers below `limit` (or rows arrived between two requests). The connector reads on until it has "
+            f"Pendo's count of rows: no rows are lost, at the cost of more requests (a page_size at or below the "
+            f"cap saves them)."
         )
 
     def _too_deep(self, run: WindowRun, error: TooDeep) -> AirbyteTracedException:
@@ -146,7 +269,9 @@ class WindowPager:
         )
         return middle
 
-    def read_range(self, run: WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+    def read_range(
+        self, run: WindowRun, lo: int, hi: int, limit: int | None = None
+    ) -> Generator[RecordBatch, None, None]:
         """Rollups: every row of [lo, hi), one `timeSeries` over it, paged on (bucket, visitorId).
 
         Each answer is complete, or continued exactly under both readings of §R-1 (one pipeline over the
@@ -158,10 +283,15 @@ class WindowPager:
           exactly `limit` once that is known: a bucket with `limit` rows may be truncated, every other one is
           complete; each truncated bucket is paged alone from its last group, and the range is done.
         The keyset needs no `||` (§R-11): the rest of bucket B is `t == B && visitorId >= V`, the rest of
-        the range `t > B`; the window's bounds stay in every filter."""
+        the range `t > B`; the range's bounds stay in every filter.
+
+        When one period is read again (`run.read_on`), a short answer that leaves it short of its count is read on
+        from as a full page is (a server may cap answers below `limit`, §B-17). `limit` (default page_size) is
+        the first request's."""
         after: Any = None
-        limit = self.page_size
-        suspect = 0  # the rows of a short page read on from, as possibly capped (answers.py): 0 when none
+        base_limit = limit or self.page_size
+        limit = base_limit
+        suspect = 0  # the rows of a short page read on from because the window is short of its count
         while True:
             body = self._body(run, lo, hi, limit, after=after)
             try:
@@ -188,10 +318,8 @@ class WindowPager:
             page.finish()
             if suspect and page.emitted:
                 self._capped(run, suspect, limit)
-            if not broken:
-                run.answers.note(page.rows)
-                if page.rows < limit and not run.answers.may_be_capped(page.rows):
-                    return
+            if not broken and page.rows < limit and not (run.read_on and run.short):
+                return
             suspect = page.rows if not broken and page.rows < limit else 0
             if (
                 not broken
@@ -224,7 +352,7 @@ class WindowPager:
                 suspect = 0
             if self.is_rollup and int(keyset[0]) + self._min_bucket_gap >= hi:
                 return  # no bucket can start after B inside the range: `t > B` would answer nothing
-            after, limit = keyset[0], self.page_size
+            after, limit = keyset[0], base_limit
 
     def _read_bucket(
         self, run: WindowRun, lo: int, hi: int, keyset: tuple[Any, Any], seen: set[tuple[Any, ...]]
@@ -233,8 +361,8 @@ class WindowPager:
         visitor keyset[1] on, skipping the primary keys in `seen`; a request for one period is answered the
         same under both readings of §R-1. Returns how many records it emitted.
 
-        A short page ends the bucket unless it may be a capped one (answers.py): then the bucket is read on
-        from its last row; when such a page brought nothing new (every row was of the group already read), the
+        A short page ends the bucket unless one period read again is still short of its count (`run.read_on`):
+        then the bucket is read on from its last row; when such a page brought nothing new (every row was of the group already read), the
         visitors after that group are asked (`visitorId > V`): a cap may have stopped the answer inside it."""
         limit = self.page_size
         emitted = 0
@@ -255,11 +383,10 @@ class WindowPager:
             finally:
                 response.close()
             emitted += page.emitted
-            run.answers.note(page.rows)
             new_keyset, new_seen = resume(page, keyset, seen)
             stuck = new_keyset == keyset and page.emitted == 0
             if page.rows < limit:
-                if not run.answers.may_be_capped(page.rows) or (stuck and strict):
+                if not (run.read_on and run.short) or (stuck and strict):
                     return emitted
                 if stuck:  # perhaps capped inside the group already read: the visitors after it
                     strict, seen = True, set()
@@ -278,17 +405,25 @@ class WindowPager:
             )
         return min(limit * 2, MAX_PAGE_SIZE)
 
-    def read_raw(self, run: WindowRun, lo: int, hi: int) -> Generator[RecordBatch, None, None]:
+    def read_raw(
+        self, run: WindowRun, lo: int, hi: int, counted: int | None = None, limit: int | None = None
+    ) -> Generator[RecordBatch, None, None]:
         """Raw guide/poll events of the hourly periods of [lo, hi), selected by the `timeSeries` alone (§R-4:
         Pendo may select them into periods by a receive time while `browserTime` is hours off, so a
         `browserTime` filter would lose them for good). Under §R-1+§R-4 a multi-period answer is not sorted
-        across periods, so no keyset is taken over it: a page is held (at most `limit` rows) until it is
-        known to be short, then emitted; a full one is dropped and the span split in halves down to one
-        period, which pages by keyset (`_read_range`)."""
+        across periods, so no keyset is taken over it: a range `counted` at `limit` rows or more is split in
+        halves at once; otherwise a page is held (at most `limit` rows) until it is known to be short, then
+        emitted, and a full one is dropped and the span split in halves down to one period, which pages by
+        keyset (`read_range`)."""
         if hi - lo <= HOUR_MS:
-            yield from self.read_range(run, lo, hi)
+            yield from self.read_range(run, lo, hi, limit)
             return
-        limit = self.page_size
+        limit = limit or self.page_size
+        if counted is not None and counted >= limit:
+            middle = _split_point(lo, hi, HOUR_MS)
+            yield from self.read_raw(run, lo, middle)
+            yield from self.read_raw(run, middle, hi)
+            return
         while True:
             body = self._body(run, lo, hi, limit)
             try:
@@ -320,9 +455,7 @@ class WindowPager:
                 continue  # nothing was emitted: ask again
             finally:
                 response.close()
-            if rows < limit:
-                run.answers.note(rows)
-            if rows >= limit or run.answers.may_be_capped(rows):  # full, or perhaps capped: by halves
+            if rows >= limit:  # full: by halves
                 middle = _split_point(lo, hi, HOUR_MS)
                 yield from self.read_raw(run, lo, middle)
                 yield from self.read_raw(run, middle, hi)
@@ -356,6 +489,16 @@ class WindowPager:
         batch = builder.flush()
         if batch is not None:
             yield batch
+
+
+def counted(text: bytes) -> int:
+    """The count in an answer to `{"count": null}` (pendo.count_in); MalformedBody for anything else (a body
+    that is not JSON, an object without `results`, a row without a whole-number `count`): asked again as a
+    broken read is, never taken for an empty window."""
+    try:
+        return count_in(orjson.loads(text))
+    except (orjson.JSONDecodeError, ValueError) as error:
+        raise MalformedBody(f"the answer to a count is not a count ({error}): {text[:80]!r}") from None
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

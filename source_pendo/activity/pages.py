@@ -1,8 +1,8 @@
 """One page of an activity window: where the window's records go, what a page emitted, and a response body as it
 arrives.
 
-* `RecordSink`, `WindowRun`: a window being read (its app or lane, its bounds, where its records go, what its
-  requests cost).
+* `RecordSink`, `WindowRun`: a window being read (its app or lane, its bounds, where its records go, Pendo's
+  count of its rows, the rows read, what its requests cost).
 * `PageState`: what one page (one response) has emitted, so the next page, or the same page resumed after its
   body broke off, continues right after it; with `limit`, the rows of each bucket as the server sent them, to
   find the buckets a per-period answer may have cut (BEHAVIOR.md §R-1).
@@ -13,15 +13,15 @@ arrives.
 from __future__ import annotations
 
 import bisect
+import collections
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 import urllib3
 
-from .answers import WindowAnswers
 from .record_batch import RecordBatch
 from .rows import MalformedBody, TruncatedBody
 
@@ -49,18 +49,108 @@ class RecordSink(Protocol):
     def flush(self) -> RecordBatch | None: ...
 
 
+class WindowRows:
+    """The rows of one window, told apart by a digest (`RowFormat.digests`), each with its copies.
+
+    `emitted`: the copies of each row written so far in the window, so a row any later answer repeats (the rest of
+    a keyset group, a resumed page, a part read again) is not written twice. `read`: for the current read (the
+    window, or one part of it read again), the most copies of each row any one answer held: one answer's copies
+    are distinct events (two identical guide events are two rows Pendo counts), another answer's are the same
+    ones again. `total` is the rows of the current read, what Pendo's count is compared with."""
+
+    def __init__(self) -> None:
+        self.read: dict[int, int] = {}
+        self.emitted = self.read  # the window's first read: what it reads is what it writes
+        self.total = 0
+
+    def start_part(self) -> None:
+        """A part of the window is read again: its rows are counted afresh, the window's written ones stay."""
+        if self.emitted is self.read:
+            self.emitted = dict(self.read)
+        self.read, self.total = {}, 0
+
+    def all_new(self, digests: list[int], page_copies: dict[int, int]) -> bool:
+        """Whether every row of a block is new to the window and appears once in it: the block goes as it is."""
+        return (
+            len(set(digests)) == len(digests)
+            and self.read.keys().isdisjoint(digests)
+            and (self.emitted is self.read or self.emitted.keys().isdisjoint(digests))
+        )
+
+    def take_all(self, digests: list[int], page_copies: dict[int, int]) -> None:
+        """A block `all_new` said is new: one copy of each, read and written."""
+        ones = dict.fromkeys(digests, 1)
+        page_copies.update(ones)
+        self.read.update(ones)
+        if self.emitted is not self.read:
+            self.emitted.update(ones)
+        self.total += len(digests)
+
+    def take(self, digest: int, page_copies: dict[int, int]) -> tuple[bool, bool]:
+        """One row of an answer: (new to this read, to be written)."""
+        copy = page_copies.get(digest, 0) + 1
+        page_copies[digest] = copy
+        if copy <= self.read.get(digest, 0):  # an earlier answer of this read held this copy
+            return False, False
+        self.read[digest] = copy
+        self.total += 1
+        if self.emitted is self.read:
+            return True, True
+        if self.emitted.get(digest, 0) >= copy:  # written by an earlier read of the window
+            return True, False
+        self.emitted[digest] = copy
+        return True, True
+
+
 @dataclass
 class WindowRun:
-    """One window being read: where its records go and what its requests cost."""
+    """One window being read: where its records go, what Pendo counts in it, what was read, what it cost.
+
+    Rows are told apart (`rows`, WindowRows) while the window is small enough to keep a digest of each (Pendo's
+    count at most pager.MAX_TRACKED_ROWS); `rows_read` counts the rows of the current read otherwise."""
 
     app: str
     start: int
     end: int
     builder: RecordSink
-    answers: WindowAnswers  # the sizes of its answers and its lane's (answers.py)
     object_id: str | None = None  # one object's rows (a new tag's history), or every object's
+    expected: int | None = None  # Pendo's count for the window (or the part being read again)
+    rows: WindowRows | None = None
+    rows_read: int = 0
+    read_on: bool = (
+        False  # one period read again: short pages are read on from while it is short of its count
+    )
+    buckets: collections.Counter[int] = field(
+        default_factory=collections.Counter
+    )  # rollup rows written, by bucket
     pages: int = 0
     resumes: int = 0
+
+    def start_attempt(self, track: bool, expected: int, read_on: bool = False) -> None:
+        """A read of the window (or of one part of it) begins; Pendo counts `expected` rows in it."""
+        self.expected = expected
+        self.rows_read = 0
+        self.read_on = read_on
+        if not track:
+            self.rows = None
+        elif self.rows is None:
+            self.rows = WindowRows()
+        else:
+            self.rows.start_part()
+
+    def tally(self, lo: int, hi: int) -> int:
+        """The rollup rows written in the window whose bucket starts in [lo, hi)."""
+        return sum(n for bucket, n in self.buckets.items() if lo <= bucket < hi)
+
+    @property
+    def read(self) -> int:
+        """The rows the current read has seen (written or not)."""
+        return self.rows.total if self.rows is not None else self.rows_read
+
+    @property
+    def short(self) -> bool:
+        """Fewer rows read than Pendo counts: the answers so far cannot be all of them."""
+        return self.expected is not None and self.read < self.expected
 
 
 class PageState:
@@ -85,6 +175,7 @@ class PageState:
         self.limit = limit
         self.rows = 0
         self.emitted = 0
+        self.copies: dict[int, int] = {}  # copies of each row digest this answer held (WindowRows)
         self.last_group: tuple[Any, Any] | None = None
         self.truncated: list[tuple[Any, Any, set[tuple[Any, ...]]]] = []
         self._tail_blocks: list[bytes] = []  # the blocks that hold rows of last_group

@@ -11,9 +11,10 @@ row, which gives the same records. Times Pendo writes as an integral float or a 
 
 from __future__ import annotations
 
+import itertools
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -61,6 +62,7 @@ class RowKey(msgspec.Struct):
 _ROW_KEYS = msgspec.json.Decoder(list[RowKey])
 _RAW_ROWS = msgspec.json.Decoder(list[msgspec.Raw])
 _VISITOR_OF = operator.attrgetter("visitorId")
+_HEAD_JSON = msgspec.json.Encoder()
 MAX_BUCKETS_PER_BLOCK = 32
 
 
@@ -95,9 +97,25 @@ class RowFormat:
         self._text_key_getters = [
             (f, operator.attrgetter(f), orjson.dumps(f) + b":") for f in self._text_keys if f != "visitorId"
         ]
-        # What the record path decodes of every row: time, visitor, text key fields. The rest stays bytes.
-        head_fields = [self.time, "visitorId"] + [f for f, _, _ in self._text_key_getters]
-        self.head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields])
+        # What the record path decodes of every row: time, visitor, app and text key fields, i.e. the primary key
+        # (its digest tells rows apart: `digests`). The rest stays bytes.
+        head_fields = [self.time, "visitorId", "appId"] + [f for f, _, _ in self._text_key_getters]
+        self.head_type = msgspec.defstruct("RowHead", [(f, Any, None) for f in head_fields], frozen=True)
+
+    def digests(self, text: bytes, heads: list[Any]) -> list[int]:
+        """A digest of each row, to tell rows apart within a window. A rollup row is its primary key (its head:
+        Pendo's rollup key, unique by construction, §B-15); a raw guide/poll event is its whole content, keys in
+        any order (two events may share the stream's primary key: a double-fired event is still two rows
+        Pendo counts)."""
+        if not self.is_rollup:
+            return [
+                hash(orjson.dumps(orjson.loads(bytes(raw)), option=orjson.OPT_SORT_KEYS))
+                for raw in _RAW_ROWS.decode(b"[" + text + b"]")
+            ]
+        try:
+            return list(map(hash, heads))  # one C loop: a frozen struct hashes its fields
+        except TypeError:  # a key field holding a list or an object (a broken answer): hashed as JSON
+            return [hash(_HEAD_JSON.encode(head)) for head in heads]
 
     def read_block(
         self,
@@ -120,35 +138,58 @@ class RowFormat:
             self._check_keyset_kept(times[0], visitors[0], page, run)
         if page.limit:
             page.observe(text, times, visitors)
+        rows = run.rows
+        digests = self.digests(text, heads) if rows is not None else None
         absent = self._absent_text_keys(text, heads, visitors, count)
+        new_rows = digests is None or (rows is not None and rows.all_new(digests, page.copies))
         block = (
             None
-            if absent is None or not exact_times or self._keep_row is not None
+            if absent is None or not exact_times or self._keep_row is not None or not new_rows
             else self.block_as_records(
                 text, times, visitors, count, page, start, end, builder.separator, absent
             )
         )
         if block is not None:
             page.note(text, (times[-1], visitors[-1]), count)
+            if rows is not None and digests is not None:
+                rows.take_all(digests, page.copies)
+                if self.is_rollup:
+                    run.buckets.update(times)
+            else:
+                run.rows_read += count
             batch = builder.add_block(block, count)
             if batch is not None:
                 yield batch
             return
-        # Row by row: rows outside the window, anonymous rows, the keyset group, rows that are not flat, times
-        # written as a float or a string (the record gets the integer).
+        # Row by row: rows outside the window, rows read before, anonymous rows, the keyset group, rows that are
+        # not flat, times written as a float or a string (the record gets the integer).
         whole = b"[" + text + b"]"
         last_group, emitted = None, 0
-        for raw, key, t in zip(_RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole), times, strict=True):
+        digest_of: Iterable[int | None] = digests if digests is not None else itertools.repeat(None, count)
+        for raw, key, t, digest in zip(
+            _RAW_ROWS.decode(whole), _ROW_KEYS.decode(whole), times, digest_of, strict=True
+        ):
             if t < start or t >= end:
                 continue
             visitor = key.visitorId
-            if not self._anonymous and isinstance(visitor, str) and visitor.startswith(ANONYMOUS_PREFIX):
-                continue
             group = (t, visitor)
-            if group == page.keyset and self.pk(key) in page.seen:
+            write = True
+            if rows is not None and digest is not None:
+                new, write = rows.take(digest, page.copies)
+                if not new:  # an earlier answer of this read held it (a keyset group, a page asked again)
+                    continue
+                if write and self.is_rollup:
+                    run.buckets[t] += 1
+            elif group == page.keyset and self.pk(key) in page.seen:
+                continue
+            else:
+                run.rows_read += 1
+            if not self._anonymous and isinstance(visitor, str) and visitor.startswith(ANONYMOUS_PREFIX):
                 continue
             last_group = group
             emitted += 1  # read, for paging, whether or not a client-side filter keeps it
+            if not write:
+                continue
             row = bytes(raw)
             if self._keep_row is not None and not self._keep_row({**orjson.loads(row), self.time: t}):
                 continue

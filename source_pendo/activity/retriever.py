@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import InitVar, dataclass, field
 from typing import Any
 
@@ -25,7 +25,6 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 
 from ..settings.filters import stream_filter
-from .answers import WindowAnswers
 from .bodies import WindowBodies
 from .cursor import WindowFeedback
 from .pager import WindowPager
@@ -35,6 +34,9 @@ from .records import RowFormat, row_time_field
 from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
+_NO_RECORDS = RecordBatchBuilder(
+    "count"
+)  # a count writes no record: the sink of the WindowRun it is sent for
 TEST_PAGE_SIZE_ENV = "SOURCE_PENDO_TEST_PAGE_SIZE"
 
 
@@ -86,40 +88,47 @@ class ActivityRetriever(Retriever):
         object_id = stream_slice.partition.get("object_id")  # a new tag's history (backfill.py)
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         builder = RecordBatchBuilder(self.name)
-        answers = self.cursor.window_answers(stream_slice) if self.cursor is not None else WindowAnswers()
         try:
             if not self._running_sent:
                 with self._running_lock:
                     first, self._running_sent = not self._running_sent, True
                 if first:
                     yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
-            pages = yield from self._read_window(app, start, end, builder, answers, object_id)
+            counted = stream_slice.get("count")  # Pendo's count, taken by the cursor when it sized the window
+            expected = int(counted) if counted is not None else None
+            run = yield from self._read_window(app, start, end, builder, object_id, expected)
             batch = builder.flush()
             if batch is not None:
                 yield batch
+            counted = run.expected or 0
             with self._running_lock:  # logged under the lock: the running totals appear in increasing order
                 self._records_so_far += builder.total
                 LOGGER.info(
-                    f"{self.name}: app {app}{f', tag {object_id}' if object_id else ''}, {iso_minute(start)} to {iso_minute(end)}: {builder.total} records in {pages} request(s); {self._records_so_far} records so far"
+                    f"{self.name}: app {app}{f', tag {object_id}' if object_id else ''}, {iso_minute(start)} to "
+                    f"{iso_minute(end)}: {builder.total} records (Pendo counts {counted}) in {run.pages} request(s); "
+                    f"{self._records_so_far} records so far"
                 )
             if self.cursor is not None:
-                self.cursor.observe_window(stream_slice, builder.total)
+                self.cursor.observe_window(stream_slice, counted, run.read if run.expected else 0)
         except Exception:
             if self.cursor is not None:
                 self.cursor.stop_windows()  # the stream fails: no window after this one is started
             raise
         finally:
-            answers.close()
             if self.cursor is not None:
                 self.cursor.release_window()
 
     # ------------------------------------------------------------------ one window
     def read_window(
-        self, app: str, start: int, end: int, sink: RecordSink, answers: WindowAnswers | None = None
-    ) -> Iterator[RecordBatch]:
-        """The records of one (app, window) into `sink` (batches yielded when it makes them); `answers` is the
-        window's place in its lane's ledger (answers.py), or none: the window judges its short pages alone."""
-        yield from self._read_window(app, start, end, sink, answers or WindowAnswers())
+        self, app: str, start: int, end: int, sink: RecordSink, expected: int | None = None
+    ) -> Generator[RecordBatch, None, WindowRun]:
+        """The records of one (app, window) into `sink` (batches yielded when it makes them), checked against
+        Pendo's count (`expected`, or counted here); returns what was read."""
+        return (yield from self._read_window(app, start, end, sink, None, expected))
+
+    def count_window(self, app: str, object_id: str | None, start: int, end: int) -> int:
+        """Pendo's count of the rows of one (app, window), of one object when `object_id` is given."""
+        return self.pager.count(WindowRun(app, start, end, _NO_RECORDS, object_id), start, end)
 
     def _read_window(
         self,
@@ -127,11 +136,11 @@ class ActivityRetriever(Retriever):
         start: int,
         end: int,
         builder: RecordSink,
-        answers: WindowAnswers,
         object_id: str | None = None,
-    ) -> Generator[RecordBatch, None, int]:
-        """The window's records (batches yielded), of one object when `object_id` is given; returns the number
-        of requests that answered."""
-        run = WindowRun(app, start, end, builder, answers, object_id)
+        expected: int | None = None,
+    ) -> Generator[RecordBatch, None, WindowRun]:
+        """The window's records (batches yielded), of one object when `object_id` is given: Pendo's count (given,
+        or asked here), the read, the comparison (pager.py); returns what was read and what it cost."""
+        run = WindowRun(app, start, end, builder, object_id, expected)
         yield from self.pager.read(run)
-        return run.pages
+        return run

@@ -113,6 +113,10 @@ def build_activity_stream(
     primary_key = stream_config.get("primary_key") or []
     is_rollup = stream_config["retriever"].get("time_field") == "bucket"
     is_history = stream_config["retriever"]["class_name"] == HISTORY_RETRIEVER
+    # the built-in activity streams size windows by Pendo's count of each; visitor history's windows are one day
+    # each (counted when read), a custom stream counts each period it reads (custom/retriever.py) and its windows
+    # grow and shrink by the rows read
+    counted = stream_config["retriever"]["class_name"] == ACTIVITY_RETRIEVER
     period = "DAY" if is_history else str(config.get("period") or "DAY")
     concurrency = int(config.get("concurrency") or 4)
     first_ms = declared_start_ms(source, incremental, config)
@@ -149,6 +153,7 @@ def build_activity_stream(
         windows=windows,
         state_context=state_context,
         backfill=build_tag_backfill(source, stream_config, config, first_ms),
+        counted_by_pendo=not is_history,
     )
     retriever = source._constructor.create_component(
         models.CustomRetriever,
@@ -158,6 +163,8 @@ def build_activity_stream(
         primary_key=primary_key,
         cursor=cursor,
     )
+    if counted:  # each window counted before it is handed out, and sized by the count (BEHAVIOR.md §B-22)
+        cursor.count_with(retriever.count_window)
     # Read once: the partition factory asks for the schema on every window.
     schema: SchemaLoader = CachingSchemaLoaderDecorator(
         _declared(source, stream_config["schema_loader"], config)

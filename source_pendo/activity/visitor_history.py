@@ -28,8 +28,8 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 
 from ..http.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
-from .answers import WindowAnswers
 from .cursor import WindowFeedback
+from .pages import WindowRun
 from .records import checked_time
 from .retriever import ActivityRetriever
 from .windows import iso_minute
@@ -67,12 +67,11 @@ class VisitorHistoryRetriever(Retriever):
         assert stream_slice is not None
         start, end = int(stream_slice["start"]), int(stream_slice["end"])
         count = 0
-        answers = self.cursor.window_answers(stream_slice) if self.cursor is not None else WindowAnswers()
         try:
             if self._history_refused:
                 self._abandon(stream_slice)
                 return
-            visitors = self._active_visitors(start, end, answers)
+            visitors, _ = self._active_visitors(start, end)
             for visitor in visitors:
                 if self._history_refused:  # another window's call was refused meanwhile
                     self._abandon(stream_slice)
@@ -96,13 +95,12 @@ class VisitorHistoryRetriever(Retriever):
                 f"{self.name}: {iso_minute(start)} to {iso_minute(end)}: {count} records from {len(visitors)} active visitor(s)"
             )
             if self.cursor is not None:
-                self.cursor.observe_window(stream_slice, count)
+                self.cursor.observe_window(stream_slice, count, count)
         except Exception:
             if self.cursor is not None:
                 self.cursor.stop_windows()  # the stream fails: no window after this one is started
             raise
         finally:
-            answers.close()
             if self.cursor is not None:
                 self.cursor.release_window()
 
@@ -117,14 +115,18 @@ class VisitorHistoryRetriever(Retriever):
         if self.cursor is not None:
             self.cursor.abandon_window(stream_slice)
 
-    def _active_visitors(self, start: int, end: int, answers: WindowAnswers) -> list[str]:
-        """Distinct visitors with `events` rows in [start, end): the window's (hour, visitorId) rows, read with
-        the events stream's paging (exact whether Pendo runs one pipeline over the 24 hourly periods or one
-        per period, BEHAVIOR.md R-1), collected in a set."""
+    def _active_visitors(self, start: int, end: int) -> tuple[list[str], int]:
+        """Distinct visitors with `events` rows in [start, end), and Pendo's count of those rows: the window's
+        (hour, visitorId) rows, read with the events stream's paging and checked against the count (exact
+        whether Pendo runs one pipeline over the 24 hourly periods or one per period, BEHAVIOR.md §R-1)."""
         collector = _VisitorCollector()
-        for _ in self._events.read_window("*", start, end, collector, answers):
-            pass  # the collector makes no batches
-        return sorted(collector.visitors)
+        reading = self._events.read_window("*", start, end, collector)
+        while True:  # the collector makes no batches: run the read to its end for what it returns
+            try:
+                next(reading)
+            except StopIteration as done:
+                run: WindowRun = done.value
+                return sorted(collector.visitors), run.expected or 0
 
 
 class _VisitorCollector:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,10 @@ class WindowPolicy:
 
 @dataclass
 class WindowPlanner:
-    """Window sizes for one app: grow after sparse windows, shrink after dense ones, within bounds."""
+    """Window sizes for one lane, within bounds. With Pendo's count (`next_counted_window`, BEHAVIOR.md §B-22): each
+    window is counted before it is handed out, shrunk while it holds more than twice `target_rows`, and the next
+    one sized from its density. Without (`next_window`, custom streams): windows grow after sparse windows and
+    shrink after dense ones (`observe`)."""
 
     start: int
     end: int
@@ -58,11 +61,29 @@ class WindowPlanner:
         self.next_start = window[1]
         return window
 
+    def next_counted_window(self, count: Callable[[int, int], int]) -> tuple[int, int, int] | None:
+        """The next window and Pendo's count of it (`count(lo, hi)`), or None after the last."""
+        if self.next_start >= self.end:
+            return None
+        lo, size = self.next_start, self.size
+        while True:
+            hi = min(self.end, lo + size)
+            rows = count(lo, hi)
+            if rows <= 2 * self.target_rows or hi - lo <= self.min_size:
+                break
+            size = self._aligned((hi - lo) * self.target_rows // rows)  # at most half the span: it ends
+        self.next_start = hi
+        self.size = self._aligned(self.max_size if rows == 0 else (hi - lo) * self.target_rows // rows)
+        return lo, hi, rows
+
     def observe(self, span: int, rows: int) -> None:
         """Aim at about `target_rows` rows per window; never more than double at a time."""
         wanted = self.size * 2 if rows == 0 else int(span * self.target_rows / rows)
-        wanted = min(wanted, self.size * 2)
-        self.size = max(self.min_size, min(self.max_size, wanted - wanted % self.min_size or self.min_size))
+        self.size = self._aligned(min(wanted, self.size * 2))
+
+    def _aligned(self, size: int) -> int:
+        """A size of whole periods, within bounds."""
+        return max(self.min_size, min(self.max_size, size - size % self.min_size or self.min_size))
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """A catalogue object as Pendo lists it -> the records of its child objects (BEHAVIOR.md §B-23).
 
 Why Python: a record per element of a nested list, carrying fields of the object around it (its id, app and
-`lastUpdatedAt`), and a poll's choices gathered from whichever place Pendo lists them in (§R-15), is more than a
+`lastUpdatedAt`), and a poll's choices gathered from whichever place Pendo lists them in (§R-18), is more than a
 manifest extractor or transformation can say. Each function takes one parent; a list the parent leaves out, or
 holds in another shape, gives no children (never an error), and a child without the text its key needs (a step or
 poll without `id`, a rule without text: none is known) is left out. Every record carries the parent's id, `appId`

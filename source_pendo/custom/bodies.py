@@ -25,9 +25,10 @@ def source_stage(
 ) -> dict[str, Any]:
     """The source stage: the user's params with `appId` (an activity stream's partition: `["<app>"]` or every
     app; otherwise the user's own, else the configured apps, the visitors source every app, as the built-in
-    streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` = `last` = the
-    period's last millisecond (the bucket that starts in the period, as the built-in rollups assign buckets to
-    windows; §B-11, §R-10 value forms)."""
+    streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` the period's last millisecond,
+    `count` 1: the one bucket holding it (the bucket that starts in the period, as the built-in rollups assign
+    buckets to windows), whole, whatever the source: a raw event at its last millisecond is in it under both
+    readings of `last` (§B-11, §R-15)."""
     params = dict(entry.params or {})
     if entry.is_activity:
         params["appId"] = EVERY_APP if app in (None, "*") else [str(app)]
@@ -37,7 +38,7 @@ def source_stage(
     if entry.is_activity:
         assert period is not None and bucket_ms is not None
         last = bucket_ms + PERIOD_MS[period] - 1
-        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "last": str(last)}
+        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "count": 1}
     return {"source": source}
 
 
@@ -48,14 +49,19 @@ def request_body(
     app: str | None = None,
     bucket_ms: int | None = None,
     after: Any = None,
+    count: bool = False,
 ) -> dict[str, Any]:
     """One request: the source, `identified` (activity, unless anonymous visitors are included), the user's
-    stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`."""
+    stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`; with `count`, the user's
+    stages ended by `{"count": null}` instead (how many rows the request unit has, BEHAVIOR.md §B-22)."""
     period = str(config.get("period") or "DAY")
     pipeline = [source_stage(entry, list(config.get("app_ids") or []), app, period, bucket_ms)]
     if entry.is_activity and not config.get("include_anonymous_visitors"):
         pipeline.append({"identified": "visitorId"})
     pipeline += entry.pipeline
+    if count:
+        pipeline.append({"count": None})
+        return aggregation_body(entry.name, pipeline)
     key = entry.keyset_field
     if key is not None:
         pipeline.append({"sort": [key]})

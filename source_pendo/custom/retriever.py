@@ -12,10 +12,14 @@ and whether Pendo runs the stages once over all periods of a `timeSeries` or onc
 (BEHAVIOR.md §R-1): a `group` or `reduce` over a multi-period answer would give different rows under the two
 readings. Over one period both readings give the same rows. Paging inside a period (§B-17 has no cursor): a
 primary key of one field (besides periodStart) is a keyset after the user's stages (`sort`, `k > last`,
-`limit`); without one, an answer of `limit` rows may be truncated and stops the sync with a config error
-(raise page_size, or declare a one-field primary key). A keyed stream also reads on after a short page that may
-be a server's cap (answers.py); an unkeyed one cannot, so a server capping answers below `limit` truncates
-its periods (README Limits).
+`limit`); without one, the period is asked in one request whose `limit` holds Pendo's count of its rows.
+
+Every request unit (a period, or a full-refresh stream) starts with Pendo's count of its output rows (the same
+source and stages ended by `{"count": null}`, BEHAVIOR.md §B-22); a unit counted empty is not read. A keyed
+unit pages until it has as many distinct rows as counted (a short page that leaves it short is read on from: a
+server capping answers). A unit still short is asked once more in one request whose `limit` holds its count,
+rows already emitted not emitted again; still short, the stream stops with one error naming the stream, the
+period and both numbers.
 
 Other sources (visitors, accounts, the catalogue, guidesSeen, pollsSeen...): full refresh, the same paging.
 """
@@ -34,7 +38,7 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_status_message
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from ..activity.answers import WindowAnswers
+from ..activity.pager import MAX_PAGE_SIZE, counted
 from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body_chunks, broke_from
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
 from ..activity.retriever import ActivityRetriever
@@ -66,12 +70,14 @@ class CustomAggregationRetriever(ActivityRetriever):
         # ActivityRetriever.read_records does for the activity streams.
         yield stream_status_message(StreamDescriptor(name=self.name), AirbyteStreamStatus.RUNNING)
         builder = RecordBatchBuilder(self.name)
-        run = WindowRun("*", 0, 0, builder, WindowAnswers())
-        yield from self._read_pages(run, None)
+        run = WindowRun("*", 0, 0, builder)
+        yield from self._read_unit(run, None)
         batch = builder.flush()
         if batch is not None:
             yield batch
-        LOGGER.info(f"{self.name}: {builder.total} records in {run.pages} request(s)")
+        LOGGER.info(
+            f"{self.name}: {builder.total} records (Pendo counts {run.expected}) in {run.pages} request(s)"
+        )
 
     # ------------------------------------------------------------------ one window (activity sources)
     def _read_window(
@@ -80,28 +86,80 @@ class CustomAggregationRetriever(ActivityRetriever):
         start: int,
         end: int,
         builder: RecordSink,
-        answers: WindowAnswers,
         object_id: str | None = None,
-    ) -> Generator[RecordBatch, None, int]:
+        expected: int | None = None,
+    ) -> Generator[RecordBatch, None, WindowRun]:
         """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
         start_date has a time: the period holding it started before start_date and is not read). Custom streams
         have no per-object lanes (a new tag's history is read for feature_events and page_events only)."""
         if object_id is not None:
             raise AssertionError(f"{self.name}: a custom aggregation stream has no per-object windows")
-        run = WindowRun(app, start, end, builder, answers)
+        run = WindowRun(app, start, end, builder)
         length = self._period_length
         bucket = -(-start // length) * length
+        counted = read = 0
         while bucket < end:
-            yield from self._read_pages(run, bucket)
+            yield from self._read_unit(run, bucket)
+            counted, read = counted + (run.expected or 0), read + run.rows_read
             bucket += length
-        return run.pages
+        run.expected, run.rows_read = counted, read  # the window's, for the cursor
+        return run
 
-    def _read_pages(self, run: WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
-        """Every page of one period (or of a full-refresh stream): keyset on the one-field key, else one page."""
+    def _read_unit(self, run: WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
+        """One period (or a full-refresh stream): Pendo's count, then its pages, then the comparison."""
+        counted = self._count(run, bucket)
+        run.expected, run.rows_read = counted, 0
+        if counted == 0:
+            return
+        read: set[Any] = set()  # the identities of the rows read (the key, or the whole row without one)
         key = self.entry.keyset_field
+        limit = self.pager.page_size if key is not None else self._holding(counted)
+        yield from self._read_pages(run, bucket, read, limit, keyed=key is not None)
+        if len(read) < counted:
+            LOGGER.warning(
+                f"{self.name}: {self._where(run, bucket)}: read {len(read)} rows where Pendo counts {counted}; "
+                "asking again in one request (rows already emitted are not emitted again)"
+            )
+            yield from self._read_pages(run, bucket, read, self._holding(counted), keyed=False)
+        if len(read) < counted:
+            message = (
+                f"{self.name}: Pendo counts {counted} rows {self._where(run, bucket)}, but its answers held "
+                f"{len(read)}. The sync stopped rather than save progress past rows it could not read; progress "
+                "is saved up to the last complete window. Retry the sync; if it fails again at the same place, "
+                "report it with the sync logs."
+            )
+            raise AirbyteTracedException(
+                message=message, internal_message=message, failure_type=FailureType.system_error
+            )
+        run.rows_read = len(read)
+
+    def _holding(self, counted: int) -> int:
+        """A `limit` that holds `counted` rows and some that arrive meanwhile."""
+        return min(MAX_PAGE_SIZE, max(self.pager.page_size, counted + counted // 10 + 1))
+
+    def _count(self, run: WindowRun, bucket: int | None) -> int:
+        """Pendo's count of the unit's output rows (an answer that is not a count is asked again, pager.counted)."""
+        body = request_body(self.entry, self.config, 0, run.app, bucket, count=True)
+        while True:
+            response = self.pager.send(body, run)
+            if response is None:
+                return 0
+            try:
+                return counted(b"".join(body_chunks(response)))
+            except BODY_ERRORS as error:
+                self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
+            finally:
+                response.close()
+
+    def _read_pages(
+        self, run: WindowRun, bucket: int | None, read: set[Any], limit: int, keyed: bool
+    ) -> Generator[RecordBatch, None, None]:
+        """The unit's pages: keyed on the one-field key while pages are full, else one page; a row read before
+        (`read`) is not emitted again."""
+        key = self.entry.keyset_field if keyed else None
         after: Any = None
         while True:
-            body = request_body(self.entry, self.config, self.pager.page_size, run.app, bucket, after)
+            body = request_body(self.entry, self.config, limit, run.app, bucket, after)
             response = self.pager.send(body, run)
             if response is None:
                 return
@@ -114,6 +172,10 @@ class CustomAggregationRetriever(ActivityRetriever):
                 response.close()
             rows = self._rows(text, run, bucket)
             for row in rows:
+                identity = _identity(row, self.entry.keyset_field)
+                if identity in read:
+                    continue
+                read.add(identity)
                 batch = (
                     run.builder.add(orjson.dumps(row), self.rows.time_bytes, bucket)
                     if bucket is not None
@@ -121,16 +183,15 @@ class CustomAggregationRetriever(ActivityRetriever):
                 )
                 if batch is not None:
                     yield batch
-            run.answers.note(len(rows))
-            # short: the last page, unless it is keyed and may be a capped one (answers.py, BEHAVIOR.md §B-17)
-            if len(rows) < self.pager.page_size and (key is None or not run.answers.may_be_capped(len(rows))):
+            run.rows_read = len(read)
+            if len(rows) < limit:  # the last page; a unit short of its count is read again (_read_unit)
                 return
             if key is None:
                 raise AirbyteTracedException(
-                    message=f"{self.name}: Pendo answered {len(rows)} rows, the page_size limit, {self._where(run, bucket)}, so the answer may be truncated, and a pipeline without a one-field primary_key cannot be paged. Raise page_size (up to 500000), aggregate further, or declare a primary_key of one field that is unique in the pipeline's output. Progress is saved up to the last complete window.",
-                    failure_type=FailureType.config_error,
+                    message=f"{self.name}: Pendo answered {len(rows)} rows {self._where(run, bucket)}, as many as its limit (set from Pendo's count of {run.expected}), so the answer may be cut: more rows arrived than were counted, and a pipeline without a one-field primary_key cannot be paged. Retry the sync; if it recurs, declare a primary_key of one field that is unique in the pipeline's output. Progress is saved up to the last complete window.",
+                    failure_type=FailureType.transient_error,
                 )
-            last = rows[-1].get(key) if isinstance(rows[-1], dict) else None
+            last = rows[-1].get(key) if rows and isinstance(rows[-1], dict) else None
             if last is None:
                 raise AirbyteTracedException(
                     message=f"{self.name}: a row of the pipeline's output has no `{key}` (its primary_key), {self._where(run, bucket)}: pages cannot be keyed on it. Make the pipeline output `{key}` on every row, or change primary_key.",
@@ -149,8 +210,8 @@ class CustomAggregationRetriever(ActivityRetriever):
         except orjson.JSONDecodeError:
             parsed = None
         results = parsed.get("results", None) if isinstance(parsed, dict) else None
-        if isinstance(parsed, dict) and results is None:
-            results = []  # `results: null`: no rows (BEHAVIOR.md §B-9)
+        if isinstance(parsed, dict) and "results" in parsed and results is None:
+            results = []  # `results: null`: no rows (BEHAVIOR.md §B-9); an object without `results` is no answer
         if not isinstance(results, list) or not all(isinstance(row, dict) for row in results):
             raise AirbyteTracedException(
                 message=f"{self.name}: Pendo's answer {self._where(run, bucket)} is not an aggregation result (an object with a list of rows under `results`).",
@@ -163,6 +224,12 @@ class CustomAggregationRetriever(ActivityRetriever):
         if bucket is None:
             return "to the full-refresh request"
         return f"for app {run.app}, period {iso_minute(bucket)}"
+
+
+def _identity(row: dict[str, Any], key: str | None) -> Any:
+    """What tells a row apart within its unit: its key's value (a keyed stream), else the whole row."""
+    value = row.get(key) if key is not None else None
+    return value if value is not None else orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
 
 
 def _after(value: Any, after: Any) -> bool:

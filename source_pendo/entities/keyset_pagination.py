@@ -36,6 +36,8 @@ from airbyte_cdk.sources.declarative.requesters.paginators.strategies.pagination
 from airbyte_cdk.sources.types import Config, Record, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from .estimates import COUNTS
+
 
 class _Page(msgspec.Struct):
     """The aggregation envelope with its rows left undecoded: only the last one is needed."""
@@ -65,6 +67,7 @@ class KeysetPagination(PaginationStrategy):
         self._largest = 0  # the longest answer seen: a server cap is at least this
         self._cap: int | None = None  # a cap below page_size, once a probe proved it
         self._probes: dict[str, int] = {}  # probe key -> the size of the short page it follows
+        self._rows = 0  # rows of every page, before the record filter (anonymous visitors included)
 
     @property
     def initial_token(self) -> str:
@@ -80,7 +83,10 @@ class KeysetPagination(PaginationStrategy):
         stream_slice: StreamSlice | None = None,
     ) -> str | None:
         count = extracted_record_count(response, default=last_page_size)
+        with self._lock:
+            self._rows += count
         if not self._continues(count, last_page_token_value):
+            self._check_count()
             return None
         rows = _PAGE_DECODER.decode(response.content).results
         last_key = _ROW_DECODER.decode(rows[-1]).get(self.id_field) if rows else None
@@ -112,6 +118,25 @@ class KeysetPagination(PaginationStrategy):
         if rows >= self._page_size or (cap is not None and rows >= cap):
             return True
         return cap is None and rows > 0 and rows >= largest
+
+    def _check_count(self) -> None:
+        """The last page was read: a full read holds every row Pendo counted before it (estimates.COUNTS,
+        BEHAVIOR.md §B-22). Fewer stops the stream (no state is saved past it); more is rows that arrived."""
+        expected = COUNTS.expected(self._name)
+        if expected is None:
+            return
+        if self._rows < expected:
+            message = (
+                f"{self._name}: Pendo counted {expected} rows before the read, but its pages held {self._rows}. "
+                "The sync stopped rather than save progress past rows it could not read. Retry the sync; if it "
+                "fails again, report it with the sync logs (Pendo may answer in a way this connector version does "
+                "not read right)."
+            )
+            raise AirbyteTracedException(
+                message=message, internal_message=message, failure_type=FailureType.system_error
+            )
+        if self._rows > expected:
+            LOGGER.debug(f"{self._name}: {self._rows} rows read, {expected} counted (rows arrived meanwhile)")
 
     def get_page_size(self) -> int:
         return self._page_size

@@ -158,10 +158,10 @@ def test_activity_cursor_grows_windows_after_sparse_ones_and_shrinks_after_dense
     cursor, _ = make_cursor()
     slices = cursor.stream_slices()
     first = next(slices)
-    cursor.observe_window(first, 0)
+    cursor.observe_window(first, 0, 0)
     second = next(slices)
     assert int(second["end"]) - int(second["start"]) == 2 * DAY_MS
-    cursor.observe_window(second, 100_000)
+    cursor.observe_window(second, 100_000, 100_000)
     third = next(slices)
     assert int(third["end"]) - int(third["start"]) == DAY_MS
 

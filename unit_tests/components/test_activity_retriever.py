@@ -24,6 +24,19 @@ RAW_PK = ["appId", "guideId", "guideStepId", "visitorId", "accountId", "type", "
 HOUR = 3_600_000
 
 
+def series_range(ts: dict[str, Any], period: int) -> tuple[int, int]:
+    """The [start, end) a request's `timeSeries` names: `first`'s period, then `count` periods or up to the one
+    holding `last` (the forms the connector sends: `first` an integer, `last` a numeric string)."""
+    assert isinstance(ts["first"], int), ts
+    start = ts["first"] - ts["first"] % period
+    if "count" in ts:
+        assert isinstance(ts["count"], int) and ts["count"] > 0 and "last" not in ts, ts
+        return start, start + ts["count"] * period
+    assert isinstance(ts["last"], str), ts
+    last = int(ts["last"])
+    return start, last - last % period + period
+
+
 def make_rows(days: int = 4, visitors: int = 7) -> list[dict[str, Any]]:
     return [
         {
@@ -100,6 +113,7 @@ class FakeAggregationApi:
         period: int = DAY,
         select: str | None = None,
         cap: int | None = None,
+        limit_before_sort: bool = False,
     ) -> None:
         self.rows = sorted(rows, key=lambda r: (r[time], r["visitorId"]))
         self.select = select or time  # the time a period selects rows by (receivedTime under §R-4)
@@ -109,29 +123,48 @@ class FakeAggregationApi:
         self.body_text = body_text or (lambda body: body)  # how the body is written (escapes, spacing)
         self.per_period, self.time, self.period = per_period, time, period
         self.cap = cap  # a server cap: at most this many rows per answer, whatever `limit` says (§B-17)
-        self.bodies: list[dict[str, Any]] = []
-        self.served: list[int] = []  # rows per response
+        self.limit_before_sort = (
+            limit_before_sort  # any `limit` rows (in a fixed shuffled order), then sorted
+        )
+        self.bodies: list[dict[str, Any]] = []  # the read requests (counts apart: `counts`)
+        self.counts: list[dict[str, Any]] = []
+        self.served: list[int] = []  # rows per read response
         self.empty: Any = []  # what an empty `results` is written as
         self.stream_response = False
 
     def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
-        self.bodies.append(request_body_json)
         pipeline = request_body_json["request"]["pipeline"]
+        counting = {"count": None} in pipeline
+        if counting:
+            self.counts.append(request_body_json)
+        else:
+            self.bodies.append(request_body_json)
         source = pipeline[0]["source"]
         ts = source["timeSeries"]
         app = next(v["appId"] for k, v in source.items() if k != "timeSeries")
         assert app == 'expandAppIds("*")' or (
             isinstance(app, list) and all(isinstance(a, str) for a in app)
         ), app
-        assert isinstance(ts["first"], int) and isinstance(ts["last"], str), ts
-        first = ts["first"] - ts["first"] % self.period
-        last = int(ts["last"])
-        start, end = first, last - last % self.period + self.period
+        start, end = series_range(ts, self.period)
         if self.reject_longer and end - start > self.reject_longer:
             raise AirbyteTracedException(message="Pendo timed out", failure_type=FailureType.transient_error)
         condition = next((s["filter"] for s in pipeline if "filter" in s), None)
-        limit = next(s["limit"] for s in pipeline if "limit" in s)
         selected = [r for r in self.rows if start <= r[self.select] < end]
+        if counting:  # one row per period that has rows under per-period pipelines (§R-1), else one row
+            counts = [
+                len(
+                    [
+                        r
+                        for r in selected
+                        if (condition is None or _matches(r, condition))
+                        and p <= r[self.select] < p + self.period
+                    ]
+                )
+                for p in range(start, end, self.period)
+            ]
+            answer = [{"count": c} for c in counts if c] if self.per_period else [{"count": sum(counts)}]
+            return FakeResponse(orjson.dumps({"startTime": start, "results": answer or self.empty}))
+        limit = next(s["limit"] for s in pipeline if "limit" in s)
         periods = (
             [
                 [r for r in selected if p <= r[self.select] < p + self.period]
@@ -142,7 +175,13 @@ class FakeAggregationApi:
         )
         rows = []
         for part in periods:
-            rows += [r for r in part if condition is None or _matches(r, condition)][:limit]
+            matched = [r for r in part if condition is None or _matches(r, condition)]
+            if self.limit_before_sort:
+                matched = sorted(
+                    sorted(matched, key=lambda r: zlib.crc32(json.dumps(r, sort_keys=True).encode()))[:limit],
+                    key=lambda r: (r[self.time], r["visitorId"]),
+                )
+            rows += matched[:limit]
         rows = rows[: self.cap] if self.cap is not None else rows
         self.served.append(len(rows))
         body = self.body_text(orjson.dumps({"startTime": start, "results": rows or self.empty}))
@@ -264,9 +303,8 @@ def test_activity_retriever_reads_gzip_bodies_and_resumes_after_one_that_stops_s
     api = FakeAggregationApi(rows, gzip=True, truncate_first_page_after=150)
     records = read(api, page_size=1000)
     assert _keys(records) == sorted(tuple(dict(r, periodStart=r["day"]).get(f) for f in PK) for r in rows)
-    # the short gzip body (no whole row in it) is detected and asked again once; the keyset requests after
-    # the complete answer are the reads after a short answer that may be capped (§B-17)
-    assert [b == api.bodies[0] for b in api.bodies[:3]] == [True, True, False]
+    # the short gzip body (no whole row in it) is detected and asked again once; the second answer holds the count
+    assert [b == api.bodies[0] for b in api.bodies] == [True, True]
 
 
 def test_activity_retriever_writes_absent_or_null_text_key_fields_as_empty_strings():
@@ -314,8 +352,9 @@ def test_activity_retriever_pages_each_truncated_bucket_alone_once_per_period_an
     }
     later = [b["request"]["pipeline"] for b in api.bodies[1:]]
     assert all(
-        p[0]["source"]["timeSeries"]["first"] == int(p[0]["source"]["timeSeries"]["last"]) for p in later
-    ), "after the first answer only single buckets are asked for"
+        p[0]["source"]["timeSeries"]["first"] + DAY - 1 == int(p[0]["source"]["timeSeries"]["last"])
+        for p in later
+    ), "after the first answer only single buckets are asked for, up to their last millisecond"
     assert all(
         f"day >= {START} && day < {START + 4 * DAY} && day == " in p[2]["filter"]
         and "visitorId >= " in p[2]["filter"]
@@ -336,9 +375,10 @@ def test_activity_retriever_keyset_has_no_or_and_keeps_the_window_bounds():
 
 
 def test_activity_retriever_reads_results_null_as_an_empty_window():
-    api = FakeAggregationApi([])
+    """`results: null` (§R-5) to the count (per-period pipelines answer no row for an empty window) is none."""
+    api = FakeAggregationApi([], per_period=True)
     api.empty = None
-    assert read(api, page_size=5) == [] and len(api.bodies) == 1
+    assert read(api, page_size=5) == [] and api.bodies == [] and len(api.counts) == 1
 
 
 def test_activity_retriever_spaced_bodies_give_the_same_records_on_the_block_path(monkeypatch):
@@ -403,7 +443,9 @@ def test_raw_events_are_selected_by_the_time_series_alone_and_split_on_a_full_pa
     timeseries = [b["request"]["pipeline"][0]["source"]["timeSeries"] for b in api.bodies]
     assert all(ts["period"] == "hourRange" for ts in timeseries)
     multi = [
-        b for b, ts in zip(api.bodies, timeseries, strict=True) if int(ts["last"]) + 1 - ts["first"] > HOUR
+        b
+        for b, ts in zip(api.bodies, timeseries, strict=True)
+        if series_range(ts, HOUR)[1] - ts["first"] > HOUR
     ]
     assert all(not any("filter" in s for s in b["request"]["pipeline"]) for b in multi), (
         "no filter over several periods"
@@ -623,46 +665,73 @@ def test_raw_events_read_on_after_answers_a_server_caps_below_the_limit(cap):
     assert max(api.served) == cap
 
 
-def test_activity_retriever_on_a_normal_server_reads_on_once_after_the_window_short_answer():
-    """The window's only answer is short and the first of its lane: it may be capped, so the rest of its last
-    (day, visitor) group's bucket and the days after it are asked; both bring nothing new."""
+def test_activity_retriever_counts_the_window_then_reads_it_in_one_request_on_a_normal_server():
+    """Pendo's count first (the read's selection ended by `{"count": null}`), then one request: a short answer
+    that holds every counted row is complete; nothing more is asked."""
     rows = make_rows(days=4, visitors=7)
     api = FakeAggregationApi(rows)
     assert _keys(read(api, page_size=1000)) == _truth(rows)
-    bounds, last = f"day >= {START} && day < {START + 4 * DAY}", START + 3 * DAY
-    assert _filters(api) == [
-        bounds,
-        f'{bounds} && day == {last} && visitorId >= "v6"',
-        f"{bounds} && day > {last}",
+    bounds = f"day >= {START} && day < {START + 4 * DAY}"
+    assert [c["request"]["pipeline"] for c in api.counts] == [
+        [
+            {
+                "source": {
+                    "events": {"appId": 'expandAppIds("*")'},
+                    "timeSeries": {"period": "dayRange", "first": START, "last": str(START + 4 * DAY - 1)},
+                }
+            },
+            {"identified": "visitorId"},
+            {"filter": bounds},
+            {"count": None},
+        ]
     ]
+    assert _filters(api) == [bounds]
 
 
-def test_activity_retriever_asks_the_visitors_after_a_group_that_filled_a_possibly_capped_answer():
-    """Every row of the answer is one (day, visitor) group: asking that group again brings nothing new and may
-    itself be capped, so the visitors after it are asked (`visitorId > V`), then the days after."""
-    rows = make_rows(days=1, visitors=1)  # two rows, one group
-    api = FakeAggregationApi(rows)
-    assert _keys(read(api, page_size=1000, end=START + DAY)) == _truth(rows)
-    bounds = f"day >= {START} && day < {START + DAY}"
-    assert _filters(api) == [
-        bounds,
-        f'{bounds} && day == {START} && visitorId >= "v0"',
-        f'{bounds} && day == {START} && visitorId > "v0"',
-        f"{bounds} && day > {START}",
-    ]
-
-
-def test_activity_retriever_empty_answer_is_complete_without_another_request():
+def test_activity_retriever_window_counted_empty_is_not_read():
     api = FakeAggregationApi([])
-    assert read(api, page_size=1000) == [] and len(api.bodies) == 1
+    assert read(api, page_size=1000) == [] and api.bodies == [] and len(api.counts) == 1
+
+
+@pytest.mark.parametrize("per_period", [False, True], ids=["one-pipeline", "per-period"])
+def test_activity_retriever_sums_the_count_of_every_period(per_period):
+    """Under per-period pipelines (§R-1) the count answers one row per period: every one is added up, so a
+    window of several days is read whole, not taken for its first day's rows."""
+    rows = make_rows(days=4, visitors=7)
+    api = FakeAggregationApi(rows, per_period=per_period)
+    assert _keys(read(api, page_size=1000)) == _truth(rows)
+    assert len(api.bodies) == 1, "one read holds the whole count"
+
+
+def test_activity_retriever_window_short_of_its_count_is_read_again_by_parts_without_duplicates():
+    """A server that applies `limit` before `sort` (it takes any `limit` rows, then sorts them): keyset pages skip
+    rows only Pendo's count can tell are missing; each part read again in one request that holds its count."""
+    rows = make_rows(days=4, visitors=7)
+    api = FakeAggregationApi(rows, limit_before_sort=True)
+    records = read(api, page_size=5)
+    assert sorted(_keys(records)) == _truth(rows), "every row once"
+    parts = [c["request"]["pipeline"][0]["source"]["timeSeries"] for c in api.counts[1:]]
+    assert parts and all(series_range(ts, DAY)[1] - ts["first"] <= 2 * DAY for ts in parts), (
+        "halves, then days"
+    )
+
+
+def test_activity_retriever_part_still_short_of_its_count_stops_naming_stream_window_and_numbers():
+    rows = make_rows(days=1, visitors=7)
+    api = FakeAggregationApi(rows, limit_before_sort=True, cap=5)  # one period read again still needs pages
+    with pytest.raises(AirbyteTracedException) as raised:
+        read(api, page_size=5, end=START + DAY)
+    message = raised.value.message or ""
+    assert message.startswith("events: Pendo counts 14 rows in app *, ") and "but its answers held" in message
+    assert "progress is saved up to the last complete window" in message
 
 
 def test_activity_retriever_does_not_ask_for_days_after_the_last_one_a_window_can_hold():
     """Days of a time zone five hours behind UTC start at 05:00Z: in the window [00:00Z, 24:00Z) no day can start
-    after the 05:00Z one (the shortest day lasts 23 h), so after a short answer only that day's rest is asked."""
+    after the 05:00Z one (the shortest day lasts 23 h), so after a full answer only that day's rest is asked."""
     rows = [dict(r, day=r["day"] + 5 * HOUR) for r in make_rows(days=1, visitors=3)]
     api = FakeAggregationApi(rows, period=HOUR)
-    records = read(api, page_size=1000, end=START + DAY)
+    records = read(api, page_size=5, end=START + DAY)
     assert sorted(r["visitorId"] for r in records) == sorted(r["visitorId"] for r in rows)
     bounds = f"day >= {START} && day < {START + DAY}"
     assert _filters(api) == [bounds, f'{bounds} && day == {START + 5 * HOUR} && visitorId >= "v2"']

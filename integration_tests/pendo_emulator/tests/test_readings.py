@@ -1,4 +1,4 @@
-"""Each reading of BEHAVIOR.md §R-1 … §R-16 (readings.py) bites: the same request is answered differently with the
+"""Each reading of BEHAVIOR.md §R-1 … §R-19 (readings.py) bites: the same request is answered differently with the
 switch on than off, so a connector test can never pass because a switch did nothing. Plus `--reading` on
 the command line and `EmulatorProcess(readings=...)`.
 """
@@ -85,6 +85,9 @@ def test_pessimistic_is_every_reading_of_section_11_and_unknown_names_fail() -> 
         "spaced_json",
         "rate_limit_403",
         "read_only_key",
+        "exclusive_last",
+        "limit_before_sort",
+        "sort_first_key_only",
         "poll_choices_in_attributes",
         "lowercase_poll_types",
     }
@@ -371,7 +374,7 @@ def test_read_only_key_reads_everything_but_cannot_aggregate(world: World) -> No
     assert served.aggregate_raw([source("pages", {"appId": ALL_APPS})]).status_code == 200
 
 
-# --------------------------------------------------------------------------------------------- R-15, R-16
+# --------------------------------------------------------------------------------------------- R-18, R-19
 
 
 def _polls(served: Served) -> dict[str, dict[str, Any]]:
@@ -380,7 +383,7 @@ def _polls(served: Served) -> dict[str, dict[str, Any]]:
 
 
 def test_poll_choices_in_attributes_moves_every_choice_list_into_attributes(world: World) -> None:
-    """R-15: the same polls; their choices in `attributes.choices` instead of `idResponses`/`numericResponses`,
+    """R-18: the same polls; their choices in `attributes.choices` instead of `idResponses`/`numericResponses`,
     and the ground truth's choices (`Dataset.poll_choices`) the same records."""
     default, moved = both(world, "poll_choices_in_attributes", _polls)
     assert default.keys() == moved.keys()
@@ -404,7 +407,7 @@ def test_poll_choices_in_attributes_moves_every_choice_list_into_attributes(worl
 
 
 def test_lowercase_poll_types_lower_cases_the_guide_listings_poll_types(world: World) -> None:
-    """R-16: `NPSRating` is listed `npsrating`; pollEvents rows keep their `pollType`."""
+    """R-19: `NPSRating` is listed `npsrating`; pollEvents rows keep their `pollType`."""
     default, lower = both(world, "lowercase_poll_types", _polls)
     types = {pid: p["attributes"]["type"] for pid, p in default.items()}
     assert {"NPSRating", "FreeForm", "PickList", "NumberScale"} <= set(types.values())
@@ -458,3 +461,54 @@ def test_emulator_process_readings_parameter() -> None:
         dataset = process.dataset()
         assert dataset.readings == frozenset(readings.READINGS) and dataset.now_ms == NOW_MS
     assert "--reading" not in EmulatorProcess().args
+
+
+# --------------------------------------------------------------------------------------------- R-15 … R-17
+
+
+def test_exclusive_last_ends_the_time_series_before_last_on_the_rows_own_times(world: World) -> None:
+    """R-15: `first` == `last` == a bucket's start selects nothing; up to the bucket's last millisecond selects
+    it whole under both readings (what the connector sends)."""
+    ds = world().dataset
+    bucket = ds.day_start(ds.start_ms + 2 * DAY_MS)
+    one_bucket = [source("pageEvents", {"appId": ALL_APPS}, day_range(bucket, last=str(bucket)))]
+    default, exclusive = both(world, "exclusive_last", Served.rows, one_bucket)
+    assert default and {r["day"] for r in default} == {bucket} and exclusive == []
+    whole = [source("pageEvents", {"appId": ALL_APPS}, day_range(bucket, last=str(bucket + DAY_MS - 1)))]
+    assert both(world, "exclusive_last", Served.rows, whole)[1] == default
+
+
+def _keyset_pages(served: Served, pipeline: list[dict[str, Any]], t: str, limit: int) -> list[dict[str, Any]]:
+    """Every row of one bucket read by the (t, visitorId) keyset the connector sends, pages of `limit`."""
+    out: list[dict[str, Any]] = []
+    keyset: str | None = None
+    while True:
+        condition = [{"filter": f"visitorId >= {json.dumps(keyset)}"}] if keyset is not None else []
+        page = served.rows([*pipeline, *condition, {"sort": [t, "visitorId"]}, {"limit": limit}])
+        new = [r for r in page if r not in out]
+        out += new
+        if len(page) < limit or not new:
+            return out
+        keyset = page[-1]["visitorId"]
+
+
+@pytest.mark.parametrize("name", ["limit_before_sort", "sort_first_key_only"])
+def test_storage_order_readings_make_a_keyset_skip_rows_that_one_big_request_reads(
+    world: World, name: str
+) -> None:
+    """R-16, R-17: paging one bucket on (t, visitorId) loses rows with the switch on, none without; one request
+    whose `limit` holds every row (the connector's read of one period again, after Pendo's count) reads them all
+    under every reading."""
+    ds = world().dataset
+    bucket = ds.day_start(ds.start_ms + 2 * DAY_MS)
+    pipeline = [source("pageEvents", {"appId": ALL_APPS}, day_range(bucket, last=str(bucket + DAY_MS - 1)))]
+    everything = world().rows([*pipeline, {"sort": ["day", "visitorId"]}])
+    visitors = [r["visitorId"] for r in everything]
+    limit = max(map(visitors.count, set(visitors))) + 2  # a page holds any one visitor's rows
+    assert len(everything) > 3 * limit
+    assert len(_keyset_pages(world(), pipeline, "day", limit)) == len(everything)
+    assert len(_keyset_pages(world(name), pipeline, "day", limit)) < len(everything)
+    whole = [*pipeline, {"sort": ["day", "visitorId"]}, {"limit": len(everything) + 1}]
+    assert sorted(map(json.dumps, world(name).rows(whole))) == sorted(map(json.dumps, everything))
+    counted = [*pipeline, {"count": None}]
+    assert world(name).rows(counted) == [{"count": len(everything)}]
