@@ -37,6 +37,11 @@ Modes (`kind`):
 * `nested`         set `field` of the first row to an array nested `depth` levels deep (spliced as bytes).
 * `metadata_collision`  give the first row `metadata.custom.a_b` and `metadata.custom_a.b` (both map to the
                    column `metadata_custom_a_b`).
+* `reformat`       send an aggregation's answer `style` `indent` (json.dumps(indent=2): line breaks and spaces
+                   inside every row) or `crlf` (`\\r\\n` after every `,` and `:`, between tokens), rows unchanged.
+* `surrogate`      set `field` of the first row of the first answer (and of that row in every later answer) to a
+                   string holding an escaped lone surrogate (`"before \\ud800 after"`, valid JSON); `changed`
+                   records the row as it was.
 * `hostile_ids`    prefix `field` (default `id`) of the first row that satisfies `where` with `../` (a report id
                    in the report list, a visitor id in an aggregation).
 
@@ -131,6 +136,8 @@ ROW_KINDS = {
     "hostile_ids",
     "ignore_keyset",
     "old_bucket_form",
+    "reformat",
+    "surrogate",
 }
 
 
@@ -425,6 +432,34 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                             "text": "yesterday",
                         }[how]
             return n
+
+        self._rows_rewritten(method, body, entry, rewrite)
+
+    def _mode_reformat(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        status, content_type, data = self._fetch(method, body)
+        if status != 200:
+            return self._send(status, data, content_type)
+        payload = json.loads(data)
+        if mode.get("style", "indent") == "indent":
+            out = json.dumps(payload, indent=2)
+        else:
+            out = json.dumps(payload, separators=(",\r\n", ":\r\n"))
+        entry["changed"] = len(payload.get("results") or [])
+        self._send(200, out.encode(), "application/json")
+
+    def _mode_surrogate(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        name = mode["field"]
+
+        def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+            with self.owner._lock:  # one row, remembered across the handler threads (as big_value)
+                if "row" not in mode and rows:
+                    mode["row"] = copy.deepcopy(rows[0])
+                original = mode.get("row")
+            at = next((i for i, row in enumerate(rows) if row == original), None)
+            if at is None:
+                return None
+            rows[at][name] = "before \ud800 after"  # json.dumps writes it escaped: `"before \\ud800 after"`
+            return {"row": original}
 
         self._rows_rewritten(method, body, entry, rewrite)
 
