@@ -21,7 +21,9 @@ Modes (`kind`):
 * `redirect`       answer `status` (302/307) with `Location: <target><path>?<query>` (target: another origin).
 * `time_fields`    rewrite the time fields (`fields`, default day, hour, browserTime, ts) of the rows of an
                    aggregation (`results`) or a visitor history (a bare list) `as`: `float` (1795651200000.0),
-                   `string` ("1795651200000"), `text` ("yesterday") or `remove`d.
+                   `string` ("1795651200000"), `text` ("yesterday") or `remove`d; or in another unit: `seconds`
+                   (t // 1000) or `micros` (t * 1000); or, for the first row only, `negative` (-t), `year_9999`
+                   (253402214400000) or `1e23` (the float 1e23).
 * `body`           answer `status` (200) with `content_type` and `body`; `body: null` with `truncate_to` sends
                    the first `truncate_to` bytes of the real (decoded) body instead.
 * `ignore_keyset`  strip the keyset condition from an aggregation's filter before forwarding, so every
@@ -148,6 +150,15 @@ def is_count(body: bytes) -> bool:
         return bool(stages) and stages[-1] == {"count": None}
     except (ValueError, KeyError, IndexError, TypeError):
         return False
+
+
+# time_fields `as`: every row's time in another unit, or the first row's out of any range.
+UNIT_TIMES = {"seconds": lambda t: t // 1000, "micros": lambda t: t * 1000}
+FIRST_ROW_TIMES = {
+    "negative": lambda t: -t,
+    "year_9999": lambda t: 253402214400000,
+    "1e23": lambda t: 1e23,
+}
 
 
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
@@ -422,9 +433,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 for name in fields:
                     if name not in row or not isinstance(row[name], int):
                         continue
+                    if how in FIRST_ROW_TIMES and n:
+                        continue
                     n += 1
                     if how == "remove":
                         del row[name]
+                    elif how in FIRST_ROW_TIMES:
+                        row[name] = FIRST_ROW_TIMES[how](row[name])
+                    elif how in UNIT_TIMES:
+                        row[name] = UNIT_TIMES[how](row[name])
                     else:
                         row[name] = {
                             "float": float(row[name]),

@@ -261,6 +261,32 @@ def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field
     assert_loud(run, stream, field)
 
 
+@pytest.mark.parametrize(
+    "form,words",
+    [
+        ("seconds", ["seconds"]),
+        ("micros", ["microseconds"]),
+        ("negative", ["-"]),
+        ("year_9999", ["253402214400000"]),
+        ("1e23", ["99999999999999991611392"]),
+    ],
+)
+@pytest.mark.parametrize(
+    "stream,route,field", [("events", "aggregation", "day"), ("visitor_history", "visitor_history", "ts")]
+)
+def test_activity_time_far_outside_the_window_fails_naming_stream_window_and_value(
+    form, words, stream, route, field, proxy, config, truth, discovered
+):
+    """Times in another unit (all rows) or one row at a negative, year-9999 or 1e23 time: no reading places such
+    a row in a neighbouring window, so the sync stops naming it instead of dropping it with exit 0; the state
+    never moves past the window (the invariant: nothing before the saved state is missing)."""
+    proxy.set_modes([{"kind": "time_fields", "as": form, "fields": [field], "route": route}])
+    run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
+    assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
+    assert_never_lost([run], expected(truth, config, [stream]), lookback_days=1, complete=False)
+    assert_loud(run, stream, field, "window", "far outside", *words)
+
+
 # ----------------------------------------------------------------------------------------------- non-row 200s
 
 NON_ROW_TARGETS = [
