@@ -208,7 +208,7 @@ class AggregationRowReader:
             except msgspec.DecodeError:
                 if b"\\u" not in text or _LONE_SURROGATE.search(text) is None:
                     return None
-                text = _without_lone_surrogates(text)
+                text = without_lone_surrogates(text)
                 items = list(self._decoder.decode(b"[" + text + b"]"))
             if b"\n" in text or b"\r" in text:
                 text = msgspec.json.format(b"[" + text + b"]", indent=-1)[1:-1]
@@ -325,7 +325,7 @@ _LONE_SURROGATE = re.compile(
 )
 
 
-def _without_lone_surrogates(text: bytes) -> bytes:
+def without_lone_surrogates(text: bytes) -> bytes:
     """`text` with every escaped lone surrogate written `\\ufffd` (U+FFFD, the replacement character)."""
 
     def replace(match: re.Match[bytes]) -> bytes:
