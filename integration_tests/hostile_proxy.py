@@ -21,7 +21,9 @@ Modes (`kind`):
 * `redirect`       answer `status` (302/307) with `Location: <target><path>?<query>` (target: another origin).
 * `time_fields`    rewrite the time fields (`fields`, default day, hour, browserTime, ts) of the rows of an
                    aggregation (`results`) or a visitor history (a bare list) `as`: `float` (1795651200000.0),
-                   `string` ("1795651200000"), `text` ("yesterday") or `remove`d.
+                   `string` ("1795651200000"), `text` ("yesterday") or `remove`d; or in another unit: `seconds`
+                   (t // 1000) or `micros` (t * 1000); or, for the first row only, `negative` (-t), `year_9999`
+                   (253402214400000) or `1e23` (the float 1e23).
 * `body`           answer `status` (200) with `content_type` and `body`; `body: null` with `truncate_to` sends
                    the first `truncate_to` bytes of the real (decoded) body instead.
 * `ignore_keyset`  strip the keyset condition from an aggregation's filter before forwarding, so every
@@ -37,6 +39,11 @@ Modes (`kind`):
 * `nested`         set `field` of the first row to an array nested `depth` levels deep (spliced as bytes).
 * `metadata_collision`  give the first row `metadata.custom.a_b` and `metadata.custom_a.b` (both map to the
                    column `metadata_custom_a_b`).
+* `reformat`       send an aggregation's answer `style` `indent` (json.dumps(indent=2): line breaks and spaces
+                   inside every row) or `crlf` (`\\r\\n` after every `,` and `:`, between tokens), rows unchanged.
+* `surrogate`      set `field` of the first row of the first answer (and of that row in every later answer) to a
+                   string holding an escaped lone surrogate (`"before \\ud800 after"`, valid JSON); `changed`
+                   records the row as it was.
 * `hostile_ids`    prefix `field` (default `id`) of the first row that satisfies `where` with `../` (a report id
                    in the report list, a visitor id in an aggregation).
 
@@ -131,6 +138,8 @@ ROW_KINDS = {
     "hostile_ids",
     "ignore_keyset",
     "old_bucket_form",
+    "reformat",
+    "surrogate",
 }
 
 
@@ -141,6 +150,15 @@ def is_count(body: bytes) -> bool:
         return bool(stages) and stages[-1] == {"count": None}
     except (ValueError, KeyError, IndexError, TypeError):
         return False
+
+
+# time_fields `as`: every row's time in another unit, or the first row's out of any range.
+UNIT_TIMES = {"seconds": lambda t: t // 1000, "micros": lambda t: t * 1000}
+FIRST_ROW_TIMES = {
+    "negative": lambda t: -t,
+    "year_9999": lambda t: 253402214400000,
+    "1e23": lambda t: 1e23,
+}
 
 
 class Mode(dict):  # a dict with its own counters; JSON in, JSON out
@@ -415,9 +433,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 for name in fields:
                     if name not in row or not isinstance(row[name], int):
                         continue
+                    if how in FIRST_ROW_TIMES and n:
+                        continue
                     n += 1
                     if how == "remove":
                         del row[name]
+                    elif how in FIRST_ROW_TIMES:
+                        row[name] = FIRST_ROW_TIMES[how](row[name])
+                    elif how in UNIT_TIMES:
+                        row[name] = UNIT_TIMES[how](row[name])
                     else:
                         row[name] = {
                             "float": float(row[name]),
@@ -425,6 +449,34 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                             "text": "yesterday",
                         }[how]
             return n
+
+        self._rows_rewritten(method, body, entry, rewrite)
+
+    def _mode_reformat(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        status, content_type, data = self._fetch(method, body)
+        if status != 200:
+            return self._send(status, data, content_type)
+        payload = json.loads(data)
+        if mode.get("style", "indent") == "indent":
+            out = json.dumps(payload, indent=2)
+        else:
+            out = json.dumps(payload, separators=(",\r\n", ":\r\n"))
+        entry["changed"] = len(payload.get("results") or [])
+        self._send(200, out.encode(), "application/json")
+
+    def _mode_surrogate(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        name = mode["field"]
+
+        def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+            with self.owner._lock:  # one row, remembered across the handler threads (as big_value)
+                if "row" not in mode and rows:
+                    mode["row"] = copy.deepcopy(rows[0])
+                original = mode.get("row")
+            at = next((i for i, row in enumerate(rows) if row == original), None)
+            if at is None:
+                return None
+            rows[at][name] = "before \ud800 after"  # json.dumps writes it escaped: `"before \\ud800 after"`
+            return {"row": original}
 
         self._rows_rewritten(method, body, entry, rewrite)
 

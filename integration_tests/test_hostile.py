@@ -261,6 +261,32 @@ def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field
     assert_loud(run, stream, field)
 
 
+@pytest.mark.parametrize(
+    "form,words",
+    [
+        ("seconds", ["seconds"]),
+        ("micros", ["microseconds"]),
+        ("negative", ["-"]),
+        ("year_9999", ["253402214400000"]),
+        ("1e23", ["99999999999999991611392"]),
+    ],
+)
+@pytest.mark.parametrize(
+    "stream,route,field", [("events", "aggregation", "day"), ("visitor_history", "visitor_history", "ts")]
+)
+def test_activity_time_far_outside_the_window_fails_naming_stream_window_and_value(
+    form, words, stream, route, field, proxy, config, truth, discovered
+):
+    """Times in another unit (all rows) or one row at a negative, year-9999 or 1e23 time: no reading places such
+    a row in a neighbouring window, so the sync stops naming it instead of dropping it with exit 0; the state
+    never moves past the window (the invariant: nothing before the saved state is missing)."""
+    proxy.set_modes([{"kind": "time_fields", "as": form, "fields": [field], "route": route}])
+    run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
+    assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
+    assert_never_lost([run], expected(truth, config, [stream]), lookback_days=1, complete=False)
+    assert_loud(run, stream, field, "window", "far outside", *words)
+
+
 # ----------------------------------------------------------------------------------------------- non-row 200s
 
 NON_ROW_TARGETS = [
@@ -542,6 +568,42 @@ def test_key_echoed_plain_in_an_error_body_is_never_printed(proxy, config, disco
     assert run.returncode != 0 and {e["failure_type"] for e in run.errors()} == {"config_error"}
 
 
+def key_parts(key: str, shortest: int = 6) -> list[str]:
+    """Every run of `shortest` characters of the key: a prefix cut off at any length shows one of them."""
+    return [key[i : i + shortest] for i in range(len(key) - shortest + 1)]
+
+
+@pytest.mark.parametrize(
+    "content_type,offset",
+    [("text/html", 75), ("text/html", 795), ("application/json", 75), ("application/json", 235)],
+)
+def test_key_echoed_across_the_cut_of_a_quoted_200_body_leaves_no_part_of_it(
+    content_type, offset, proxy, config, truth, discovered
+):
+    """A 200 page echoing the key where the quoted body is cut (the reader's start of a body, the error
+    handler's): the warning masks it whole first; the sync then reads the truth (the page is answered once)."""
+    proxy.set_modes(
+        [
+            {
+                "kind": "status",
+                "status": 200,
+                "content_type": content_type,
+                "body": "<html>" + "x" * (offset - 6) + "{key} is not allowed here</html>",
+                "route": "aggregation",
+                "source": "events",
+                "times": 1,
+            }
+        ]
+    )
+    run = run_connector("read", config, catalog_for(["events"], discovered=discovered), timeout=180)
+    assert proxy.fired("status")
+    output = run.stdout + run.stderr
+    assert "xxxxxx" in output, "the page was never quoted"
+    leaked = [part for part in key_parts(API_KEY) if part in output]
+    assert not leaked, f"part of the key is printed: {leaked}"
+    assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
+
+
 def test_key_with_quote_and_backslash_is_masked_in_every_form_even_echoed_json_escaped(
     proxy, config, discovered, base_config
 ):
@@ -629,6 +691,56 @@ def test_a_1mb_value_holding_brace_comma_brace_is_emitted_whole(
     want[stream] = [
         dict(r, **{field: fired["changed"]["value"]}) if r is original else r for r in want[stream]
     ]
+    assert_never_lost([run], want, lookback_days=1)
+
+
+LINE_BREAK_STREAMS = ["events", "guide_events", "poll_events"]
+
+
+def assert_one_message_per_line(run: ConnectorRun) -> None:
+    """Airbyte reads one message per stdout line: a line that is not a whole JSON message is a record lost."""
+    broken = [line for line in run.stdout.splitlines() if line.strip() and not _is_json(line)]
+    assert not broken, f"{len(broken)} stdout lines are not one JSON message, e.g. {broken[0][:200]!r}"
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("style", ["indent", "crlf"])
+def test_activity_line_broken_answers_give_exactly_the_ground_truth_one_message_per_line(
+    style, proxy, config, truth, discovered
+):
+    """A pretty-printed answer (line breaks and spaces inside every row) or one with `\\r\\n` between tokens is
+    valid JSON: every record arrives, each on its own stdout line."""
+    proxy.set_modes([{"kind": "reformat", "style": style, "route": "aggregation"}])
+    run = run_connector("read", config, catalog_for(LINE_BREAK_STREAMS, discovered=discovered), timeout=180)
+    assert any(r.get("changed") for r in proxy.fired("reformat")), "no answer with rows was reformatted"
+    assert_one_message_per_line(run)
+    assert_never_lost([run], expected(truth, config, LINE_BREAK_STREAMS), lookback_days=1)
+
+
+@pytest.mark.parametrize(
+    "stream,source,field", [("poll_events", "pollEvents", "pollResponse"), ("events", "events", "userAgent")]
+)
+def test_activity_escaped_lone_surrogate_arrives_as_replacement_character(
+    stream, source, field, proxy, config, truth, discovered
+):
+    """`"\\ud800"` is valid JSON no UTF-8 output can carry: the row arrives with U+FFFD in its place, exit 0,
+    never retried as a broken answer."""
+    proxy.set_modes([{"kind": "surrogate", "field": field, "route": "aggregation", "source": source}])
+    run = run_connector("read", config, catalog_for([stream], discovered=discovered), timeout=180)
+    fired = [r for r in proxy.fired("surrogate") if r.get("changed")]
+    assert fired, "no row was given a lone surrogate"
+    assert run.returncode == 0, run.errors()
+    want = expected(truth, config, [stream])
+    original = matching(want[stream], fired[0]["changed"]["row"])
+    want[stream] = [dict(r, **{field: "before \ufffd after"}) if r is original else r for r in want[stream]]
+    assert_one_message_per_line(run)
     assert_never_lost([run], want, lookback_days=1)
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from airbyte_cdk.models import SyncMode, Type
 from airbyte_cdk.test.entrypoint_wrapper import discover
-from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest
+from airbyte_cdk.test.mock_http import HttpMocker, HttpRequest, HttpResponse
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from builders import (
     ALL_APPS,
@@ -352,3 +352,30 @@ def test_custom_stream_pipeline_pendo_rejects_during_a_read_fails_naming_the_str
     output = read_stream("emails", _config(entry), expecting_exception=True)
     message = output.errors[0].trace.error.message
     assert "emails" in message and "Unsupported pipeline operator 'bogus'" in message
+
+
+def test_custom_stream_escaped_lone_surrogate_arrives_as_replacement_character(
+    http_mocker: HttpMocker,
+) -> None:
+    """`"\\ud800"` is valid JSON that no UTF-8 output can carry: the row arrives with U+FFFD in its place (as an
+    activity row does), never an error saying the answer is not an aggregation result."""
+    entry = _clicks(
+        name="emails",
+        source='{"visitors": {"identified": true}}',
+        pipeline='[{"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}}]',
+        primary_key=["visitorId"],
+        schema='{"type": "object"}',
+    )
+    selection = [
+        {"source": {"visitors": {"identified": True, "appId": ALL_APPS}}},
+        {"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}},
+    ]
+    http_mocker.post(_aggregation("emails", [*selection, {"count": None}]), count_response(1))
+    http_mocker.post(
+        _aggregation("emails", [*selection, {"sort": ["visitorId"]}, {"limit": 50000}]),
+        HttpResponse(
+            body='{"startTime": 0, "results": [{"visitorId": "v1", "email": "jane\\ud800@example.com"}]}'
+        ),
+    )
+    output = read_stream("emails", _config(entry))
+    assert record_data(output) == [{"visitorId": "v1", "email": "jane\ufffd@example.com"}]

@@ -50,7 +50,7 @@ from .bodies import WindowBodies
 from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
 from .record_batch import RecordBatch
 from .records import RowFormat
-from .rows import AggregationRowReader, MalformedBody, TooDeep
+from .rows import QUOTED_START, AggregationRowReader, MalformedBody, TooDeep
 from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
@@ -222,10 +222,16 @@ class WindowPager:
 
     def broke(self, run: WindowRun, page: PageState, broke: BodyBroke) -> None:
         run.resumes += 1
-        if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, MalformedBody):
+        cause = broke.__cause__
+        shown = (
+            quoted(str(cause), self.config, whole=not cause.cut)
+            if isinstance(cause, MalformedBody)
+            else repr(cause)
+        )
+        if run.resumes > MAX_BODY_RESUMES and isinstance(cause, MalformedBody):
             raise AirbyteTracedException(
-                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} with HTTP 200 and a body that is not an aggregation answer ({quoted(str(broke.__cause__), self.config)}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`.",
-                internal_message=quoted(str(broke.__cause__), self.config),
+                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} with HTTP 200 and a body that is not an aggregation answer ({shown}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`.",
+                internal_message=shown,
                 failure_type=FailureType.transient_error,
             ) from None
         if run.resumes > MAX_BODY_RESUMES:
@@ -235,7 +241,7 @@ class WindowPager:
                 failure_type=FailureType.transient_error,
             ) from broke
         LOGGER.warning(
-            f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
+            f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({shown}); resuming after the last emitted row"
         )
 
     def _capped(self, run: WindowRun, rows: int, limit: int) -> None:
@@ -498,7 +504,10 @@ def counted(text: bytes) -> int:
     try:
         return count_in(orjson.loads(text))
     except (orjson.JSONDecodeError, ValueError) as error:
-        raise MalformedBody(f"the answer to a count is not a count ({error}): {text[:80]!r}") from None
+        raise MalformedBody(
+            f"the answer to a count is not a count ({error}): {text[:QUOTED_START].decode('utf-8', errors='replace')}",
+            cut=True,
+        ) from None
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

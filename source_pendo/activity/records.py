@@ -133,6 +133,10 @@ class RowFormat:
         exact_times = set(map(type, times)) == _INT_ONLY  # one C loop per block, no Python step per row
         if not exact_times:  # 1.0e12 or "1000..." is that time; anything else stops the sync (§B-18)
             times = [self._checked_time(t, run) for t in times]
+        if self.is_rollup:  # a row no reading places near the window is never dropped silently (§B-18)
+            check_within_reach(
+                min(times), max(times), run.start, run.end, self.name, self.time, f"app {run.app}"
+            )
         visitors = list(map(_VISITOR_OF, heads))
         if page.after is not None or page.keyset is not None:
             self._check_keyset_kept(times[0], visitors[0], page, run)
@@ -367,6 +371,37 @@ def checked_time(value: Any, stream: str, field: str, what: str, where: str) -> 
             failure_type=FailureType.system_error,
         )
     return t
+
+
+DAY_MS = 86_400_000
+# How far outside its window a row's time may be and still be another window's row, dropped here and read there: a
+# DAY bucket starts at the subscription's local midnight, up to a day and 14 hours before the UTC window it
+# overlaps (§B-18); a visitor history answer holds the day from `starttime`. Two days covers both.
+WINDOW_REACH_MS = 2 * DAY_MS
+
+
+def check_within_reach(
+    low: int, high: int, start: int, end: int, stream: str, field: str, where: str
+) -> None:
+    """Rows whose time is outside [start, end) are another window's and are dropped; a time no reading places
+    that near the window (seconds or microseconds for milliseconds, negative, year 9999, 1e23) is no window's: the
+    sync stops naming the stream, the window and the value, so the state is never saved past rows it dropped."""
+    if start - WINDOW_REACH_MS <= low and high < end + WINDOW_REACH_MS:
+        return
+    value = low if low < start - WINDOW_REACH_MS else high
+    window = f"{where}, window {iso_minute(start)} to {iso_minute(end)}"
+    hint = ""
+    if start - WINDOW_REACH_MS <= value * 1000 < end + WINDOW_REACH_MS:
+        hint = " It looks like a time in seconds: the server answers times in seconds, not milliseconds."
+    elif start - WINDOW_REACH_MS <= value // 1000 < end + WINDOW_REACH_MS:
+        hint = " It looks like a time in microseconds: the server answers times in microseconds, not milliseconds."
+    raise AirbyteTracedException(
+        message=f"{stream}: Pendo sent a row whose `{field}` is {value}, far outside the window it was asked for "
+        f"({window}); no reading of Pendo's answer places a row there.{hint} The sync stopped rather than drop "
+        "it; progress is saved up to the last complete window.",
+        internal_message=f"{stream}: {field} range [{low}, {high}] for [{start}, {end})",
+        failure_type=FailureType.system_error,
+    )
 
 
 def _with_field(row: bytes, name: str, value: Any) -> bytes:

@@ -37,7 +37,14 @@ class TruncatedBody(ValueError):
 
 
 class MalformedBody(ValueError):
-    """The body is not an aggregation envelope (`{"startTime": .., "results": [..]}`)."""
+    """The body is not an aggregation envelope (`{"startTime": .., "results": [..]}`).
+
+    `cut` says the message ends with the start of a longer body, cut here before any secret could be masked:
+    whoever quotes it masks first, then drops the characters a cut secret may have left (http/messages.quoted)."""
+
+    def __init__(self, message: str, cut: bool = False) -> None:
+        super().__init__(message)
+        self.cut = cut
 
 
 class TooDeep(ValueError):
@@ -99,7 +106,7 @@ class AggregationRowReader:
         if pos >= len(buf):
             return
         if buf[pos : pos + 1] != b"{":
-            raise MalformedBody(f"the body does not start with a JSON object: {_start(buf)}")
+            raise MalformedBody(f"the body does not start with a JSON object: {_start(buf)}", cut=True)
         pos += 1
         while True:
             pos = _skip_ws(buf, pos)
@@ -108,7 +115,7 @@ class AggregationRowReader:
             if pos >= len(buf):
                 return
             if buf[pos : pos + 1] == b"}":
-                raise MalformedBody(f"a JSON object without `results`: {_start(buf)}")
+                raise MalformedBody(f"a JSON object without `results`: {_start(buf)}", cut=True)
             key_end = _string_end(buf, pos)
             if key_end is None:
                 return
@@ -160,8 +167,8 @@ class AggregationRowReader:
         if cut is None:
             self._buf = buf
             return None
-        items = self._decode(buf[: cut + 1]) if cut >= 0 else None
-        if items is None:  # the guess was false: the real row ends, scanned from the last one known
+        block = self._decode(buf[: cut + 1]) if cut >= 0 else None
+        if block is None:  # the guess was false: the real row ends, scanned from the last one known
             self._scan = _RowScanner(floor + 1 if floor else 0)
             cut = self._scan.advance(buf)
             if cut is None and floor:
@@ -169,10 +176,9 @@ class AggregationRowReader:
             if cut is None:
                 self._buf = buf
                 return None
-            items = self._decode(buf[: cut + 1])
-            if items is None:
+            block = self._decode(buf[: cut + 1])
+            if block is None:
                 raise MalformedBody("an aggregation row is not valid JSON")
-        block = (buf[: cut + 1], items)
         rest = buf[cut + 1 :].lstrip(_WS)
         if rest[:1] == b",":
             rest = rest[1:]
@@ -186,10 +192,28 @@ class AggregationRowReader:
         self._buf = rest
         return block
 
-    def _decode(self, text: bytes) -> list[Any] | None:
-        """The rows of `text` (complete rows and their separators); None when `text` is not whole rows."""
+    def _decode(self, text: bytes) -> tuple[bytes, list[Any]] | None:
+        """The rows of `text` (complete rows and their separators) and the text to emit for them; None when
+        `text` is not whole rows.
+
+        The text to emit is `text` itself unless it holds a raw line break (a pretty-printed or line-wrapped
+        answer: outside strings, where JSON allows whitespace; a string cannot hold one raw) or an escaped lone
+        surrogate (`"\\ud800"`, valid JSON that no UTF-8 output can carry). Then it is made compact and the
+        surrogate `\\ufffd`: the record path copies this text into RECORD lines, and Airbyte reads one message
+        per stdout line. Both checks are a byte search over the block, so compact rows stay on the fast path.
+        """
         try:
-            return list(self._decoder.decode(b"[" + text + b"]"))  # decoding validates the whole text
+            try:
+                items = list(self._decoder.decode(b"[" + text + b"]"))  # decoding validates the whole text
+            except msgspec.DecodeError:
+                if b"\\u" not in text or _LONE_SURROGATE.search(text) is None:
+                    return None
+                text = without_lone_surrogates(text)
+                items = list(self._decoder.decode(b"[" + text + b"]"))
+            if b"\n" in text or b"\r" in text:
+                text = msgspec.json.format(b"[" + text + b"]", indent=-1)[1:-1]
+                items = list(self._decoder.decode(b"[" + text + b"]"))
+            return text, items
         except msgspec.ValidationError as error:
             raise MalformedBody(f"an aggregation row does not have the expected shape: {error}") from error
         except msgspec.DecodeError:
@@ -230,9 +254,13 @@ class AggregationRowReader:
             pos = value_end
 
 
+QUOTED_START = 240
+
+
 def _start(buf: bytes) -> str:
-    """The first bytes of a body, for a message (callers mask secrets in it)."""
-    return buf[:80].decode("utf-8", errors="replace") + ("…" if len(buf) > 80 else "")
+    """The first bytes of a body, ending a message (callers mask secrets in it, then drop what a cut secret may
+    have left: MalformedBody.cut)."""
+    return buf[:QUOTED_START].decode("utf-8", errors="replace")
 
 
 def _skip_ws(buf: bytes, pos: int) -> int:
@@ -290,6 +318,22 @@ def _last_row_end(buf: bytes, end: int, floor: int = 0, tries: int = 64) -> int 
 
 
 _SCAN_TOKEN = re.compile(rb'["{}\[\]]')
+
+# `\\uD800`..`\\uDFFF` not preceded by an escaping backslash; a high one with its low one is a valid pair, kept.
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)\\u(?:([dD][89abAB][0-9a-fA-F]{2})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?|[dD][c-fC-F][0-9a-fA-F]{2})"
+)
+
+
+def without_lone_surrogates(text: bytes) -> bytes:
+    """`text` with every escaped lone surrogate written `\\ufffd` (U+FFFD, the replacement character)."""
+
+    def replace(match: re.Match[bytes]) -> bytes:
+        if match.group(2) is not None and match.group(3) is not None:
+            return match.group(0)
+        return match.group(1) + b"\\ufffd"
+
+    return _LONE_SURROGATE.sub(replace, text)
 
 
 class _RowScanner:

@@ -30,7 +30,7 @@ from ..http.skip_not_found import skipped
 from ..pendo import EVENTS_PRIMARY_KEY
 from .cursor import WindowFeedback
 from .pages import WindowRun
-from .records import checked_time
+from .records import check_within_reach, checked_time
 from .retriever import ActivityRetriever
 from .windows import iso_minute
 
@@ -88,6 +88,7 @@ class VisitorHistoryRetriever(Retriever):
                     continue
                 for item in response.json() or []:
                     ts = self._ts(item, start, end)
+                    check_within_reach(ts, ts, start, end, self.name, "ts", f"visitor {visitor}")
                     if start <= ts < end:
                         count += 1
                         yield dict(item, ts=ts, visitorId=visitor)

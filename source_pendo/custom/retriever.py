@@ -42,7 +42,9 @@ from ..activity.pager import MAX_PAGE_SIZE, counted
 from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body_chunks, broke_from
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
 from ..activity.retriever import ActivityRetriever
+from ..activity.rows import QUOTED_START, without_lone_surrogates
 from ..activity.windows import iso_minute
+from ..http.messages import quoted
 from ..pendo import PERIOD_MS
 from ..settings.custom_aggregations import CustomAggregation, custom_aggregation
 from .bodies import request_body
@@ -208,14 +210,19 @@ class CustomAggregationRetriever(ActivityRetriever):
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
-            parsed = None
+            try:  # an escaped lone surrogate (valid JSON no UTF-8 output carries) is U+FFFD, as in activity rows
+                parsed = orjson.loads(without_lone_surrogates(text)) if b"\\u" in text else None
+            except orjson.JSONDecodeError:
+                parsed = None
         results = parsed.get("results", None) if isinstance(parsed, dict) else None
         if isinstance(parsed, dict) and "results" in parsed and results is None:
             results = []  # `results: null`: no rows (BEHAVIOR.md §B-9); an object without `results` is no answer
         if not isinstance(results, list) or not all(isinstance(row, dict) for row in results):
             raise AirbyteTracedException(
                 message=f"{self.name}: Pendo's answer {self._where(run, bucket)} is not an aggregation result (an object with a list of rows under `results`).",
-                internal_message=text[:200].decode(errors="replace"),
+                internal_message=quoted(
+                    text[:QUOTED_START].decode(errors="replace"), self.config, whole=len(text) <= QUOTED_START
+                ),
                 failure_type=FailureType.system_error,
             )
         return results

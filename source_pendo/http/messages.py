@@ -68,16 +68,28 @@ def is_aggregation(response: requests.Response) -> bool:
 
 def body_start(response: requests.Response, config: Mapping[str, Any]) -> str:
     """The first characters of the body, one line, the key masked (it never belongs in a message)."""
-    text = (response.content or b"")[: BODY_QUOTE_CHARS * 4].decode("utf-8", errors="replace")
-    return quoted(text, config)
+    content = response.content or b""
+    read = BODY_QUOTE_CHARS * 4
+    return quoted(content[:read].decode("utf-8", errors="replace"), config, whole=len(content) <= read)
 
 
-def quoted(text: str, config: Mapping[str, Any]) -> str:
-    """`text` on one line, cut to BODY_QUOTE_CHARS, every printable form of the secrets masked (settings/masking.py)."""
-    text = " ".join(text.split())
-    for form in secret_forms(config):
+def quoted(text: str, config: Mapping[str, Any], whole: bool = True) -> str:
+    """`text` on one line, cut to BODY_QUOTE_CHARS, every printable form of the secrets masked (settings/masking.py).
+
+    Masked before anything is cut: a key straddling the cut would otherwise leave its first characters in the
+    message (a 200 HTML page echoing the key, quoted in a warning). `whole=False` says `text` is itself the start of
+    a longer body, cut by the caller: a secret may begin in its last characters, so as many as the longest
+    secret form holds, less one, are dropped after masking (a partial secret is never a form to replace).
+    """
+    forms = secret_forms(config)
+    for form in forms:
         text = text.replace(form, "****")
-    return text[:BODY_QUOTE_CHARS] + ("…" if len(text) > BODY_QUOTE_CHARS else "") if text else "(empty body)"
+    if not whole and forms:
+        text = text[: max(0, len(text) - len(forms[0]) + 1)]
+    text = " ".join(text.split())
+    if not text:
+        return "(empty body)"
+    return text[:BODY_QUOTE_CHARS] + ("…" if len(text) > BODY_QUOTE_CHARS or not whole else "")
 
 
 def request_name(response: requests.Response) -> str:

@@ -14,7 +14,7 @@ from airbyte_cdk.sources.types import StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_pendo.activity.record_batch import RecordBatch
-from source_pendo.activity.records import RowFormat
+from source_pendo.activity.records import DAY_MS, RowFormat, check_within_reach
 from source_pendo.activity.retriever import ActivityRetriever
 
 DAY = 86_400_000
@@ -735,3 +735,36 @@ def test_activity_retriever_does_not_ask_for_days_after_the_last_one_a_window_ca
     assert sorted(r["visitorId"] for r in records) == sorted(r["visitorId"] for r in rows)
     bounds = f"day >= {START} && day < {START + DAY}"
     assert _filters(api) == [bounds, f'{bounds} && day == {START + 5 * HOUR} && visitorId >= "v2"']
+
+
+WINDOW = (1_714_521_600_000, 1_714_521_600_000 + DAY_MS)  # 2024-05-01, one UTC day
+
+
+@pytest.mark.parametrize(
+    "time", [WINDOW[0] - DAY_MS - 14 * 3_600_000, WINDOW[0], WINDOW[1] - 1, WINDOW[1] + DAY_MS]
+)
+def test_activity_row_time_of_a_neighbouring_window_passes_the_reach_check(time):
+    """A `day` bucket at the subscription's local midnight starts up to a day and 14 hours before the UTC window
+    it overlaps: such a row is another window's, dropped here and read there, never an error."""
+    check_within_reach(time, time, *WINDOW, "events", "day", "app -323232")
+
+
+@pytest.mark.parametrize(
+    "time,words",
+    [
+        (WINDOW[0] // 1000, ["seconds"]),
+        (WINDOW[0] * 1000, ["microseconds"]),
+        (-WINDOW[0], [str(-WINDOW[0])]),
+        (253_402_214_400_000, ["253402214400000"]),
+        (int(1e23), [str(int(1e23))]),
+    ],
+)
+def test_activity_row_time_far_outside_the_window_fails_naming_stream_app_window_and_value(time, words):
+    with pytest.raises(AirbyteTracedException) as failed:
+        check_within_reach(
+            min(WINDOW[0], time), max(WINDOW[0], time), *WINDOW, "events", "day", "app -323232"
+        )
+    message = failed.value.message or ""
+    for word in ["events", "`day`", "app -323232", "2024-05-01T00:00Z", "far outside", *words]:
+        assert word in message, message
+    assert failed.value.failure_type == FailureType.system_error

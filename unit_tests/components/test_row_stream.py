@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,43 @@ def test_row_stream_names_a_value_nested_too_deep_instead_of_a_recursion_error()
     with pytest.raises(TooDeep, match="nested deeper"):
         for i in range(0, len(body), 65536):
             reader.feed(body[i : i + 65536])
+
+
+ROWS_DIR = Path(__file__).parent.parent / "resource" / "rows"
+
+
+def _fixture_rows(name: str, chunk: int) -> list[bytes]:
+    body = (ROWS_DIR / name).read_bytes()
+    reader = AggregationRowReader()
+    rows: list[bytes] = []
+    for i in range(0, len(body), chunk):
+        rows += reader.feed(body[i : i + chunk])
+    reader.close()
+    return rows
+
+
+@pytest.mark.parametrize("name", ["pretty_printed.json", "crlf_between_tokens.json"])
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20])
+def test_row_stream_line_broken_answer_gives_the_compact_rows_without_a_raw_line_break(name, chunk):
+    """A pretty-printed answer, or one with `\\r\\n` between tokens, is valid JSON; the record path copies the
+    rows' text into RECORD lines, and Airbyte reads one message per line: the rows come out compact, exactly
+    the compact answer's rows (escaped line breaks inside strings kept)."""
+    rows = _fixture_rows(name, chunk)
+    assert rows == _fixture_rows("compact.json", chunk)
+    assert not any(b"\n" in row or b"\r" in row for row in rows)
+    assert json.loads(rows[0])["text"] == 'line\nbreak "quoted" \r kept'
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 1 << 20])
+def test_row_stream_escaped_lone_surrogates_become_the_replacement_character(chunk):
+    """`"\\ud800"` is valid JSON that no UTF-8 output can carry: each lone surrogate is U+FFFD, a valid pair and
+    an escaped backslash followed by `ud800` stay as sent; never a broken body asked again."""
+    [row] = _fixture_rows("lone_surrogates.json", chunk)
+    assert json.loads(row) == {
+        "visitorId": "a",
+        "high": "x\ufffdy",
+        "low": "\ufffd",
+        "pair": "\U0001f600",
+        "escaped": "\\ud800",
+        "both": "\ufffd\U00010000",
+    }
