@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
@@ -45,7 +46,9 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..http.messages import quoted
+from ..http.transport import origin_text
 from ..pendo import DAY_MS, HOUR_MS, count_in
+from ..settings.config import api_base
 from .bodies import WindowBodies
 from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
 from .record_batch import RecordBatch
@@ -224,19 +227,29 @@ class WindowPager:
         run.resumes += 1
         if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, MalformedBody):
             raise AirbyteTracedException(
-                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} with HTTP 200 and a body that is not an aggregation answer ({quoted(str(broke.__cause__), self.config)}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`.",
+                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} ({self._host()}) with HTTP 200 and a body that is not an aggregation answer ({quoted(str(broke.__cause__), self.config)}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`. Lowering page_size does not help.",
                 internal_message=quoted(str(broke.__cause__), self.config),
                 failure_type=FailureType.transient_error,
             ) from None
+        if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, zlib.error):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo's answers to the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}, said `Content-Encoding: gzip` but their body could not be decompressed ({broke.__cause__}), {run.resumes} times. The body was altered on the way or was never gzip: a proxy or load balancer in front of the API (check `base_url`) rewrites the body or the Content-Encoding header; lowering page_size does not help. The sync stopped; progress is saved up to the last complete window.",
+                internal_message=str(broke.__cause__),
+                failure_type=FailureType.system_error,
+            ) from None
         if run.resumes > MAX_BODY_RESUMES:
             raise AirbyteTracedException(
-                message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
+                message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}: {_cause(broke)}); the sync stopped without saving progress past the last complete window. The connection broke before the body was complete: retry the sync; lower page_size if it keeps happening.",
                 internal_message=str(broke.__cause__ or broke),
                 failure_type=FailureType.transient_error,
             ) from broke
         LOGGER.warning(
             f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({broke.__cause__!r}); resuming after the last emitted row"
         )
+
+    def _host(self) -> str:
+        """The API's origin, as `base_url` (or `region`) names it, for a message."""
+        return origin_text(api_base(self.config))
 
     def _capped(self, run: WindowRun, rows: int, limit: int) -> None:
         """More rows followed a short answer: the server caps answers (BEHAVIOR.md §B-17); said once."""
@@ -499,6 +512,15 @@ def counted(text: bytes) -> int:
         return count_in(orjson.loads(text))
     except (orjson.JSONDecodeError, ValueError) as error:
         raise MalformedBody(f"the answer to a count is not a count ({error}): {text[:80]!r}") from None
+
+
+def _cause(broke: BodyBroke) -> str:
+    """What broke a body off, in a few words (the exception's class and its first line)."""
+    cause = broke.__cause__
+    if cause is None:
+        return "the body ended early"
+    text = str(cause).splitlines()[0][:160] if str(cause) else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

@@ -134,6 +134,8 @@ class AggregationRowReader:
                 self._buf = buf[1:]
                 self._state = "trailer"
                 return None
+            if buf and buf[:1] != b"{":
+                raise MalformedBody(f"an item of `results` is not an object (a row): {_start(buf[:40])}")
         # where the last call found no row end: not searched again (a long row arriving chunk by chunk)
         low = self._no_cut_before if len(buf) == len(self._buf) and not floor else 0
         self.work += len(buf) - low
