@@ -48,9 +48,19 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from ..http.messages import quoted
 from ..http.transport import origin_text
 from ..pendo import DAY_MS, HOUR_MS, count_in
-from ..settings.config import api_base
+from ..settings.config import DEFAULTS, api_base
 from .bodies import WindowBodies
-from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
+from .pages import (
+    BODY_ERRORS,
+    BodyBroke,
+    PageState,
+    ResponseDeadline,
+    WindowRun,
+    body_chunks,
+    broke_from,
+    resume,
+    whole_body,
+)
 from .record_batch import RecordBatch
 from .records import RowFormat
 from .rows import AggregationRowReader, MalformedBody, TooDeep
@@ -58,6 +68,9 @@ from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
+MAX_DEADLINE_RESUMES = (
+    2  # an answer past response_deadline_seconds is asked again twice, then the stream stops
+)
 MAX_PAGE_SIZE = 2_000_000
 # A window Pendo counts more rows in is read without remembering each row's key (memory): a shortfall then
 # stops the sync instead of reading the window again (it could not tell the rows already emitted).
@@ -90,6 +103,9 @@ class WindowPager:
         self._lock = threading.Lock()
         self._per_period = False  # §R-1 seen: remembered for the sync
         self._cap_warned = False  # a capped answer was logged (§B-17)
+        self.deadline_s = float(
+            config.get("response_deadline_seconds") or DEFAULTS["response_deadline_seconds"]
+        )
 
     def read(self, run: WindowRun) -> Generator[RecordBatch, None, int]:
         """Every row of the window `run` into its builder (batches yielded as the builder makes them), checked
@@ -198,7 +214,7 @@ class WindowPager:
             if response is None:
                 raise self._no_count(run, lo, hi, "no answer")
             try:
-                return counted(b"".join(body_chunks(response)))
+                return counted(whole_body(response, self.deadline_s))
             except BODY_ERRORS as error:
                 self.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
             finally:
@@ -229,6 +245,12 @@ class WindowPager:
             raise AirbyteTracedException(
                 message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} ({self._host()}) with HTTP 200 and a body that is not an aggregation answer ({quoted(str(broke.__cause__), self.config)}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`. Lowering page_size does not help.",
                 internal_message=quoted(str(broke.__cause__), self.config),
+                failure_type=FailureType.transient_error,
+            ) from None
+        if run.resumes > MAX_DEADLINE_RESUMES and isinstance(broke.__cause__, ResponseDeadline):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo's answer to the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}, was still arriving after response_deadline_seconds ({broke.__cause__.deadline_s:g} s), {run.resumes} times: the server (or a proxy in front of it, check `base_url`) sends it too slowly. The sync stopped; progress is saved up to the last complete window. Retry the sync later; raise `response_deadline_seconds` only if Pendo's answers are legitimately that slow.",
+                internal_message=str(broke.__cause__),
                 failure_type=FailureType.transient_error,
             ) from None
         if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, zlib.error):
@@ -452,13 +474,15 @@ class WindowPager:
             rows = 0
             try:
                 reader = AggregationRowReader(self.rows.head_type)
-                for chunk in body_chunks(response):
+                for chunk in body_chunks(response, self.deadline_s):
                     block = reader.feed_block(chunk)
                     if block is not None:
                         held.append(block)
                         rows += len(block[1])
                         if rows >= limit:
                             break
+                    if reader.done:  # the answer is complete: no wait for the server to close
+                        break
                 if rows < limit:
                     reader.close()
             except TooDeep as error:
@@ -487,10 +511,12 @@ class WindowPager:
         reader = AggregationRowReader(self.rows.head_type)
         builder = run.builder
         try:
-            for chunk in body_chunks(response):
+            for chunk in body_chunks(response, self.deadline_s):
                 block = reader.feed_block(chunk)
                 if block is not None:
                     yield from self.rows.read_block(block[0], block[1], page, run)
+                if reader.done:  # the answer is complete: no wait for the server to close the connection
+                    break
             reader.close()
         except TooDeep as error:
             raise self._too_deep(run, error) from None
