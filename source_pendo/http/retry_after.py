@@ -22,6 +22,7 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy
 from airbyte_cdk.sources.types import Config
 
 from ..pendo import MAX_RETRY_AFTER_SECONDS
+from .transport import has_answered, unanswered_cause
 
 LOGGER = logging.getLogger("airbyte")
 HEADER = "Retry-After"
@@ -40,6 +41,12 @@ class CappedRetryAfter(BackoffStrategy):
         response_or_exception: requests.Response | requests.RequestException | None,
         attempt_count: int,
     ) -> float | None:
+        if isinstance(response_or_exception, requests.RequestException):
+            request = response_or_exception.request
+            url = str(request.url) if request is not None and request.url else None
+            if unanswered_cause(response_or_exception) and not has_answered(url):
+                return float(min(2 ** max(attempt_count - 1, 0), 4))  # 1, 2, 4 s: a host never answered
+            return None
         if not isinstance(response_or_exception, requests.Response):
             return None
         asked = get_numeric_value_from_header(response_or_exception, HEADER, None)
