@@ -5,6 +5,10 @@ server answering `Retry-After: 86400` would hold the sync silently for a day) or
 `max_waiting_time_in_seconds`, fails the stream. A Pendo throttle lasts seconds to minutes; a larger value is
 capped, logged with both numbers (asked and waited), and the retry goes ahead after the cap; if the server
 still refuses, the declared retries run out and the sync fails naming the throttling.
+
+A connection a host never answered on (closed unanswered, or no answer in time: transport.unanswered_cause), while
+that host has answered nothing in this process, is retried after 1, 2, 4 s instead of the exponential backoff:
+pendo_errors.py fails it at the third, naming `base_url`.
 """
 
 from __future__ import annotations
