@@ -47,6 +47,13 @@ Modes (`kind`):
 * `hostile_ids`    prefix `field` (default `id`) of the first row that satisfies `where` with `../` (a report id
                    in the report list, a visitor id in an aggregation).
 
+* `drip`           send the real answer's headers (with its Content-Length), then its (decoded) body one byte
+                   every `interval` seconds (default 0.2): each read gets bytes, the whole answer never ends.
+* `close`          read the request and close the connection without a byte of answer.
+* `silent`         read the request and send nothing for `seconds` (default 120), then close.
+* `hold_open`      send the real (decoded) answer chunked but without the last chunk, then keep the connection
+                   open `seconds` (default 120): a complete JSON document the server never finishes.
+
 `key_map` translates the key the connector sends into the one the emulator accepts (a test key holding `"`
 and `\\`, which the emulator does not know). `requests` is the log: method, raw path, route, source, the key
 header as received, and the mode that fired (`changed` records what a body mode changed, e.g. the row).
@@ -62,6 +69,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -569,6 +577,40 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return renamed
 
         self._rows_rewritten(method, body, entry, rewrite)
+
+    def _mode_drip(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        status, content_type, data = self._fetch(method, body)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        interval = float(mode.get("interval", 0.2))
+        for i in range(len(data)):
+            self.wfile.write(data[i : i + 1])
+            self.wfile.flush()
+            time.sleep(interval)
+        self.close_connection = True
+
+    def _mode_close(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _mode_silent(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        time.sleep(float(mode.get("seconds", 120)))
+        self.close_connection = True
+
+    def _mode_hold_open(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
+        status, content_type, data = self._fetch(method, body)
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+        time.sleep(float(mode.get("seconds", 120)))
+        self.close_connection = True
 
 
 class RecordingOrigin:

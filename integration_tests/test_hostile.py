@@ -854,6 +854,83 @@ def test_a_connection_refused_names_base_url_within_seconds(base_config, discove
     )
 
 
+# ----------------------------------------------------------------------------------------------- slow, silent, unfinished answers (issue 24)
+
+
+def test_hostile_a_dripping_answer_stops_at_response_deadline_seconds_naming_it_and_the_host(
+    proxy, config, discovered
+):
+    """One byte every 0.2 s: each read gets bytes (the read timeout never fires), the answer never ends. With a
+    deadline of 1 s the answer is asked three times, then the stream stops naming the setting and the host."""
+    proxy.set_modes([{"kind": "drip", "route": "aggregation", "interval": 0.2}])
+    config = dict(config, response_deadline_seconds=1, concurrency=1)
+    run = run_connector("read", config, catalog_for(["events"], discovered=discovered), timeout=HANG_BOUND_S)
+    error = assert_loud(
+        run, "events: ", "response_deadline_seconds (1 s), 3 times", f"from {proxy.base_url},"
+    )
+    assert "raise `response_deadline_seconds` only if" in error["message"]
+    assert len(proxy.fired("drip")) == 3
+
+
+def test_hostile_a_host_closing_every_connection_unanswered_fails_in_seconds_naming_base_url(
+    proxy, config, discovered
+):
+    """Accepted, then closed without a byte: three requests a few seconds apart, then one error naming the stream,
+    the host and `base_url` (it took ~6.4 min of the CDK's backoff and named neither)."""
+    proxy.set_modes([{"kind": "close"}])
+    run = run_connector(
+        "read",
+        dict(config, concurrency=1),
+        catalog_for(["events"], discovered=discovered),
+        timeout=HANG_BOUND_S,
+    )
+    assert_loud(
+        run,
+        f"events: Pendo at {proxy.base_url} accepted the connection and closed it without an answer, 3 times",
+        f"Check `base_url` ({proxy.base_url})",
+        failure_type="config_error",
+    )
+    assert len(proxy.requests) == 3
+
+
+def test_hostile_a_host_that_never_answers_fails_after_the_first_answer_timeout_naming_base_url(
+    proxy, config, discovered
+):
+    """Accepted, then silence: the first answer is awaited FIRST_ANSWER_SECONDS (1 s here, 60 s by default), three
+    times, then one error naming `base_url` (with request_timeout_seconds 300 the first error came after minutes)."""
+    proxy.set_modes([{"kind": "silent", "seconds": 30}])
+    run = run_connector(
+        "read",
+        dict(config, concurrency=1, request_timeout_seconds=300),
+        catalog_for(["events"], discovered=discovered),
+        timeout=HANG_BOUND_S,
+        env={"SOURCE_PENDO_FIRST_ANSWER_SECONDS": "1"},
+    )
+    assert_loud(
+        run,
+        f"events: Pendo at {proxy.base_url} accepted the connection but sent no answer in time, 3 times",
+        f"Check `base_url` ({proxy.base_url})",
+        failure_type="config_error",
+    )
+    assert len(proxy.requests) == 3
+
+
+def test_hostile_a_complete_answer_on_a_connection_held_open_is_read_without_waiting_for_the_close(
+    proxy, config, truth, discovered
+):
+    """Every aggregation answer is a complete JSON document whose chunked body never ends (no last chunk, the
+    connection held open): read once each, exactly the truth, no answer taken for broken (it cost the read
+    timeout and a retry per answer)."""
+    proxy.set_modes([{"kind": "hold_open", "route": "aggregation", "seconds": 120}])
+    config = dict(config, request_timeout_seconds=10)
+    run = run_connector(
+        "read", config, catalog_for(["events"], discovered=discovered), timeout=HANG_BOUND_S * 4
+    )
+    assert_never_lost([run], expected(truth, config, ["events"]), lookback_days=1)
+    assert not [line for line in run.logs() if "broke off" in line], "a complete answer was taken for broken"
+    assert len(proxy.fired("hold_open")) == len(proxy.requests)
+
+
 def test_check_on_a_refused_connection_names_base_url_within_seconds(base_config):
     config = dict(base_config, base_url=f"http://127.0.0.1:{_closed_port()}")
     started = time.monotonic()

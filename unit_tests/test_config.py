@@ -91,6 +91,10 @@ def _message(**fields: Any) -> str:
         ({"backfill_new_tags": "yes"}, "`backfill_new_tags` is 'yes': it must be true or false."),
         ({"tag_settle_days": 31}, "`tag_settle_days` is 31: it must be a whole number from 0 to 30."),
         (
+            {"response_deadline_seconds": 0},
+            "`response_deadline_seconds` is 0: it must be a whole number from 1 to 86400.",
+        ),
+        (
             {"base_url": "app.pendo.io"},
             "`base_url` 'app.pendo.io' needs a scheme: write https://app.pendo.io (without /api/v1).",
         ),

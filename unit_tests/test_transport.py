@@ -116,3 +116,33 @@ def _logger() -> Any:
     import logging
 
     return logging.getLogger("test")
+
+
+def test_transport_first_answer_waits_60_s_at_most_until_the_host_answered():
+    from source_pendo.http.transport import FIRST_ANSWER_SECONDS, _first_answer_timeout, answered
+
+    url = "https://never-answered.example:8443/api/v1/page"
+    assert FIRST_ANSWER_SECONDS == 60
+    assert _first_answer_timeout((30, 300), url) == (30, 60)
+    assert _first_answer_timeout((10, 20), url) == (10, 20)
+    answered(url)
+    assert _first_answer_timeout((30, 300), url) == (30, 300)
+
+
+def test_transport_unanswered_cause_names_a_closed_or_silent_connection_only():
+    import http.client
+
+    from source_pendo.http.transport import unanswered_cause
+
+    closed = requests.ConnectionError(
+        requests.packages.urllib3.exceptions.ProtocolError(
+            "Connection aborted.",
+            http.client.RemoteDisconnected("Remote end closed connection without response"),
+        )
+    )
+    assert unanswered_cause(closed) == "accepted the connection and closed it without an answer"
+    assert unanswered_cause(requests.ReadTimeout("read timed out")) == (
+        "accepted the connection but sent no answer in time"
+    )
+    assert unanswered_cause(requests.ConnectionError("[Errno 111] Connection refused")) is None
+    assert unanswered_cause(requests.ConnectTimeout("connect timed out")) is None

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import zlib
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
@@ -45,9 +46,21 @@ from airbyte_cdk.sources.types import Config, StreamSlice
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..http.messages import quoted
+from ..http.transport import origin_text
 from ..pendo import DAY_MS, HOUR_MS, count_in
+from ..settings.config import DEFAULTS, api_base
 from .bodies import WindowBodies
-from .pages import BODY_ERRORS, BodyBroke, PageState, WindowRun, body_chunks, broke_from, resume
+from .pages import (
+    BODY_ERRORS,
+    BodyBroke,
+    PageState,
+    ResponseDeadline,
+    WindowRun,
+    body_chunks,
+    broke_from,
+    resume,
+    whole_body,
+)
 from .record_batch import RecordBatch
 from .records import RowFormat
 from .rows import QUOTED_START, AggregationRowReader, MalformedBody, TooDeep
@@ -55,6 +68,9 @@ from .windows import iso_minute
 
 LOGGER = logging.getLogger("airbyte")
 MAX_BODY_RESUMES = 8
+MAX_DEADLINE_RESUMES = (
+    2  # an answer past response_deadline_seconds is asked again twice, then the stream stops
+)
 MAX_PAGE_SIZE = 2_000_000
 # A window Pendo counts more rows in is read without remembering each row's key (memory): a shortfall then
 # stops the sync instead of reading the window again (it could not tell the rows already emitted).
@@ -87,6 +103,9 @@ class WindowPager:
         self._lock = threading.Lock()
         self._per_period = False  # §R-1 seen: remembered for the sync
         self._cap_warned = False  # a capped answer was logged (§B-17)
+        self.deadline_s = float(
+            config.get("response_deadline_seconds") or DEFAULTS["response_deadline_seconds"]
+        )
 
     def read(self, run: WindowRun) -> Generator[RecordBatch, None, int]:
         """Every row of the window `run` into its builder (batches yielded as the builder makes them), checked
@@ -195,7 +214,7 @@ class WindowPager:
             if response is None:
                 raise self._no_count(run, lo, hi, "no answer")
             try:
-                return counted(b"".join(body_chunks(response)))
+                return counted(whole_body(response, self.deadline_s))
             except BODY_ERRORS as error:
                 self.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
             finally:
@@ -230,19 +249,35 @@ class WindowPager:
         )
         if run.resumes > MAX_BODY_RESUMES and isinstance(cause, MalformedBody):
             raise AirbyteTracedException(
-                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} with HTTP 200 and a body that is not an aggregation answer ({shown}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`.",
+                message=f"{self.name}: Pendo answered the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)} ({self._host()}) with HTTP 200 and a body that is not an aggregation answer ({shown}), {run.resumes} times. The sync stopped rather than read it as an empty answer; progress is saved up to the last complete window. Retry the sync later (a maintenance page or a proxy in the way answers like this); if it persists, check `base_url`. Lowering page_size does not help.",
                 internal_message=shown,
                 failure_type=FailureType.transient_error,
             ) from None
+        if run.resumes > MAX_DEADLINE_RESUMES and isinstance(broke.__cause__, ResponseDeadline):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo's answer to the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}, was still arriving after response_deadline_seconds ({broke.__cause__.deadline_s:g} s), {run.resumes} times: the server (or a proxy in front of it, check `base_url`) sends it too slowly. The sync stopped; progress is saved up to the last complete window. Retry the sync later; raise `response_deadline_seconds` only if Pendo's answers are legitimately that slow.",
+                internal_message=str(broke.__cause__),
+                failure_type=FailureType.transient_error,
+            ) from None
+        if run.resumes > MAX_BODY_RESUMES and isinstance(broke.__cause__, zlib.error):
+            raise AirbyteTracedException(
+                message=f"{self.name}: Pendo's answers to the aggregation request of app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}, said `Content-Encoding: gzip` but their body could not be decompressed ({broke.__cause__}), {run.resumes} times. The body was altered on the way or was never gzip: a proxy or load balancer in front of the API (check `base_url`) rewrites the body or the Content-Encoding header; lowering page_size does not help. The sync stopped; progress is saved up to the last complete window.",
+                internal_message=str(broke.__cause__),
+                failure_type=FailureType.system_error,
+            ) from None
         if run.resumes > MAX_BODY_RESUMES:
             raise AirbyteTracedException(
-                message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}); the sync stopped without saving progress past the last complete window. Retry the sync; lower page_size if it keeps happening.",
+                message=f"Pendo kept breaking off responses for {self.name} (app {run.app}, {iso_minute(run.start)} to {iso_minute(run.end)}, from {self._host()}: {_cause(broke)}); the sync stopped without saving progress past the last complete window. The connection broke before the body was complete: retry the sync; lower page_size if it keeps happening.",
                 internal_message=str(broke.__cause__ or broke),
                 failure_type=FailureType.transient_error,
             ) from broke
         LOGGER.warning(
             f"{self.name}: app {run.app}: response broke off after {page.rows} rows ({shown}); resuming after the last emitted row"
         )
+
+    def _host(self) -> str:
+        """The API's origin, as `base_url` (or `region`) names it, for a message."""
+        return origin_text(api_base(self.config))
 
     def _capped(self, run: WindowRun, rows: int, limit: int) -> None:
         """More rows followed a short answer: the server caps answers (BEHAVIOR.md §B-17); said once."""
@@ -445,13 +480,15 @@ class WindowPager:
             rows = 0
             try:
                 reader = AggregationRowReader(self.rows.head_type)
-                for chunk in body_chunks(response):
+                for chunk in body_chunks(response, self.deadline_s):
                     block = reader.feed_block(chunk)
                     if block is not None:
                         held.append(block)
                         rows += len(block[1])
                         if rows >= limit:
                             break
+                    if reader.done:  # the answer is complete: no wait for the server to close
+                        break
                 if rows < limit:
                     reader.close()
             except TooDeep as error:
@@ -480,10 +517,12 @@ class WindowPager:
         reader = AggregationRowReader(self.rows.head_type)
         builder = run.builder
         try:
-            for chunk in body_chunks(response):
+            for chunk in body_chunks(response, self.deadline_s):
                 block = reader.feed_block(chunk)
                 if block is not None:
                     yield from self.rows.read_block(block[0], block[1], page, run)
+                if reader.done:  # the answer is complete: no wait for the server to close the connection
+                    break
             reader.close()
         except TooDeep as error:
             raise self._too_deep(run, error) from None
@@ -508,6 +547,15 @@ def counted(text: bytes) -> int:
             f"the answer to a count is not a count ({error}): {text[:QUOTED_START].decode('utf-8', errors='replace')}",
             cut=True,
         ) from None
+
+
+def _cause(broke: BodyBroke) -> str:
+    """What broke a body off, in a few words (the exception's class and its first line)."""
+    cause = broke.__cause__
+    if cause is None:
+        return "the body ended early"
+    text = str(cause).splitlines()[0][:160] if str(cause) else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
 def _split_point(start: int, end: int, unit: int) -> int:

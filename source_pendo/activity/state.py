@@ -29,6 +29,11 @@ or at the `*` frontier when the previous syncs read all apps at once; switching 
 all apps re-reads from start_date (apps outside the old list have no history yet); changed `filters` (the
 state saves their fingerprint under "filters") re-read every app from start_date, with a WARNING that says
 so and how to drop rows the new filters leave out.
+
+Only the lanes a sync reads are saved back, and the `*` frontier: an app no longer in `app_ids` (or every app id
+when `app_ids` became empty) is dropped from the state when it is saved, so the state never grows with apps
+that are gone (issue 24: 100,000 stale apps made a 5.2 MB state). An app dropped and added back later starts
+like a new app (at the `*` frontier, or start_date).
 """
 
 from __future__ import annotations
@@ -192,8 +197,19 @@ class SavedState:
             LOGGER.info(
                 f"{self._stream_name}: no saved progress for app partition(s) {', '.join(new_apps)}; reading them from start_date."
             )
+        # Only the lanes this sync reads are saved back (an app no longer in `app_ids`, or every app id once
+        # `app_ids` is empty, would stay in the state forever), but the `*` frontier: it is one entry, and an app
+        # added to `app_ids` later starts from it (the rule above), not from start_date.
         key = self._cursor_key
-        self._saved_apps = {app: {key: f} for app, f in saved.items() if app not in partitions}
+        dropped = [app for app in saved if app not in partitions and app != ALL_APPS]
+        if dropped:
+            LOGGER.info(
+                f"{self._stream_name}: the saved state holds {len(dropped)} app(s) this sync does not read "
+                f"(not in app_ids, e.g. {_shown(dropped[0])}); their progress is not saved again."
+            )
+        self._saved_apps = {
+            app: {key: f} for app, f in saved.items() if app == ALL_APPS and app not in partitions
+        }
         return frontiers
 
     def _invalid(self, what: str, fix: str = "") -> AirbyteTracedException:
@@ -257,8 +273,8 @@ class SavedState:
             raise self._invalid(f"start_date is {_shown(saved)}, not a date") from None
 
     def to_save(self, progress: Mapping[str, AppProgress]) -> MutableMapping[str, Any]:
-        """The whole state to save: the frontier of every app partition read so far, the apps of the saved state
-        this sync does not read, and the settings they were read under; a state that cannot be used (`resume`)
+        """The whole state to save: the frontier of every app partition read so far, the saved `*` (all apps)
+        frontier when this sync reads a list of apps (no other app this sync does not read), and the settings; a state that cannot be used (`resume`)
         as it was saved."""
         if self.error is not None:
             return dict(self._unusable)

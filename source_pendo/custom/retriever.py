@@ -39,7 +39,7 @@ from airbyte_cdk.utils.stream_status_utils import as_airbyte_message as stream_s
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from ..activity.pager import MAX_PAGE_SIZE, counted
-from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, body_chunks, broke_from
+from ..activity.pages import BODY_ERRORS, PageState, RecordSink, WindowRun, broke_from, whole_body
 from ..activity.record_batch import RecordBatch, RecordBatchBuilder
 from ..activity.retriever import ActivityRetriever
 from ..activity.rows import QUOTED_START, without_lone_surrogates
@@ -147,7 +147,7 @@ class CustomAggregationRetriever(ActivityRetriever):
             if response is None:
                 return 0
             try:
-                return counted(b"".join(body_chunks(response)))
+                return counted(whole_body(response, self.pager.deadline_s))
             except BODY_ERRORS as error:
                 self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
             finally:
@@ -166,7 +166,7 @@ class CustomAggregationRetriever(ActivityRetriever):
             if response is None:
                 return
             try:
-                text = b"".join(body_chunks(response))
+                text = whole_body(response, self.pager.deadline_s)
             except BODY_ERRORS as error:
                 self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
                 continue  # nothing was emitted from this page: ask again

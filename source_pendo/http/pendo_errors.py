@@ -13,6 +13,9 @@ And two answers that are exceptions, not responses (source_pendo/http/transport.
 - a refused connection, a host name that does not resolve or an untrusted certificate, while the host never
   answered in this process: a config error naming the cause, `base_url` and `region`, at once (retrying a
   wrong host six times took minutes, logged as rate limiting). Once the host has answered, retried as before.
+- a connection accepted and closed without an answer, or left unanswered past the first-answer timeout, while
+  the host never answered: retried seconds apart (retry_after.py), then, at transport.MAX_UNANSWERED, an
+  error naming the stream, the host, `base_url` and `region` (it took ~6.4 min and named neither, issue 24).
 """
 
 from __future__ import annotations
@@ -36,7 +39,16 @@ from .messages import (
     rejected_request,
     wrong_region,
 )
-from .transport import RedirectRefused, connection_cause, has_answered, origin_text
+from .transport import (
+    FIRST_ANSWER_SECONDS,
+    MAX_UNANSWERED,
+    RedirectRefused,
+    connection_cause,
+    has_answered,
+    note_unanswered,
+    origin_text,
+    unanswered_cause,
+)
 
 UNPARSED_FILTER = b"Cannot parse filter"
 
@@ -66,6 +78,15 @@ class PendoErrors(DelegatingErrorHandler):
             url = str(response.request.url) if response.request is not None and response.request.url else None
             if cause and not has_answered(url):
                 return _failed(unreachable(self.config, url, cause), config_error=True)
+            silent = unanswered_cause(response)
+            if silent and not has_answered(url):
+                if note_unanswered(url) >= MAX_UNANSWERED:
+                    return _failed(unanswering(self.config, url, silent, self._stream), config_error=True)
+                return ErrorResolution(
+                    response_action=ResponseAction.RETRY,
+                    failure_type=FailureType.transient_error,
+                    error_message=f"Pendo at {origin_text(url)} {silent}; retrying in a few seconds.",
+                )
         if isinstance(response, requests.Response):
             if response.status_code == 403:
                 if is_rate_limited(response):
@@ -97,4 +118,17 @@ def unreachable(config: Mapping[str, Any], url: str | None, cause: str) -> str:
         f"({origin_text(base_url) if base_url else 'not set'}) and `region` "
         f"({config.get('region') or DEFAULTS['region']}): `base_url` must be empty or the Pendo API host, "
         "reachable from where the connector runs."
+    )
+
+
+def unanswering(config: Mapping[str, Any], url: str | None, cause: str, stream: str) -> str:
+    """A host that accepts connections but has not answered one request of this sync."""
+    base_url = str(config.get("base_url") or "").strip()
+    return (
+        f"{stream}: Pendo at {origin_text(url)} {cause}, {MAX_UNANSWERED} times, and has answered no request of "
+        f"this sync (a first answer is awaited {FIRST_ANSWER_SECONDS} s at most). Check `base_url` "
+        f"({origin_text(base_url) if base_url else 'not set'}) and `region` "
+        f"({config.get('region') or DEFAULTS['region']}): a server that accepts connections but never answers is "
+        "not the Pendo API (or a proxy in front of it is broken); if they are right, Pendo is unreachable from "
+        "where the connector runs: retry later."
     )

@@ -127,9 +127,50 @@ def test_activity_cursor_switch_from_app_list_to_all_apps_reads_from_start_date(
     }
     cursor, _ = make_cursor(saved, partitions=["*"])
     assert int(next(iter(cursor.stream_slices()))["start"]) == START
-    assert cursor.state["apps"]["42"] == {"periodStart": NOW - 2 * DAY_MS}, (
-        "progress of other partitions is kept"
+    assert "42" not in cursor.state["apps"], "an app this sync does not read is not saved again (issue 24)"
+
+
+def _stale_state(apps: list[str], frontier: int = NOW - 2 * DAY_MS) -> dict[str, Any]:
+    return {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2027-01-05",
+        "apps": {app: {"periodStart": frontier} for app in apps},
+    }
+
+
+def _saved_back(cursor: ActivityCursor, repo: InMemoryMessageRepository) -> dict[str, Any]:
+    for s in cursor.stream_slices():
+        cursor.close_partition(_Partition(s))
+    cursor.ensure_at_least_one_state_emitted()
+    *_, last = list(repo.consume_queue())
+    apps: dict[str, Any] = last.state.stream.stream_state.apps
+    return {app: dict(entry) for app, entry in apps.items()}
+
+
+def test_activity_state_all_apps_saves_back_only_the_all_apps_lane_of_1000_stale_apps(
+    caplog: pytest.LogCaptureFixture,
+):
+    """`app_ids` empty (lane `*`): the 1000 app entries of an earlier state are not saved back (issue 24)."""
+    stale = [str(n) for n in range(1000, 2000)]
+    cursor, repo = make_cursor(_stale_state([*stale, "*"]), partitions=["*"])
+    apps = _saved_back(cursor, repo)
+    assert list(apps) == ["*"]
+    assert apps["*"]["periodStart"] <= NOW - 25 * HOUR_MS
+    [info] = [r for r in caplog.records if "does not read" in r.getMessage()]
+    assert info.getMessage() == (
+        'events: the saved state holds 1000 app(s) this sync does not read (not in app_ids, e.g. "1000"); '
+        "their progress is not saved again."
     )
+
+
+def test_activity_state_changed_app_ids_save_back_the_current_apps_and_the_all_apps_frontier():
+    """app_ids changed to [42, 7]: the 1000 others are dropped; `*` stays (an app added later starts from it)."""
+    stale = [str(n) for n in range(1000, 2000)]
+    cursor, repo = make_cursor(_stale_state([*stale, "42", "*"]), partitions=["42", "7"])
+    apps = _saved_back(cursor, repo)
+    assert sorted(apps) == ["*", "42", "7"]
+    assert apps["*"] == {"periodStart": NOW - 2 * DAY_MS}
 
 
 def test_activity_cursor_earlier_start_date_rereads_everything():

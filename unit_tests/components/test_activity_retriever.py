@@ -629,6 +629,74 @@ def test_activity_retriever_fails_naming_a_200_that_is_not_an_aggregation_answer
     assert len(api.bodies) == 9  # the request and 8 retries (MAX_BODY_RESUMES), then the stream fails
 
 
+class BreakingApi(FakeAggregationApi):
+    """Every read answer breaks off mid-body (a connection reset after 100 bytes)."""
+
+    def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
+        response = super().send_request(request_body_json, stream_slice)
+        if {"count": None} not in request_body_json["request"]["pipeline"]:
+            response._break_after = 100
+        return response
+
+
+class FalseGzipApi(FakeAggregationApi):
+    """Every answer says `Content-Encoding: gzip` over a plain JSON body (a proxy rewriting headers)."""
+
+    def send_request(self, request_body_json: dict[str, Any], stream_slice: Any = None) -> FakeResponse:
+        response = super().send_request(request_body_json, stream_slice)
+        response.headers["Content-Encoding"] = "gzip"
+        return response
+
+
+def test_activity_error_a_connection_breaking_mid_body_advises_page_size_and_names_the_host():
+    with pytest.raises(AirbyteTracedException) as raised:
+        read(BreakingApi(make_rows()), page_size=1000)
+    message = raised.value.message or ""
+    assert message.startswith("Pendo kept breaking off responses for events (app *, ")
+    assert (
+        "from https://app.pendo.io: ProtocolError: Connection broken: connection reset mid-body)" in message
+    )
+    assert "lower page_size if it keeps happening" in message
+    assert raised.value.failure_type == FailureType.transient_error
+
+
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        (
+            b'{"startTime": 0, "results": [1, 2, 3]}',
+            "an item of `results` is not an object (a row): 1, 2, 3]}",
+        ),
+        (b'{"startTime": 0, "results": {"rows": []}}', "`results` is not an array"),
+        (b'[{"day": 1}]', "the body does not start with a JSON object: [{"),
+    ],
+    ids=["items-not-objects", "results-an-object", "a-bare-list"],
+)
+def test_activity_error_a_body_of_the_wrong_shape_names_the_body_and_base_url_not_page_size(body, words):
+    with pytest.raises(AirbyteTracedException) as raised:
+        read(FakeAggregationApi(make_rows(), body_text=lambda _: body), page_size=1000)
+    message = raised.value.message or ""
+    assert message.startswith(
+        "events: Pendo answered the aggregation request of app *, 2027-01-15T00:00Z to 2027-01-19T00:00Z "
+        "(https://app.pendo.io) with HTTP 200 and a body that is not an aggregation answer ("
+    ), message
+    assert words in message and "check `base_url`" in message
+    assert "Lowering page_size does not help" in message and "kept breaking off" not in message
+
+
+def test_activity_error_a_false_gzip_header_names_the_content_encoding_not_page_size():
+    with pytest.raises(AirbyteTracedException) as raised:
+        read(FalseGzipApi(make_rows()), page_size=1000)
+    message = raised.value.message or ""
+    assert message.startswith("events: Pendo's answers to the aggregation request of app *, ")
+    assert (
+        "from https://app.pendo.io, said `Content-Encoding: gzip` but their body could not be decompressed"
+        in (message)
+    )
+    assert "a proxy or load balancer in front of the API (check `base_url`)" in message
+    assert "lowering page_size does not help" in message and "kept breaking off" not in message
+
+
 def test_activity_retriever_reads_the_window_whole_after_one_html_answer():
     rows = make_rows()
     answers = iter([b"<html>maintenance</html>"])

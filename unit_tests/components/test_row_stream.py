@@ -110,6 +110,42 @@ def test_row_stream_names_a_value_nested_too_deep_instead_of_a_recursion_error()
             reader.feed(body[i : i + 65536])
 
 
+LINEAR_ROWS = [{"visitorId": f"v{i}", "day": 1, "n": i} for i in range(200)]
+LINEAR_BODY = json.dumps({"startTime": 1, "results": LINEAR_ROWS}, separators=(",", ":")).encode()
+
+
+def _padded(where: str, size: int) -> bytes:
+    """LINEAR_BODY with `size` bytes inserted: whitespace or a long number before `results`, whitespace in a row."""
+    if where == "whitespace_before_results":
+        return LINEAR_BODY.replace(b'"startTime":1,', b'"startTime":1,' + b" " * size, 1)
+    if where == "number_before_results":
+        return LINEAR_BODY.replace(b'"startTime":1,', b'"startTime":1' + b"7" * size + b",", 1)
+    return LINEAR_BODY.replace(b'{"visitorId":"v5",', b'{"visitorId":"v5",' + b" \n" * (size // 2), 1)
+
+
+def _work(body: bytes, chunk: int = 4096) -> int:
+    reader = AggregationRowReader()
+    rows: list[bytes] = []
+    for i in range(0, len(body), chunk):
+        rows += reader.feed(body[i : i + chunk])
+    reader.close()
+    assert [json.loads(r) for r in rows] == LINEAR_ROWS
+    return reader.work
+
+
+@pytest.mark.parametrize(
+    "where", ["whitespace_before_results", "number_before_results", "whitespace_in_a_row"]
+)
+def test_row_stream_parse_work_grows_linearly_with_padding(where: str):
+    """Issue 24: 8 MB of whitespace before `results` took 63 s (the header parsed again from its start for each
+    chunk). The reader's work counter (bytes copied or searched) grows with the body, not with its square: 4 MB
+    of padding in 4 KB chunks costs about four times 1 MB's, and a few bytes of work per byte of body."""
+    one, four = _padded(where, 1 << 20), _padded(where, 4 << 20)
+    work_one, work_four = _work(one), _work(four)
+    assert work_one <= 4 * len(one) and work_four <= 4 * len(four)
+    assert work_four <= 4.5 * work_one
+
+
 ROWS_DIR = Path(__file__).parent.parent / "resource" / "rows"
 
 
