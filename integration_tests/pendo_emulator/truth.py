@@ -229,10 +229,11 @@ class GroundTruth:
         self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool, apps: set[int] | None
     ) -> list[dict[str, Any]]:
         """The custom streams of `custom_aggregations/three_streams.json`, computed here without the emulator's
-        pipeline engine. An activity custom stream reads one period per request: the bucket that starts in the
-        UTC-aligned period (day or hour) `periodStart`, for periods from start_date on; its rows are the
-        pipeline's output over that bucket's rows of the config's visitors and apps (one app here, or all:
-        with several app partitions each would group its own rows)."""
+        pipeline engine. An activity custom stream reads one bucket per request (a day of the subscription's time
+        zone, or an hour), each bucket starting from start_date on once, `periodStart` its start (Pendo's `day`
+        or `hour`, as the built-in rollups', BEHAVIOR.md §B-21); its rows are the pipeline's output over that
+        bucket's rows of the config's visitors and apps (one app here, or all: with several app partitions each
+        would group its own rows)."""
         if stream == "visitor_emails":  # {"visitors": {"identified": true}} -> select
             return [
                 {
@@ -244,12 +245,11 @@ class GroundTruth:
                 if not r["visitorId"].startswith(ANONYMOUS_PREFIX)
             ]
         period = _period(config)
-        length = DAY_MS if period == "dayRange" else 3_600_000
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         if stream == "daily_feature_clicks":  # featureEvents -> group [accountId]: sum numEvents, count rows
             field = "day" if period == "dayRange" else "hour"
             for r in _people(_apps(self.ds.rollup_rows("featureEvents", period), apps), anonymous):
-                label = r[field] - r[field] % length
+                label = r[field]
                 if label < start:
                     continue
                 out = groups.setdefault(
@@ -262,8 +262,7 @@ class GroundTruth:
         # guide_event_counts: guideEvents -> group [guideId, type]: count rows
         selected_by = raw_selection_time(self.ds.readings)
         for r in _people(_apps(self.ds.raw_events("guideEvents"), apps), anonymous):
-            bucket = self.ds.bucket_start(period, r[selected_by])
-            label = bucket - bucket % length
+            label = self.ds.bucket_start(period, r[selected_by])
             if label < start:
                 continue
             out = groups.setdefault(
