@@ -35,6 +35,7 @@ SPEC_PROPERTIES = [
     "custom_aggregations",
     "backfill_new_tags",
     "tag_settle_days",
+    "track_events_lookback_window_days",
 ]
 
 

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "custom_aggregations": [],
     "backfill_new_tags": True,
     "tag_settle_days": 2,
+    "track_events_lookback_window_days": 7,
 }
 RANGES: dict[str, tuple[int, int]] = {
     "lookback_window_days": (0, 365),
@@ -52,6 +53,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "concurrency": (1, 16),
     "request_timeout_seconds": (10, 3_600),
     "tag_settle_days": (0, 30),
+    "track_events_lookback_window_days": (0, 365),
 }
 
 _APP_ID = re.compile(r"-?[0-9]{1,19}")  # fullmatch: a signed 64-bit integer's digits, as Pendo's app ids
