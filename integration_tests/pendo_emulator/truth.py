@@ -31,12 +31,13 @@ BETWEEN's second date includes its whole day.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
-Readings (readings.py, BEHAVIOR.md §R-1 … §R-19) change how the server answers, never which records exist, so this
+Readings (readings.py, BEHAVIOR.md §R-1 … §R-20) change how the server answers, never which records exist, so this
 contract is the same under every reading, with exceptions that follow the data: the poll readings (§R-18, §R-19)
 change what `guides` and `polls` records carry (the choices' place, the type strings' case); under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the
-stream (a connector must not lose them). Under `receive_time_buckets` guide/poll events are selected by
+stream (a connector must not lose them); under `rows_without_browsertime` some guide/poll events have no
+`browserTime`, and their records neither (still part of the stream). Under `receive_time_buckets` guide/poll events are selected by
 `receivedTime` >= `start_date` (`RAW_SELECTION_TIME`): the records are the same, but which of them belong to
 "the guide events since start_date" is what Pendo selects into those periods, and under that reading
 Pendo selects by its receive time; `browserTime` is the visitor's clock, hours off either way, so a
@@ -177,11 +178,11 @@ class GroundTruth:
             selected_by = raw_selection_time(self.ds.readings)
             end = end_ms(config)
             return [
-                _text_keys_filled(stream, dict(r))
+                _text_keys_filled(stream, dict(served))
                 for r in _people(_apps(rows, apps), anonymous)
                 if r[selected_by] >= start
                 and r[selected_by] < end
-                and _meets(stream, r, "browserTime", config)
+                and _meets(stream, served := self.ds.served_raw_event(r), "browserTime", config)
             ]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous, end_ms(config))
