@@ -98,8 +98,10 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(world, p
     assert settling
     for stream in ROLLUPS:
         again = second.records(stream)
-        # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
-        old = [r for r in again if r["periodStart"] < newest - 2 * DAY_MS - 3_600_000]
+        # lookback (1 day; track_events 7, track_events_lookback_window_days) + the bucket still open at the first
+        # read (1 period) + hour alignment of the frontier
+        lookback = 7 if stream == "track_events" else config["lookback_window_days"]
+        old = [r for r in again if r["periodStart"] < newest - (lookback + 1) * DAY_MS - 3_600_000]
         assert all(r.get("featureId", r.get("pageId")) in settling for r in old), (
             f"{stream} re-read more than the lookback"
         )
