@@ -191,6 +191,9 @@ def test_custom_activity_stream_asks_one_period_per_request_and_adds_period_star
         {"periodStart": MAR_2, "accountId": "Globex", "clicks": 3},
     ]
     assert output.most_recent_state.stream_state.apps == {"*": {"periodStart": NOW_MS - 25 * 3_600_000}}
+    # these answers' startTime (0) is no bucket start: the UTC period names the bucket, said once (§B-21)
+    unnamed = [m.log.message for m in output.logs if "no `startTime` that is a bucket start" in m.log.message]
+    assert len(unnamed) == 1 and unnamed[0].startswith("daily_clicks: ")
 
 
 HOUR_MS = 3_600_000
