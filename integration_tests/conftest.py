@@ -324,7 +324,7 @@ def discovered(emulator: EmulatorProcess, base_config: dict[str, Any]) -> dict[s
 
 # ----------------------------------------------------------------------------------------------- worlds
 # The main sync tests run in two worlds: the emulator's default reading of Pendo's API, and `pessimistic`,
-# every least convenient reading the public evidence allows at once (BEHAVIOR.md §R-1 … §R-19). The ground
+# every least convenient reading the public evidence allows at once (BEHAVIOR.md §R-1 … §R-20). The ground
 # truth is the same records in both; only the answers differ. In the pessimistic world the activity reader
 # pages in pages of a few rows (SOURCE_PENDO_TEST_PAGE_SIZE), so per-period pipelines truncate periods.
 WORLDS = {"default": (), "pessimistic": ("pessimistic",)}

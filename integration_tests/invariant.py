@@ -86,6 +86,10 @@ class _Stream:
     verified: dict[str, int] = field(default_factory=dict)  # prefix of by_partition known emitted
 
 
+# Streams whose lookback is not `lookback_window_days` by default (the connector's defaults: config.py DEFAULTS)
+STREAM_LOOKBACK_DAYS = {"track_events": 7}  # track_events_lookback_window_days
+
+
 class Ledger:
     """Feeds on the syncs of one scenario in order and fails at the first broken rule."""
 
@@ -98,6 +102,8 @@ class Ledger:
         """`positions`: per stream, the field that places a record against a frontier when it is not the
         cursor field (guide/poll events under `receive_time_buckets`: `receivedTime`, what the windows select by)."""
         self.lookback_ms = lookback_days * DAY_MS
+        # a stream with a lookback of its own (the connector's default: track_events, 7 days), else `lookback_days`
+        self.stream_lookback_ms = {name: days * DAY_MS for name, days in STREAM_LOOKBACK_DAYS.items()}
         self.streams: dict[str, _Stream] = {}
         for name, records in expected.items():
             stream = self.streams[name] = _Stream()
@@ -183,11 +189,12 @@ class Ledger:
             if position is not None and cursor >= position - position % HOUR_MS:
                 pass  # a tag's history resumed from its saved position
             elif frontier is not None:
-                begin = frontier - self.lookback_ms
+                lookback = self.stream_lookback_ms.get(name, self.lookback_ms)
+                begin = frontier - lookback
                 begin -= begin % HOUR_MS
                 assert cursor >= begin, (
                     f"{label}: {name} re-emitted a record from before its lookback window (cursor {cursor}, resumed "
-                    f"from frontier {frontier} with {self.lookback_ms // DAY_MS} day(s) of lookback): {_short(data)}"
+                    f"from frontier {frontier} with {lookback // DAY_MS} day(s) of lookback): {_short(data)}"
                 )
         stream.emitted.add(fp)
 
@@ -210,7 +217,7 @@ class Ledger:
                 for oid, p in ((entry.get("backfill") or {}).get("objects") or {}).items()
             }
             stream.backfilled.update(pending)
-            forward_begin = frontier - self.lookback_ms
+            forward_begin = frontier - self.stream_lookback_ms.get(name, self.lookback_ms)
             forward_begin -= forward_begin % HOUR_MS
             ordered = self._partition(stream, partition)
             i = stream.verified.get(partition, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -97,8 +98,10 @@ def test_activity_second_read_with_state_emits_only_the_lookback_window(world, p
     assert settling
     for stream in ROLLUPS:
         again = second.records(stream)
-        # lookback (1 day) + the bucket still open at the first read (1 period) + hour alignment of the frontier
-        old = [r for r in again if r["periodStart"] < newest - 2 * DAY_MS - 3_600_000]
+        # lookback (1 day; track_events 7, track_events_lookback_window_days) + the bucket still open at the first
+        # read (1 period) + hour alignment of the frontier
+        lookback = 7 if stream == "track_events" else config["lookback_window_days"]
+        old = [r for r in again if r["periodStart"] < newest - (lookback + 1) * DAY_MS - 3_600_000]
         assert all(r.get("featureId", r.get("pageId")) in settling for r in old), (
             f"{stream} re-read more than the lookback"
         )
@@ -204,6 +207,45 @@ def test_activity_late_rows_inside_the_lookback_are_picked_up(base_config, disco
         ]
         assert inside, "no late row fell inside the lookback: nothing was tested"
         assert set(inside) <= second_seen
+
+
+def test_track_events_late_rows_days_old_are_read_by_the_next_sync_by_default(
+    base_config, discovered, emulator_now
+):
+    """Pendo processes server-side track events up to 7 days late: a row that appears in a bucket 2 to 6 days old
+    after the first sync read that bucket is read by the next incremental sync, with the default settings
+    (`track_events_lookback_window_days` 7; `lookback_window_days` 1 for the other streams)."""
+    # `small`: late track rows in every day of the last week (`tiny` has two)
+    with EmulatorProcess(
+        scale="small", seed=7, now_ms=emulator_now, tz=EMULATOR_TZ, late_rows=True
+    ) as emulator:
+        config = dict(base_config, base_url=emulator.base_url, start_date=_day(emulator_now - 7 * DAY_MS))
+        assert "track_events_lookback_window_days" not in config and config["lookback_window_days"] == 1
+        oracle = GroundTruth(Dataset(SCALES["small"], 7, emulator.now_ms, EMULATOR_TZ))
+        catalog = catalog_for(["track_events"], discovered=discovered)
+        first = run_connector("read", config, catalog)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = run_connector("read", config, catalog, state=first.final_state())
+        assert second.returncode == 0, second.stderr[-3000:]
+    first_seen = {canonical(r) for r in first.records("track_events")}
+    late = [
+        r
+        for r in oracle.late_records("track_events", config)
+        if r["periodStart"] <= emulator_now - 2 * DAY_MS and canonical(r) not in first_seen
+    ]
+    assert any(r["periodStart"] <= emulator_now - 4 * DAY_MS for r in late), (
+        "no late row 5 days old: nothing tested"
+    )
+    assert {canonical(r) for r in late} <= {canonical(r) for r in second.records("track_events")}
+    assert_records_equal(
+        "track_events",
+        [r for r in second.records("track_events") if canonical(r) in {canonical(x) for x in late}],
+        late,
+    )
+
+
+def _day(ms: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(ms / 1000))
 
 
 def test_visitor_history_calls_only_visitors_active_in_each_window_and_never_past_180_days(

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from integration_tests.comparison import assert_records_equal, assert_unique_keys
-from integration_tests.conftest import catalog_for, run_connector
+from integration_tests.conftest import API_KEY, CONNECTOR_NOW_ENV, catalog_for, run_connector
+from integration_tests.pendo_emulator import EmulatorProcess
 from integration_tests.pendo_emulator.dataset import DAY_MS
-from integration_tests.pendo_emulator.truth import CUSTOM_STREAMS, record_key
+from integration_tests.pendo_emulator.truth import CUSTOM_STREAMS, GroundTruth, record_key
 
 THREE_STREAMS = json.loads((Path(__file__).parent / "custom_aggregations" / "three_streams.json").read_text())
 INCREMENTAL = ["daily_feature_clicks", "guide_event_counts"]
@@ -205,4 +206,45 @@ def test_custom_activity_streams_under_hour_equal_ground_truth(emulator, truth, 
     for stream in INCREMENTAL:
         expected = truth.records(stream, config)
         assert expected and all(r["periodStart"] % 3_600_000 == 0 for r in expected)
+        assert_records_equal(stream, run.records(stream), expected)
+
+
+# Europe/London's local midnight is 00:00 UTC in winter and 23:00 UTC the day before in summer: on 2024-03-31 the
+# local day starts at 00:00 UTC and lasts 23 hours, on 2024-10-27 it starts at 23:00 UTC on the 26th and lasts 25.
+# Pinned instants (epoch ms): the emulator's data ends at `now`, the connector's clock is two minutes later.
+LONDON_DST_DAYS = {
+    "spring": (1712067600000, "2024-03-28", 1711843200000),  # now 2024-04-02T14:20Z; day 2024-03-31T00:00Z
+    "autumn": (1730211600000, "2024-10-24", 1729983600000),  # now 2024-10-29T14:20Z; day 2024-10-26T23:00Z
+}
+
+
+@pytest.mark.parametrize("change", list(LONDON_DST_DAYS))
+def test_custom_activity_streams_read_each_local_day_once_across_a_daylight_saving_change(change):
+    """A Europe/London subscription around a daylight-saving change: every local day is read once, named by
+    Pendo's start of it (BEHAVIOR.md §B-21): the 23-hour day is not skipped, the 25-hour day not emitted twice
+    under two periodStart values. Exact records and no duplicate keys."""
+    now_ms, start_date, dst_day = LONDON_DST_DAYS[change]
+    with EmulatorProcess(scale="tiny", seed=7, now_ms=now_ms, tz="Europe/London") as process:
+        truth = GroundTruth(process.dataset())
+        config = _config(
+            {
+                "api_key": API_KEY,
+                "base_url": process.base_url,
+                "start_date": start_date,
+                "period": "DAY",
+                "app_ids": [],
+                "lookback_window_days": 1,
+            },
+            [THREE_STREAMS[0], THREE_STREAMS[2]],
+        )
+        env = {CONNECTOR_NOW_ENV: str(now_ms + 120_000)}
+        discovered = run_connector("discover", config, env=env)
+        assert discovered.returncode == 0, discovered.stderr[-3000:]
+        catalog = catalog_for(INCREMENTAL, discovered=discovered.of_type("CATALOG")[0]["catalog"])
+        run = run_connector("read", config, catalog, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for stream in INCREMENTAL:
+        expected = truth.records(stream, config)
+        assert dst_day in {r["periodStart"] for r in expected}
+        assert_unique_keys(stream, run.records(stream))
         assert_records_equal(stream, run.records(stream), expected)

@@ -77,8 +77,9 @@ def _number_conditions(r: Records) -> list[dict[str, Any]]:
 
 def _time_conditions(r: Records) -> list[dict[str, Any]]:
     events, features, pages, tracks = (_buckets(r[s]) for s in STREAMS[:4])
-    guide_times = sorted(x["browserTime"] for x in r["guide_events"])
-    poll_times = sorted(x["browserTime"] for x in r["poll_events"])
+    # events without browserTime (BEHAVIOR.md §R-20, pessimistic) meet no condition on it
+    guide_times = sorted(x["browserTime"] for x in r["guide_events"] if "browserTime" in x)
+    poll_times = sorted(x["browserTime"] for x in r["poll_events"] if "browserTime" in x)
     return [
         _when("events", "periodStart", "BETWEEN", [events[1], events[1]]),  # server, epoch ms
         _when(

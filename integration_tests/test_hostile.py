@@ -31,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import (
     API_KEY,
     EMULATOR_TZ,
@@ -245,11 +246,7 @@ def test_time_fields_as_integral_float_or_numeric_string_give_exactly_the_ground
 @pytest.mark.parametrize("form", ["remove", "text"])
 @pytest.mark.parametrize(
     "stream,route,field",
-    [
-        ("events", "aggregation", "day"),
-        ("guide_events", "aggregation", "browserTime"),
-        ("visitor_history", "visitor_history", "ts"),
-    ],
+    [("events", "aggregation", "day"), ("visitor_history", "visitor_history", "ts")],
 )
 def test_time_field_missing_or_not_a_number_fails_loudly_naming_stream_and_field(
     form, stream, route, field, proxy, config, truth, discovered
@@ -285,6 +282,24 @@ def test_activity_time_far_outside_the_window_fails_naming_stream_window_and_val
     assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
     assert_never_lost([run], expected(truth, config, [stream]), lookback_days=1, complete=False)
     assert_loud(run, stream, field, "window", "far outside", *words)
+
+
+@pytest.mark.parametrize("form", ["remove", "text"])
+def test_guide_events_browser_time_missing_or_not_a_number_are_emitted_as_sent(
+    form, proxy, config, truth, discovered
+):
+    """BEHAVIOR.md §R-20: every guide event answered without an integer `browserTime` (the proxy removes it, or
+    writes text) is emitted as sent, each once, and the sync completes (it stopped at the first window before)."""
+    proxy.set_modes([{"kind": "time_fields", "as": form, "fields": ["browserTime"], "route": "aggregation"}])
+    run = run_connector("read", config, catalog_for(["guide_events"], discovered=discovered), timeout=300)
+    assert any(r.get("changed") for r in proxy.fired("time_fields")), "no time field was rewritten"
+    assert run.returncode == 0, run.stderr[-3000:]
+    sent = [
+        {k: v for k, v in r.items() if k != "browserTime"}
+        | ({} if form == "remove" else {"browserTime": "yesterday"})
+        for r in truth.records("guide_events", config)
+    ]
+    assert_records_equal("guide_events", run.records("guide_events"), sent)
 
 
 # ----------------------------------------------------------------------------------------------- non-row 200s

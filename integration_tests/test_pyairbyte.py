@@ -248,12 +248,13 @@ def nps_by_account(truth: GroundTruth, config: dict[str, Any]) -> list[list[Any]
     for event in truth.records("poll_events", config):
         key = (event["guideId"], event["pollId"], str(event["pollResponse"]))
         if (event["guideId"], event["pollId"]) in nps_polls and key in score:
+            # an answer without browserTime (BEHAVIOR.md §R-20) is the latest only if it is the visitor's only one
+            # (the query orders `browserTime desc nulls last`)
+            when = (event.get("browserTime") is not None, event.get("browserTime") or 0)
             seen = latest.get(event["visitorId"])
-            assert seen is None or seen["browserTime"] != event["browserTime"], (
-                "a tie would make SQL's pick arbitrary"
-            )
-            if seen is None or event["browserTime"] > seen["browserTime"]:
-                latest[event["visitorId"]] = dict(event, score=score[key])
+            assert seen is None or seen["when"] != when, "a tie would make SQL's pick arbitrary"
+            if seen is None or when > seen["when"]:
+                latest[event["visitorId"]] = dict(event, score=score[key], when=when)
     accounts: dict[str, list[int]] = {}
     for answer in latest.values():
         accounts.setdefault(answer["accountId"], []).append(answer["score"])

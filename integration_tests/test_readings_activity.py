@@ -1,5 +1,5 @@
 """Activity streams under the readings of Pendo's aggregation API (BEHAVIOR.md R-1, R-4, R-5, R-10, R-11, R-12,
-and R-15 … R-17, the readings no document lists that only the count check of §B-22 can catch).
+R-20, and R-15 … R-17, the readings no document lists that only the count check of §B-22 can catch).
 
 Each test runs the installed connector against an emulator process switched to one reading (or all of them,
 `pessimistic`) and checks its output against the ground truth under the invariant (integration_tests/invariant.py),
@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from integration_tests.comparison import assert_records_equal
 from integration_tests.conftest import EMULATOR_TZ, catalog_for, run_connector
 from integration_tests.hostile_proxy import HostileProxy
 from integration_tests.invariant import assert_never_lost
@@ -108,6 +109,33 @@ def test_receive_time_buckets_lose_no_guide_or_poll_event(
     assert any(r["browserTime"] < start for r in emitted), (
         "an event the server selected by receive time is kept"
     )
+
+
+@pytest.mark.parametrize("pages", ["default", "small"])
+def test_guide_and_poll_events_rows_without_browsertime_are_emitted_as_pendo_sends_them(
+    emulators, emulator_now, base_config, discovered, pages
+):
+    """R-20: some raw events come without `browserTime`. Each is emitted once, as Pendo sent it (no invented
+    time), the sync completes, and the records equal the truth exactly, over a first sync and an incremental one;
+    with pages of 7 rows the keyset inside a period (on browserTime) neither loops nor skips them (§B-22)."""
+    process = emulator_with(emulators, emulator_now, "rows_without_browsertime")
+    config = dict(base_config, base_url=process.base_url)
+    streams = ["guide_events", "poll_events"]
+    catalog = catalog_for(streams, discovered=discovered)
+    env = SMALL_PAGES if pages == "small" else None
+    truth = GroundTruth(process.dataset())
+    first = run_connector("read", config, catalog, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_connector("read", config, catalog, state=first.final_state(), env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    for stream in streams:
+        expected = truth.records(stream, config)
+        assert any("browserTime" not in r for r in expected), f"{stream}: no row without browserTime"
+        assert_records_equal(stream, first.records(stream), expected)
+        again = second.records(stream)  # the lookback read again: rows of the truth, each once
+        assert again
+        assert_records_equal(stream, again, [r for r in expected if r in again])
+    assert not [line for line in first.logs() + second.logs() if "reading the window again" in line]
 
 
 def test_results_null_is_an_empty_window(emulators, emulator_now, base_config, discovered):

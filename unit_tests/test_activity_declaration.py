@@ -67,8 +67,8 @@ def test_given_another_schema_loader_in_the_manifest_when_discovering_then_the_a
     assert _streams(_Redeclared(CONFIG))["events"].get_json_schema() == schema
 
 
-def _first_window_start(source: SourcePendo) -> int:
-    stream = _streams(source)["events"]
+def _first_window_start(source: SourcePendo, name: str = "events") -> int:
+    stream = _streams(source)[name]
     stream.cursor.count_with(lambda app, object_id, lo, hi: 0)  # the windows' counts are not this test's
     return int(next(iter(stream.cursor.stream_slices()))["start"])
 
@@ -126,3 +126,28 @@ def test_given_the_default_manifest_then_activity_streams_start_at_start_date_an
     )
     source = SourcePendo({**CONFIG, "lookback_window_days": 2}, ConfiguredAirbyteCatalog(streams=[]), state)
     assert _first_window_start(source) == frontier - 2 * DAY_MS
+
+
+@pytest.mark.parametrize(
+    ("settings", "track_days", "events_days"),
+    [({}, 7, 1), ({"track_events_lookback_window_days": 2}, 2, 1), ({"lookback_window_days": 3}, 7, 3)],
+    ids=["default", "track-events-set", "others-set"],
+)
+def test_track_events_look_back_their_own_lookback_seven_days_by_default(
+    monkeypatch, settings, track_days, events_days
+):
+    """Pendo processes server-side track events up to 7 days late: track_events re-reads
+    `track_events_lookback_window_days` (default 7) before its saved cursor, the other streams
+    `lookback_window_days`."""
+    monkeypatch.setenv("SOURCE_PENDO_NOW_MS", str(1_720_000_000_000))
+    frontier = 1_710_000_000_000
+    saved = {
+        "version": 1,
+        "period": "DAY",
+        "start_date": "2024-01-01",
+        "apps": {"*": {"periodStart": frontier}},
+    }
+    state = StateBuilder().with_stream_state("track_events", saved).with_stream_state("events", saved).build()
+    source = SourcePendo({**CONFIG, **settings}, ConfiguredAirbyteCatalog(streams=[]), state)
+    assert _first_window_start(source, "track_events") == frontier - track_days * DAY_MS
+    assert _first_window_start(source, "events") == frontier - events_days * DAY_MS

@@ -25,6 +25,7 @@ from builders import (
     ConfigBuilder,
     aggregation_response,
     count_response,
+    json_response,
     mock_metadata_schema,
     read_stream,
     record_data,
@@ -190,6 +191,79 @@ def test_custom_activity_stream_asks_one_period_per_request_and_adds_period_star
         {"periodStart": MAR_2, "accountId": "Globex", "clicks": 3},
     ]
     assert output.most_recent_state.stream_state.apps == {"*": {"periodStart": NOW_MS - 25 * 3_600_000}}
+    # these answers' startTime (0) is no bucket start: the UTC period names the bucket, said once (§B-21)
+    unnamed = [m.log.message for m in output.logs if "no `startTime` that is a bucket start" in m.log.message]
+    assert len(unnamed) == 1 and unnamed[0].startswith("daily_clicks: ")
+
+
+HOUR_MS = 3_600_000
+
+
+@pytest.mark.parametrize(
+    ("change", "counts", "records"),
+    [
+        # A spring change on Mar 2: its local day starts at 00:00 UTC and lasts 23 hours, the next one starts at
+        # 23:00 UTC on Mar 2. The bucket holding Mar 2's last millisecond starts 47 hours after Mar 1's: the
+        # bucket between them is asked by the millisecond before it, and read too.
+        (
+            "spring",
+            [
+                (MAR_1 + DAY_MS - 1, MAR_1),
+                (MAR_2 + DAY_MS - 1, MAR_2 + 23 * HOUR_MS),
+                (MAR_2 + 23 * HOUR_MS - 1, MAR_2),
+            ],
+            [MAR_1, MAR_2, MAR_2 + 23 * HOUR_MS],
+        ),
+        # An autumn change: the local day holding Mar 1's last millisecond started at 23:00 UTC on Feb 29 (before
+        # the window: not read here) and lasts 25 hours; Mar 2's starts at 00:00 UTC, the period's start, so no
+        # bucket can start in the period before it: nothing else asked, nothing read twice.
+        (
+            "autumn",
+            [(MAR_1 + DAY_MS - 1, MAR_1 - HOUR_MS), (MAR_2 + DAY_MS - 1, MAR_2)],
+            [MAR_2],
+        ),
+        # The 25-hour day read by the period holding its start, then asked again by the next period's last
+        # millisecond: the same bucket, before that period, not read again. (Mar 1 is the window's first period
+        # and its bucket starts 23 hours into it: the millisecond before that bucket is asked too, and its
+        # bucket started before the period.)
+        (
+            "autumn-next",
+            [
+                (MAR_1 + DAY_MS - 1, MAR_1 + 23 * HOUR_MS),
+                (MAR_1 + 23 * HOUR_MS - 1, MAR_1 - HOUR_MS),
+                (MAR_2 + DAY_MS - 1, MAR_1 + 23 * HOUR_MS),
+            ],
+            [MAR_1 + 23 * HOUR_MS],
+        ),
+    ],
+)
+def test_custom_activity_stream_reads_each_bucket_pendo_names_once_across_a_daylight_saving_change(
+    http_mocker: HttpMocker, change: str, counts: list[tuple[int, int]], records: list[int]
+) -> None:
+    """Each bucket is named by the `startTime` of Pendo's answer (BEHAVIOR.md §B-21): `periodStart` is that start,
+    every bucket starting in a period read is read once. Exact requests (every mocked one is asked) and records."""
+
+    def source(at: int) -> dict[str, Any]:
+        series = {"period": "dayRange", "first": at, "count": 1}
+        return {"source": {"featureEvents": {"appId": ALL_APPS}, "timeSeries": series}}
+
+    read = set()  # a bucket is read by the first request that names it
+    for at, bucket in counts:
+        selection = [source(at), {"identified": "visitorId"}, *CLICKS_PIPELINE]
+        http_mocker.post(
+            _aggregation("daily_clicks", [*selection, {"count": None}]),
+            json_response({"startTime": bucket, "results": [{"count": 1}]}),
+        )
+        if bucket in records and bucket not in read:
+            read.add(bucket)
+            http_mocker.post(
+                _aggregation("daily_clicks", [*selection, {"sort": ["accountId"]}, {"limit": 50000}]),
+                json_response({"startTime": bucket, "results": [{"accountId": "Acme", "clicks": 3}]}),
+            )
+    output = read_stream("daily_clicks", _config(_clicks()), SyncMode.incremental)
+    assert record_data(output) == [
+        {"periodStart": bucket, "accountId": "Acme", "clicks": 3} for bucket in records
+    ]
 
 
 def test_custom_activity_stream_pages_on_its_one_field_key(

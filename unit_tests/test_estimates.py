@@ -77,7 +77,7 @@ def test_entity_full_read_holding_fewer_rows_than_pendos_count_stops_naming_both
     )
     assert error.failure_type.value == "system_error"
     # the cursor never moved past the start of the read
-    assert [m.state.stream.stream_state.__dict__["lastupdated"] for m in output.state_messages] == ["0"]
+    assert [m.state.stream.stream_state.__dict__["lastupdated"] for m in output.state_messages] == [0]
 
 
 @STREAMS

@@ -36,6 +36,7 @@ SPEC_PROPERTIES = [
     "backfill_new_tags",
     "tag_settle_days",
     "response_deadline_seconds",
+    "track_events_lookback_window_days",
 ]
 
 

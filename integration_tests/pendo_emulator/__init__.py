@@ -5,10 +5,11 @@ in-process (`server.make_server`). `truth.GroundTruth` says which records each c
 yield for a config, computed from the same seeded dataset the server answers from.
 
 Readings (readings.py): `EmulatorProcess(readings=["pessimistic"])` or `--reading NAME` makes the server
-answer as another reading of Pendo's API that BEHAVIOR.md lists (§R-1 … §R-19): per_period_pipeline,
+answer as another reading of Pendo's API that BEHAVIOR.md lists (§R-1 … §R-20): per_period_pipeline,
 visitors_by_app, missing_lastupdated, receive_time_buckets, null_results, bad_request_400,
 history_unavailable, no_tracktype_rest, report_errors, strict_value_forms, strict_filters, spaced_json,
-rate_limit_403, read_only_key, poll_choices_in_attributes, lowercase_poll_types; `pessimistic` is all of
+rate_limit_403, read_only_key, poll_choices_in_attributes, lowercase_poll_types, rows_without_browsertime;
+`pessimistic` is all of
 them. The records that exist do not change, so the ground truth is the same, except where
 `missing_lastupdated` removes a value or the poll readings change how guides list their polls: build it from
 `EmulatorProcess.dataset()` (the process's scale, seed, clock, time zone and readings).

@@ -2,7 +2,7 @@
 
 `serve` prints one JSON line `{"base_url": ..., "now_ms": ..., "pid": ...}` once it is listening, then
 serves until killed. `truth` prints the records each stream must yield for a connector config.
-`--reading NAME` (repeatable; `pessimistic` = all of BEHAVIOR.md's readings §R-1 … §R-19) switches the answers to
+`--reading NAME` (repeatable; `pessimistic` = all of BEHAVIOR.md's readings §R-1 … §R-20) switches the answers to
 another reading of Pendo's API (readings.py); give `truth` the same readings as `serve`.
 """
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             action="append",
             choices=readings.ALL_NAMES,
             metavar="NAME",
-            help="switch on a reading of BEHAVIOR.md §R-1 … §R-19 (repeatable; 'pessimistic' = all; listed below)",
+            help="switch on a reading of BEHAVIOR.md §R-1 … §R-20 (repeatable; 'pessimistic' = all; listed below)",
         )
         if name == "serve":
             p.add_argument("--host", default="127.0.0.1")

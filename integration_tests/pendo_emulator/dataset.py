@@ -17,6 +17,8 @@ Facts it follows (BEHAVIOR.md sections where it has one):
   in either direction; the server selects by it under the `receive_time_buckets` reading.
 * §R-3: with the `missing_lastupdated` reading some visitors and accounts have no
   `metadata.auto.lastupdated` (readings.py).
+* §R-20: with the `rows_without_browsertime` reading some guide/poll events are answered without `browserTime`
+  (`served_raw_event`); the server still selects them into periods by their time.
 * §B-23: guides with and without steps and polls (NPS pairs, pick lists with their choices, number scales, free
   text without choices), steps without `pollIds`, guides without `polls`, page rules without `designerHint`,
   features without `elementPathRules`; §R-18 and §R-19 change where polls list their choices and the case of
@@ -826,7 +828,25 @@ class Dataset:
         return event
 
     def raw_events(self, source: str) -> list[dict[str, Any]]:
+        """The raw events with every field, `browserTime` included (what the server selects and orders by);
+        `served_raw_event` is a row as the API answers it."""
         return self.guide_events if source == "guideEvents" else self.poll_events
+
+    def lacks_browser_time(self, event: dict[str, Any]) -> bool:
+        """R-20 (`rows_without_browsertime`): about one raw event in thirteen is answered without `browserTime`
+        (chosen by its content, so the server and the ground truth agree)."""
+        if "rows_without_browsertime" not in self.readings:
+            return False
+        key = (
+            f"{event.get('visitorId')}|{event.get('guideId')}|{event.get('type')}|{event.get('browserTime')}"
+        )
+        return int(hashlib.md5(key.encode()).hexdigest()[:8], 16) % 13 == 0
+
+    def served_raw_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event as the API answers it: without `browserTime` under R-20 for the events it picks."""
+        if not self.lacks_browser_time(event):
+            return event
+        return {k: v for k, v in event.items() if k != "browserTime"}
 
     # ------------------------------------------------------------------ visitors and accounts rows
     @cached_property

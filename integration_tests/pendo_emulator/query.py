@@ -11,7 +11,8 @@ filter) run through the generic stage engine on dicts. Both paths are tested to 
 Readings (readings.py) that act here: `per_period_pipeline` runs the stages once per timeSeries period that
 has rows (each period on the fast path when its stages allow) and concatenates the outputs in period order;
 `receive_time_buckets` selects guide/poll events by `receivedTime` from a second index sorted on it;
-`visitors_by_app` scopes the visitors source by `appId` like the event sources; `exclusive_last` ends a time series
+`visitors_by_app` scopes the visitors source by `appId` like the event sources; `rows_without_browsertime` answers
+some guide/poll events without `browserTime` (still selected into periods by it; filtered and sorted as served); `exclusive_last` ends a time series
 before `last` on the rows' own times; `limit_before_sort` and `sort_first_key_only` run the stages the way a
 server that reads rows in storage order would (the generic engine, with a `StorageOrder` stage).
 """
@@ -121,11 +122,19 @@ class QueryEngine:
                         rows, "day" if period == "dayRange" else "hour", OBJECT_FIELD[source]
                     )
                 else:  # "raw" by browserTime, "raw_received" by receivedTime (R-4)
-                    self._indexes[key] = EventIndex.build(
+                    index = EventIndex.build(
                         self.dataset.raw_events(source),
                         "receivedTime" if period == "raw_received" else "browserTime",
                         "guideId",
                     )
+                    if "rows_without_browsertime" in self.readings:  # R-20: answered without browserTime,
+                        for i, row in enumerate(
+                            index.rows
+                        ):  # selected into periods by their time all the same
+                            served = self.dataset.served_raw_event(row)
+                            if served is not row:
+                                index.rows[i], index.blobs[i] = served, orjson.dumps(served)
+                    self._indexes[key] = index
             return self._indexes[key]
 
     # ------------------------------------------------------------------ entry point
@@ -235,7 +244,12 @@ class QueryEngine:
         lo = bisect.bisect_left(index.times, lo_t)
         hi = bisect.bisect_left(index.times, hi_t)
         stages = self._stages_as_read(list(request.stages))
-        fast = None if any(isinstance(s, StorageOrder) for s in stages) else _fast_plan(stages, index)
+        # R-20: rows without browserTime are filtered and sorted on the row as served (a missing browserTime is
+        # null: no comparison holds, it sorts first), which only the generic engine does
+        generic = any(isinstance(s, StorageOrder) for s in stages) or (
+            "rows_without_browsertime" in self.readings and source in RAW_EVENT_SOURCES
+        )
+        fast = None if generic else _fast_plan(stages, index)
         row_checks = self._row_checks(request, index)
         if fast is None:
             rows: Iterable[dict[str, Any]] = (

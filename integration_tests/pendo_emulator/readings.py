@@ -1,12 +1,13 @@
 """Readings: switches that make the emulator answer as a less convenient, still evidence-compatible Pendo.
 
-BEHAVIOR.md §R-1 … §R-19 lists places where the public evidence allows more than one reading of Pendo's
+BEHAVIOR.md §R-1 … §R-20 lists places where the public evidence allows more than one reading of Pendo's
 API. The default world is the reading the emulator was written from; each switch below turns one
 other reading on. A switch never changes which records exist (the ground truth): only how the server
 answers. The exceptions change the data itself, and the ground truth follows it (truth.py):
 `missing_lastupdated` removes a field's value from some rows; `poll_choices_in_attributes` and
 `lowercase_poll_types` change how guides list their polls (the choices' place, the type strings' case), so
-the `guides` and `polls` records carry what Pendo lists (the choices, `poll_choices`, are the same records).
+the `guides` and `polls` records carry what Pendo lists (the choices, `poll_choices`, are the same records);
+`rows_without_browsertime` leaves `browserTime` out of some guide/poll events, and their records lack it too.
 
 Give them as `--reading NAME` (repeatable) on the CLI, `EmulatorProcess(readings=[...])`,
 `EmulatorSettings(readings=...)` or `Dataset(readings=...)`; `pessimistic` turns on all of `PESSIMISTIC`.
@@ -56,8 +57,10 @@ READINGS: dict[str, str] = {
     "lists: [{id, label}], scales: [numbers]), not in idResponses / numericResponses",
     "lowercase_poll_types": "R-19: poll types in the guide listing are lower case (npsrating, picklist, "
     "numberscale, freeform)",
+    "rows_without_browsertime": "R-20: about one guide/poll event in thirteen is answered without browserTime "
+    "(still selected into its period; a filter on browserTime never holds for it, it sorts first)",
 }
-"""The readings of BEHAVIOR.md §R-1 … §R-19, name → what changes (also the CLI help)."""
+"""The readings of BEHAVIOR.md §R-1 … §R-20, name → what changes (also the CLI help)."""
 
 EXTRA_READINGS: dict[str, str] = {
     "history_unavailable_400": "R-7 variant: GET /visitor/{id}/history answers 400 for every visitor "

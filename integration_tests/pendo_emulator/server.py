@@ -12,7 +12,7 @@ Bodies are streamed with chunked transfer encoding and gzip-compressed when the 
 Test-only control routes live under `/_emulator/` (stats, faults, reset, info); they are not Pendo's.
 
 Readings (`EmulatorSettings.readings`, CLI `--reading`; readings.py lists them) switch the answers to other
-readings of BEHAVIOR.md §R-1 … §R-19; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
+readings of BEHAVIOR.md §R-1 … §R-20; handled here: `null_results`, `bad_request_400` (and its `noagg-<key>`),
 `history_unavailable(_400)`, `no_tracktype_rest`, `report_errors`, `spaced_json`, `rate_limit_403`,
 `read_only_key` (`readonly-<key>`); the others act in pipeline.py, query.py and dataset.py.
 """

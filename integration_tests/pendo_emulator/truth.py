@@ -31,12 +31,13 @@ BETWEEN's second date includes its whole day.
 Anonymous visitors (`_PENDO_T_…`) are left out of every per-visitor stream unless
 `include_anonymous_visitors` is true.
 
-Readings (readings.py, BEHAVIOR.md §R-1 … §R-19) change how the server answers, never which records exist, so this
+Readings (readings.py, BEHAVIOR.md §R-1 … §R-20) change how the server answers, never which records exist, so this
 contract is the same under every reading, with exceptions that follow the data: the poll readings (§R-18, §R-19)
 change what `guides` and `polls` records carry (the choices' place, the type strings' case); under
 `missing_lastupdated` some visitors and accounts have no `metadata.auto.lastupdated`, so their records
 carry `lastupdated: null` and no `metadata_auto_lastupdated` column, and they are still part of the
-stream (a connector must not lose them). Under `receive_time_buckets` guide/poll events are selected by
+stream (a connector must not lose them); under `rows_without_browsertime` some guide/poll events have no
+`browserTime`, and their records neither (still part of the stream). Under `receive_time_buckets` guide/poll events are selected by
 `receivedTime` >= `start_date` (`RAW_SELECTION_TIME`): the records are the same, but which of them belong to
 "the guide events since start_date" is what Pendo selects into those periods, and under that reading
 Pendo selects by its receive time; `browserTime` is the visitor's clock, hours off either way, so a
@@ -177,11 +178,11 @@ class GroundTruth:
             selected_by = raw_selection_time(self.ds.readings)
             end = end_ms(config)
             return [
-                _text_keys_filled(stream, dict(r))
+                _text_keys_filled(stream, dict(served))
                 for r in _people(_apps(rows, apps), anonymous)
                 if r[selected_by] >= start
                 and r[selected_by] < end
-                and _meets(stream, r, "browserTime", config)
+                and _meets(stream, served := self.ds.served_raw_event(r), "browserTime", config)
             ]
         if stream == "visitor_history":
             return self._visitor_history(start, anonymous, end_ms(config))
@@ -229,10 +230,11 @@ class GroundTruth:
         self, stream: str, config: Mapping[str, Any], start: int, anonymous: bool, apps: set[int] | None
     ) -> list[dict[str, Any]]:
         """The custom streams of `custom_aggregations/three_streams.json`, computed here without the emulator's
-        pipeline engine. An activity custom stream reads one period per request: the bucket that starts in the
-        UTC-aligned period (day or hour) `periodStart`, for periods from start_date on; its rows are the
-        pipeline's output over that bucket's rows of the config's visitors and apps (one app here, or all:
-        with several app partitions each would group its own rows)."""
+        pipeline engine. An activity custom stream reads one bucket per request (a day of the subscription's time
+        zone, or an hour), each bucket starting from start_date on once, `periodStart` its start (Pendo's `day`
+        or `hour`, as the built-in rollups', BEHAVIOR.md §B-21); its rows are the pipeline's output over that
+        bucket's rows of the config's visitors and apps (one app here, or all: with several app partitions each
+        would group its own rows)."""
         if stream == "visitor_emails":  # {"visitors": {"identified": true}} -> select
             return [
                 {
@@ -244,12 +246,11 @@ class GroundTruth:
                 if not r["visitorId"].startswith(ANONYMOUS_PREFIX)
             ]
         period = _period(config)
-        length = DAY_MS if period == "dayRange" else 3_600_000
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         if stream == "daily_feature_clicks":  # featureEvents -> group [accountId]: sum numEvents, count rows
             field = "day" if period == "dayRange" else "hour"
             for r in _people(_apps(self.ds.rollup_rows("featureEvents", period), apps), anonymous):
-                label = r[field] - r[field] % length
+                label = r[field]
                 if label < start:
                     continue
                 out = groups.setdefault(
@@ -262,8 +263,7 @@ class GroundTruth:
         # guide_event_counts: guideEvents -> group [guideId, type]: count rows
         selected_by = raw_selection_time(self.ds.readings)
         for r in _people(_apps(self.ds.raw_events("guideEvents"), apps), anonymous):
-            bucket = self.ds.bucket_start(period, r[selected_by])
-            label = bucket - bucket % length
+            label = self.ds.bucket_start(period, r[selected_by])
             if label < start:
                 continue
             out = groups.setdefault(

@@ -67,6 +67,9 @@ MAX_BUCKETS_PER_BLOCK = 32
 
 
 _NO_BOUND_LOW, _NO_BOUND_HIGH = -(2**62), 2**62  # raw events: the time series alone selects them (§R-4)
+NO_TIME = (
+    _NO_BOUND_LOW + 1
+)  # a raw event without a time of its own (§R-20): inside the bounds, before every time
 
 
 class RowFormat:
@@ -139,7 +142,9 @@ class RowFormat:
             )
         visitors = list(map(_VISITOR_OF, heads))
         if page.after is not None or page.keyset is not None:
-            self._check_keyset_kept(times[0], visitors[0], page, run)
+            first = next((i for i, t in enumerate(times) if t != NO_TIME), None)  # a row with its own time
+            if first is not None:
+                self._check_keyset_kept(times[first], visitors[first], page, run)
         if page.limit:
             page.observe(text, times, visitors)
         rows = run.rows
@@ -195,11 +200,13 @@ class RowFormat:
             if not write:
                 continue
             row = bytes(raw)
-            if self._keep_row is not None and not self._keep_row({**orjson.loads(row), self.time: t}):
+            if self._keep_row is not None and not self._keep_row(
+                {**orjson.loads(row), self.time: None if t == NO_TIME else t}
+            ):
                 continue
             if any(getattr(key, f) is None for f in self._text_keys):
                 row = _with_empty_keys(row, self._text_keys)
-            if not exact_times and type(getattr(key, self.time)) is not int:
+            if not exact_times and type(getattr(key, self.time)) is not int and t != NO_TIME:
                 row = _with_field(row, self.time, t)
             batch = builder.add(row, self.time_bytes, t) if self.is_rollup else builder.add(row)
             if batch is not None:
@@ -320,6 +327,13 @@ class RowFormat:
             )
 
     def _checked_time(self, value: Any, run: WindowRun) -> int:
+        """A row's time (§B-18). A raw guide/poll event without one (no integer `browserTime`, BEHAVIOR.md
+        §R-20) is emitted as Pendo sent it: its time is NO_TIME, before every other (Pendo's sort puts a missing
+        value first), which the pager's keyset never asks for (the count check reads such rows, §B-22). A rollup
+        row without its bucket stops the sync."""
+        if not self.is_rollup:
+            t = as_time(value)
+            return NO_TIME if t is None else t
         where = f"app {run.app}, window {iso_minute(run.start)} to {iso_minute(run.end)}"
         return checked_time(value, self.name, self.time, "a row", where)
 
@@ -335,8 +349,12 @@ class RowFormat:
         return {
             self.pk(key)
             for key in _ROW_KEYS.decode(b"[" + text + b"]")
-            if (as_time(getattr(key, self.time)), key.visitorId) == group
+            if (self._time_or_none(getattr(key, self.time)), key.visitorId) == group
         }
+
+    def _time_or_none(self, value: Any) -> int | None:
+        t = as_time(value)
+        return NO_TIME if t is None and not self.is_rollup else t
 
     # ------------------------------------------------------------------ request
 

@@ -1,7 +1,7 @@
 """The request bodies of a custom aggregation stream.
 
-Activity sources (events, pageEvents, featureEvents, trackEvents, guideEvents, pollEvents) are read one period
-per request (retriever.py explains why): the source gets the `timeSeries` of that one period and the app
+Activity sources (events, pageEvents, featureEvents, trackEvents, guideEvents, pollEvents) are read one bucket
+per request (retriever.py explains why): the source gets the `timeSeries` of that one bucket and the app
 partition's `appId`, then `{"identified": "visitorId"}` unless anonymous visitors are included, then the user's
 stages, then paging. Other sources are full refresh: the user's source (with the configured `appId` unless it
 names one) and stages, then paging.
@@ -16,19 +16,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..pendo import EVERY_APP, PERIOD_MS, PERIOD_RANGE, aggregation_body, literal
+from ..pendo import EVERY_APP, PERIOD_RANGE, aggregation_body, literal
 from ..settings.custom_aggregations import CustomAggregation
 
 
 def source_stage(
-    entry: CustomAggregation, app_ids: list[str], app: str | None, period: str | None, bucket_ms: int | None
+    entry: CustomAggregation, app_ids: list[str], app: str | None, period: str | None, at_ms: int | None
 ) -> dict[str, Any]:
     """The source stage: the user's params with `appId` (an activity stream's partition: `["<app>"]` or every
     app; otherwise the user's own, else the configured apps, the visitors source every app, as the built-in
-    streams send it, BEHAVIOR.md §R-2) and, for one activity period, its `timeSeries`: `first` the period's last millisecond,
-    `count` 1: the one bucket holding it (the bucket that starts in the period, as the built-in rollups assign
-    buckets to windows), whole, whatever the source: a raw event at its last millisecond is in it under both
-    readings of `last` (§B-11, §R-15)."""
+    streams send it, BEHAVIOR.md §R-2) and, for one activity bucket, its `timeSeries`: `first` an instant inside
+    it (`at_ms`), `count` 1: the one bucket (subscription time zone) holding that instant, whole, whatever the
+    source: a raw event at its last millisecond is in it under both readings of `last` (§B-11, §R-15). Which
+    bucket that is, the answer's `startTime` says (retriever.py, §B-21)."""
     params = dict(entry.params or {})
     if entry.is_activity:
         params["appId"] = EVERY_APP if app in (None, "*") else [str(app)]
@@ -36,9 +36,8 @@ def source_stage(
         params["appId"] = EVERY_APP if entry.source_name == "visitors" or not app_ids else list(app_ids)
     source: dict[str, Any] = {entry.source_name: params}
     if entry.is_activity:
-        assert period is not None and bucket_ms is not None
-        last = bucket_ms + PERIOD_MS[period] - 1
-        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": last, "count": 1}
+        assert period is not None and at_ms is not None
+        source["timeSeries"] = {"period": PERIOD_RANGE[period], "first": at_ms, "count": 1}
     return {"source": source}
 
 
@@ -47,7 +46,7 @@ def request_body(
     config: Mapping[str, Any],
     limit: int,
     app: str | None = None,
-    bucket_ms: int | None = None,
+    at_ms: int | None = None,
     after: Any = None,
     count: bool = False,
 ) -> dict[str, Any]:
@@ -55,7 +54,7 @@ def request_body(
     stages, then the keyset (sort, `k > after`) when the stream has one, and `limit`; with `count`, the user's
     stages ended by `{"count": null}` instead (how many rows the request unit has, BEHAVIOR.md §B-22)."""
     period = str(config.get("period") or "DAY")
-    pipeline = [source_stage(entry, list(config.get("app_ids") or []), app, period, bucket_ms)]
+    pipeline = [source_stage(entry, list(config.get("app_ids") or []), app, period, at_ms)]
     if entry.is_activity and not config.get("include_anonymous_visitors"):
         pipeline.append({"identified": "visitorId"})
     pipeline += entry.pipeline

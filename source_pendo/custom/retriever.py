@@ -2,9 +2,11 @@
 
 Activity sources: the stream is built like the built-in activity streams (activity/streams.py: the per-app
 window cursor with its checkpoints, lookback and state; the RecordBatch path to stdout); only the window's
-reading differs: one request per period (a day under DAY, an hour under HOUR) whose start lies in the window,
-the source's `timeSeries` asking that one bucket (`first` = `last`), every row gets `periodStart` (the period's
-start, UTC-aligned), the stream's cursor.
+reading differs: one request per Pendo bucket (a day of the subscription's time zone under DAY, an hour under
+HOUR) that starts in a UTC-aligned period whose start lies in the window, the source's `timeSeries` asking that
+one bucket (`first` an instant inside it, `count` 1); every row gets `periodStart`, the bucket's start as Pendo
+names it (the answer's `startTime`, as a built-in rollup row's `day`/`hour`), the stream's cursor. A local day
+of 23 or 25 hours (a daylight-saving change) is asked once and emitted once (`_buckets_starting_in`).
 
 Why one period per request, not the rollups' keyset over (bucket, visitorId): the user's stages decide the
 output rows, which need not carry a bucket or a visitor, so there is nothing to key a multi-period answer on;
@@ -52,6 +54,15 @@ from .bodies import request_body
 LOGGER = logging.getLogger("airbyte")
 
 
+@dataclass(frozen=True)
+class Bucket:
+    """One bucket of an activity source: asked by an instant inside it (the `timeSeries` `first`), named by its
+    start as Pendo gives it (the records' `periodStart`)."""
+
+    at: int
+    start: int
+
+
 @dataclass
 class CustomAggregationRetriever(ActivityRetriever):
     """The retriever of one custom aggregation stream, found in the config by the stream's name."""
@@ -60,6 +71,7 @@ class CustomAggregationRetriever(ActivityRetriever):
         super().__post_init__(parameters)
         self.entry: CustomAggregation = custom_aggregation(self.config, self.name)
         self._period_length = PERIOD_MS[self._period]
+        self._unnamed_warned = False
 
     # ------------------------------------------------------------------ full refresh (other sources)
     def read_records(
@@ -91,25 +103,63 @@ class CustomAggregationRetriever(ActivityRetriever):
         object_id: str | None = None,
         expected: int | None = None,
     ) -> Generator[RecordBatch, None, WindowRun]:
-        """Each period whose start lies in [start, end), one after the other (windows may start mid-period when
-        start_date has a time: the period holding it started before start_date and is not read). Custom streams
-        have no per-object lanes (a new tag's history is read for feature_events and page_events only)."""
+        """Each Pendo bucket that starts in a UTC-aligned period whose start lies in [start, end), one after the
+        other, each asked and emitted once (BEHAVIOR.md §B-21; windows may start mid-period when start_date has a
+        time: the period holding it started before start_date and is not read). Custom streams have no
+        per-object lanes (a new tag's history is read for feature_events and page_events only)."""
         if object_id is not None:
             raise AssertionError(f"{self.name}: a custom aggregation stream has no per-object windows")
         run = WindowRun(app, start, end, builder)
         length = self._period_length
-        bucket = -(-start // length) * length
+        period = -(-start // length) * length
         counted = read = 0
-        while bucket < end:
-            yield from self._read_unit(run, bucket)
-            counted, read = counted + (run.expected or 0), read + run.rows_read
-            bucket += length
+        previous: int | None = None  # the bucket holding the previous period's last millisecond
+        while period < end:
+            units, previous = self._buckets_starting_in(run, period, previous)
+            for unit, count in units:
+                yield from self._read_unit(run, unit, count)
+                counted, read = counted + (run.expected or 0), read + run.rows_read
+            period += length
         run.expected, run.rows_read = counted, read  # the window's, for the cursor
         return run
 
-    def _read_unit(self, run: WindowRun, bucket: int | None) -> Generator[RecordBatch, None, None]:
-        """One period (or a full-refresh stream): Pendo's count, then its pages, then the comparison."""
-        counted = self._count(run, bucket)
+    def _buckets_starting_in(
+        self, run: WindowRun, period: int, previous: int | None
+    ) -> tuple[list[tuple[Bucket, int]], int]:
+        """The buckets (subscription time zone) that start in the UTC-aligned period, each with Pendo's count of
+        its rows, and the start of the bucket holding the period's last millisecond.
+
+        Each bucket is named by Pendo: the answer's `startTime` (BEHAVIOR.md §B-21). The bucket holding the
+        period's last millisecond is asked first (one count); it started in the period, or before it (a local day
+        longer than the period, as in autumn: the period that holds its start read it, so none is asked here). A
+        bucket between it and the previous period's (a local day shorter than the period, as in spring) is asked
+        by the millisecond before it, and so on back; only when the gap leaves room for one: more than a period
+        since the previous period's bucket, or, for a window's first period, at least half a period since the
+        period's start."""
+        length = self._period_length
+        last_ms = period + length - 1
+        count, holding = self._count(run, last_ms)
+        if holding is None:  # no bucket start in the answer: the period names the bucket (logged once)
+            return [(Bucket(last_ms, period), count)], period
+        units = [] if holding < period else [(Bucket(last_ms, holding), count)]
+        bucket = holding
+        while bucket > period and (
+            bucket - previous > length if previous is not None else bucket - period >= length // 2
+        ):
+            count, earlier = self._count(run, bucket - 1)
+            if earlier is None or earlier < period or earlier == previous:
+                break
+            units.insert(0, (Bucket(bucket - 1, earlier), count))
+            bucket = earlier
+        return units, holding
+
+    def _read_unit(
+        self, run: WindowRun, bucket: Bucket | None, counted: int | None = None
+    ) -> Generator[RecordBatch, None, None]:
+        """One bucket (or a full-refresh stream): Pendo's count (given, or asked here), then its pages, then the
+        comparison."""
+        if counted is None:
+            counted, _ = self._count(run, None if bucket is None else bucket.at)
         run.expected, run.rows_read = counted, 0
         if counted == 0:
             return
@@ -139,29 +189,53 @@ class CustomAggregationRetriever(ActivityRetriever):
         """A `limit` that holds `counted` rows and some that arrive meanwhile."""
         return min(MAX_PAGE_SIZE, max(self.pager.page_size, counted + counted // 10 + 1))
 
-    def _count(self, run: WindowRun, bucket: int | None) -> int:
-        """Pendo's count of the unit's output rows (an answer that is not a count is asked again, pager.counted)."""
-        body = request_body(self.entry, self.config, 0, run.app, bucket, count=True)
+    def _count(self, run: WindowRun, at_ms: int | None) -> tuple[int, int | None]:
+        """Pendo's count of the unit's output rows (an answer that is not a count is asked again, pager.counted)
+        and, for a bucket asked by an instant inside it (`at_ms`), the bucket's start: the answer's `startTime`,
+        None when the answer has none that can be the start of a bucket holding `at_ms`."""
+        body = request_body(self.entry, self.config, 0, run.app, at_ms, count=True)
         while True:
             response = self.pager.send(body, run)
             if response is None:
-                return 0
+                return 0, None
             try:
-                return counted(whole_body(response, self.pager.deadline_s))
+                text = whole_body(response, self.pager.deadline_s)
+                return counted(text), None if at_ms is None else self._bucket_start(text, at_ms)
             except BODY_ERRORS as error:
                 self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
             finally:
                 response.close()
 
+    def _bucket_start(self, text: bytes, at_ms: int) -> int | None:
+        """The answer's `startTime` when it is the start of a bucket holding `at_ms` (at or before it, less than
+        two periods before); else None, and one WARNING per stream: the UTC-aligned period names the bucket, as
+        before 1.0 (a day that Pendo's time zone makes shorter or longer than 24 hours is then read wrong)."""
+        try:
+            start = orjson.loads(text).get("startTime")
+        except (orjson.JSONDecodeError, AttributeError):
+            start = None
+        if type(start) is int and at_ms - 2 * self._period_length < start <= at_ms:
+            return start
+        if not self._unnamed_warned:
+            self._unnamed_warned = True
+            LOGGER.warning(
+                f"{self.name}: Pendo's answer for the bucket holding {iso_minute(at_ms)} has no `startTime` that "
+                f"is a bucket start ({str(start)[:40]}): periodStart is the UTC-aligned period's start instead, and "
+                "a day the subscription's time zone makes shorter or longer than 24 hours may be missed or read twice."
+            )
+        return None
+
     def _read_pages(
-        self, run: WindowRun, bucket: int | None, read: set[Any], limit: int, keyed: bool
+        self, run: WindowRun, bucket: Bucket | None, read: set[Any], limit: int, keyed: bool
     ) -> Generator[RecordBatch, None, None]:
         """The unit's pages: keyed on the one-field key while pages are full, else one page; a row read before
         (`read`) is not emitted again."""
         key = self.entry.keyset_field if keyed else None
         after: Any = None
         while True:
-            body = request_body(self.entry, self.config, limit, run.app, bucket, after)
+            body = request_body(
+                self.entry, self.config, limit, run.app, None if bucket is None else bucket.at, after
+            )
             response = self.pager.send(body, run)
             if response is None:
                 return
@@ -179,7 +253,7 @@ class CustomAggregationRetriever(ActivityRetriever):
                     continue
                 read.add(identity)
                 batch = (
-                    run.builder.add(orjson.dumps(row), self.rows.time_bytes, bucket)
+                    run.builder.add(orjson.dumps(row), self.rows.time_bytes, bucket.start)
                     if bucket is not None
                     else run.builder.add(orjson.dumps(row))
                 )
@@ -206,7 +280,7 @@ class CustomAggregationRetriever(ActivityRetriever):
                 )
             after = last
 
-    def _rows(self, text: bytes, run: WindowRun, bucket: int | None) -> list[dict[str, Any]]:
+    def _rows(self, text: bytes, run: WindowRun, bucket: Bucket | None) -> list[dict[str, Any]]:
         try:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -227,10 +301,10 @@ class CustomAggregationRetriever(ActivityRetriever):
             )
         return results
 
-    def _where(self, run: WindowRun, bucket: int | None) -> str:
+    def _where(self, run: WindowRun, bucket: Bucket | None) -> str:
         if bucket is None:
             return "to the full-refresh request"
-        return f"for app {run.app}, period {iso_minute(bucket)}"
+        return f"for app {run.app}, period {iso_minute(bucket.start)}"
 
 
 def _identity(row: dict[str, Any], key: str | None) -> Any:

@@ -38,7 +38,7 @@ def sample_pipeline(
         length = PERIOD_MS[str(config.get("period") or "DAY")]
         bucket = now_ms() // length * length - length
         apps = list(config.get("app_ids") or [])
-        body = request_body(entry, config, limit, apps[0] if apps else "*", bucket)
+        body = request_body(entry, config, limit, apps[0] if apps else "*", bucket + length - 1)
     pipeline: list[Any] = body["request"]["pipeline"]
     return pipeline
 

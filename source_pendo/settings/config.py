@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "backfill_new_tags": True,
     "tag_settle_days": 2,
     "response_deadline_seconds": 600,
+    "track_events_lookback_window_days": 7,
 }
 RANGES: dict[str, tuple[int, int]] = {
     "lookback_window_days": (0, 365),
@@ -54,6 +55,7 @@ RANGES: dict[str, tuple[int, int]] = {
     "request_timeout_seconds": (10, 3_600),
     "tag_settle_days": (0, 30),
     "response_deadline_seconds": (1, 86_400),
+    "track_events_lookback_window_days": (0, 365),
 }
 
 _APP_ID = re.compile(r"-?[0-9]{1,19}")  # fullmatch: a signed 64-bit integer's digits, as Pendo's app ids

@@ -537,25 +537,27 @@ def test_a_raw_event_browser_time_as_a_float_or_a_string_is_read_as_that_time(ho
 
 
 @pytest.mark.parametrize("how", ["remove", "text", "half"])
-@pytest.mark.parametrize("raw", [False, True], ids=["day", "browserTime"])
-def test_a_time_missing_or_not_an_integer_fails_the_sync_naming_stream_field_and_window(how, raw):
-    if raw:
-        api = FakeAggregationApi(
-            make_raw(skew=0),
-            time="browserTime",
-            period=HOUR,
-            select="receivedTime",
-            body_text=_rewrite_times("browserTime", how),
-        )
-        with pytest.raises(AirbyteTracedException) as caught:
-            read(api, page_size=4, end=START + 6 * HOUR, raw=True)
-        field, stream = "browserTime", "guide_events"
-    else:
-        with pytest.raises(AirbyteTracedException) as caught:
-            read(FakeAggregationApi(make_rows(), body_text=_rewrite_times("day", how)), page_size=1000)
-        field, stream = "day", "events"
+def test_a_time_missing_or_not_an_integer_fails_the_sync_naming_stream_field_and_window(how):
+    """A rollup row without its bucket stops the sync (BEHAVIOR.md §B-18)."""
+    with pytest.raises(AirbyteTracedException) as caught:
+        read(FakeAggregationApi(make_rows(), body_text=_rewrite_times("day", how)), page_size=1000)
     message = caught.value.message or ""
-    assert f"{stream}:" in message and f"`{field}`" in message and "window" in message and "app *" in message
+    assert "events:" in message and "`day`" in message and "window" in message and "app *" in message
+
+
+@pytest.mark.parametrize("page_size", [4, 1000])
+@pytest.mark.parametrize("how", ["remove", "text", "half"])
+def test_guide_events_without_an_integer_browser_time_are_emitted_as_pendo_sends_them(how, page_size):
+    """BEHAVIOR.md §R-20: raw events whose `browserTime` is missing, text or not whole are emitted as sent, each
+    once, and the window completes (with pages of 4 rows the keyset cannot place them: the count check reads the
+    period again in one request)."""
+    rows = make_raw(skew=0)
+    inside = [r for r in rows if START <= r["receivedTime"] < START + 6 * HOUR]
+    rewrite = _rewrite_times("browserTime", how)
+    api = FakeAggregationApi(rows, time="browserTime", period=HOUR, select="receivedTime", body_text=rewrite)
+    records = read(api, page_size=page_size, end=START + 6 * HOUR, raw=True)
+    sent = orjson.loads(rewrite(orjson.dumps({"results": inside})))["results"]
+    assert sorted(canonical_json(r) for r in records) == sorted(canonical_json(r) for r in sent)
 
 
 def test_as_time_accepts_int_integral_float_and_numeric_string_only():

@@ -1,4 +1,4 @@
-"""Each reading of BEHAVIOR.md §R-1 … §R-19 (readings.py) bites: the same request is answered differently with the
+"""Each reading of BEHAVIOR.md §R-1 … §R-20 (readings.py) bites: the same request is answered differently with the
 switch on than off, so a connector test can never pass because a switch did nothing. Plus `--reading` on
 the command line and `EmulatorProcess(readings=...)`.
 """
@@ -90,6 +90,7 @@ def test_pessimistic_is_every_reading_of_section_11_and_unknown_names_fail() -> 
         "sort_first_key_only",
         "poll_choices_in_attributes",
         "lowercase_poll_types",
+        "rows_without_browsertime",
     }
     assert readings.expand(None) == frozenset()
     with pytest.raises(ValueError, match="unknown reading 'optimistic'"):
@@ -414,6 +415,34 @@ def test_lowercase_poll_types_lower_cases_the_guide_listings_poll_types(world: W
     assert {pid: p["attributes"]["type"] for pid, p in lower.items()} == {
         k: v.lower() for k, v in types.items()
     }
+
+
+def test_rows_without_browsertime_answers_some_raw_events_without_it_selected_all_the_same(
+    world: World,
+) -> None:
+    """R-20: the same guide events of a day, some without `browserTime` (sorted first, never matched by a filter
+    on it); the count of the day is the same; the ground truth's records lack it too."""
+    first = world().dataset.start_ms + 3 * DAY_MS
+    window = hour_range(first, last=str(first + 23 * HOUR_MS))
+    selection = [source("guideEvents", {"appId": ALL_APPS}, window)]
+    default, stripped = both(
+        world, "rows_without_browsertime", Served.rows, [*selection, {"sort": ["browserTime"]}]
+    )
+    missing = [r for r in stripped if "browserTime" not in r]
+    assert missing and len(missing) < len(stripped) / 4
+    assert stripped[: len(missing)] == missing  # a missing browserTime sorts first
+    assert sorted(map(canonical_row, stripped)) == sorted(map(canonical_row, default))  # the same events
+    counted = both(world, "rows_without_browsertime", Served.rows, [*selection, {"count": None}])
+    assert counted[0] == counted[1]
+    after = [*selection, {"filter": f"browserTime > {first - 1}"}]
+    assert len(world("rows_without_browsertime").rows(after)) == len(stripped) - len(missing)
+    truth = GroundTruth(world("rows_without_browsertime").dataset)
+    config = {"start_date": "2000-01-01", "period": "DAY", "app_ids": []}
+    assert any("browserTime" not in r for r in truth.records("guide_events", config))
+
+
+def canonical_row(row: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in row.items() if k != "browserTime"}, sort_keys=True)
 
 
 # --------------------------------------------------------------------------------------------- CLI and process
