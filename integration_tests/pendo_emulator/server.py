@@ -25,6 +25,7 @@ import json
 import random
 import socket
 import struct
+import sys
 import threading
 import time
 import urllib.parse
@@ -722,6 +723,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes its connection (a reader that stops once the answer's JSON is complete, a killed
+        sync) is normal for an HTTP server: not a traceback on stderr. Anything else is still printed."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def make_server(
