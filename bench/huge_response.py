@@ -40,6 +40,12 @@ def rows_block(n: int, offset: int) -> bytes:
     )
 
 
+def rows_served(size: int) -> int:
+    """The rows the one big answer holds: whole blocks of 2000 rows (each the same length) until `size` bytes."""
+    per_block = len(rows_block(2000, 0)) + 1
+    return -(-size // per_block) * 2000
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     size = 1 << 30
@@ -53,7 +59,22 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-        window_start = body["request"]["pipeline"][0]["source"]["timeSeries"]["first"]
+        pipeline = body["request"]["pipeline"]
+        window_start = pipeline[0]["source"]["timeSeries"]["first"]
+        if (
+            "count" in pipeline[-1]
+        ):  # the count before the read (BEHAVIOR.md §B-22): the rows the read will hold
+            answer = {
+                "startTime": YESTERDAY,
+                "results": [{"count": rows_served(self.size) if window_start == YESTERDAY else 0}],
+            }
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         with (
             Handler.lock
         ):  # the rows are yesterday's: only the first request for yesterday's window gets them
@@ -87,13 +108,20 @@ class Handler(BaseHTTPRequestHandler):
         Handler.rows += offset
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """The connector closes a connection once an answer's JSON is complete: not a traceback."""
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gb", type=float, default=1.0)
     parser.add_argument("--no-gzip", action="store_true")
     args = parser.parse_args()
     Handler.size, Handler.use_gzip = int(args.gb * (1 << 30)), not args.no_gzip
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = QuietServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     connector = str(Path(sys.executable).parent / "source-pendo")
     with tempfile.TemporaryDirectory() as tmp:
