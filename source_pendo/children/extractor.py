@@ -34,9 +34,7 @@ class ChildRecordsExtractor(ListedIdsExtractor):
         self._flatten = CHILDREN[children]
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        refused = LISTINGS.refused(self._stream)  # the saved listing cannot be used: this stream fails
-        if refused is not None:
-            raise refused
+        self._fail_if_refused()
         for parent in DpathExtractor.extract_records(self, response):
             if not isinstance(parent, Mapping) or not self._in_configured_apps(parent):
                 continue

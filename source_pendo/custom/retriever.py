@@ -29,9 +29,9 @@ Other sources (visitors, accounts, the catalogue, guidesSeen, pollsSeen...): ful
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from airbyte_cdk.models import AirbyteStreamStatus, FailureType, StreamDescriptor
@@ -52,6 +52,7 @@ from ..settings.custom_aggregations import CustomAggregation, custom_aggregation
 from .bodies import request_body
 
 LOGGER = logging.getLogger("airbyte")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -194,13 +195,22 @@ class CustomAggregationRetriever(ActivityRetriever):
         and, for a bucket asked by an instant inside it (`at_ms`), the bucket's start: the answer's `startTime`,
         None when the answer has none that can be the start of a bucket holding `at_ms`."""
         body = request_body(self.entry, self.config, 0, run.app, at_ms, count=True)
+        answer = self._whole_answer(
+            body,
+            run,
+            lambda text: (counted(text), None if at_ms is None else self._bucket_start(text, at_ms)),
+        )
+        return (0, None) if answer is None else answer
+
+    def _whole_answer(self, body: Mapping[str, Any], run: WindowRun, parse: Callable[[bytes], T]) -> T | None:
+        """`parse` of Pendo's whole answer to `body`; a body that breaks off, or that `parse` finds malformed,
+        is asked again (the pager's rule for broken reads); None when the pager gives up without an answer."""
         while True:
             response = self.pager.send(body, run)
             if response is None:
-                return 0, None
+                return None
             try:
-                text = whole_body(response, self.pager.deadline_s)
-                return counted(text), None if at_ms is None else self._bucket_start(text, at_ms)
+                return parse(whole_body(response, self.pager.deadline_s))
             except BODY_ERRORS as error:
                 self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
             finally:
@@ -236,16 +246,9 @@ class CustomAggregationRetriever(ActivityRetriever):
             body = request_body(
                 self.entry, self.config, limit, run.app, None if bucket is None else bucket.at, after
             )
-            response = self.pager.send(body, run)
-            if response is None:
+            text = self._whole_answer(body, run, bytes)  # nothing is emitted from a page read again
+            if text is None:
                 return
-            try:
-                text = whole_body(response, self.pager.deadline_s)
-            except BODY_ERRORS as error:
-                self.pager.broke(run, PageState(None, set(), self.rows.group_pks, 0), broke_from(error))
-                continue  # nothing was emitted from this page: ask again
-            finally:
-                response.close()
             rows = self._rows(text, run, bucket)
             for row in rows:
                 identity = _identity(row, self.entry.keyset_field)

@@ -31,13 +31,16 @@ class ListedIdsExtractor(DpathExtractor):
         self._apps = {int(a) for a in apps}
 
     def extract_records(self, response: requests.Response) -> Iterable[MutableMapping[Any, Any]]:
-        refused = LISTINGS.refused(self._stream)  # the saved listing cannot be used: this stream fails
-        if refused is not None:
-            raise refused
+        self._fail_if_refused()
         for record in super().extract_records(response):
             if isinstance(record, Mapping) and self._in_configured_apps(record):
                 LISTINGS.note(self._stream, record)
             yield record
+
+    def _fail_if_refused(self) -> None:
+        refused = LISTINGS.refused(self._stream)  # the saved listing cannot be used: this stream fails
+        if refused is not None:
+            raise refused
 
     def _in_configured_apps(self, record: Mapping[str, Any]) -> bool:
         if not self._apps:
