@@ -472,15 +472,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         entry["changed"] = len(payload.get("results") or [])
         self._send(200, out.encode(), "application/json")
 
+    def _remembered_row(self, mode: Mode, rows: list[dict[str, Any]]) -> tuple[int | None, Any]:
+        """Where in `rows` the mode's one row is (the first row it ever saw, remembered across the proxy's
+        handler threads), and that row; None when this answer does not hold it."""
+        with self.owner._lock:
+            if "row" not in mode and rows:
+                mode["row"] = copy.deepcopy(rows[0])
+            original = mode.get("row")
+        return next((i for i, row in enumerate(rows) if row == original), None), original
+
     def _mode_surrogate(self, mode: Mode, method: str, body: bytes, entry: dict[str, Any]) -> None:
         name = mode["field"]
 
         def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-            with self.owner._lock:  # one row, remembered across the handler threads (as big_value)
-                if "row" not in mode and rows:
-                    mode["row"] = copy.deepcopy(rows[0])
-                original = mode.get("row")
-            at = next((i for i, row in enumerate(rows) if row == original), None)
+            at, original = self._remembered_row(mode, rows)
             if at is None:
                 return None
             rows[at][name] = "before \ud800 after"  # json.dumps writes it escaped: `"before \\ud800 after"`
@@ -523,11 +528,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         value = (unit * (size // len(unit) + 1))[:size]
 
         def rewrite(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-            with self.owner._lock:  # the mode's remembered row, across the proxy's handler threads
-                if "row" not in mode and rows:
-                    mode["row"] = copy.deepcopy(rows[0])
-                original = mode.get("row")
-            at = next((i for i, row in enumerate(rows) if row == original), None)
+            at, original = self._remembered_row(mode, rows)
             if at is None:
                 return None
             rows[at][name] = value

@@ -311,9 +311,8 @@ def test_custom_hourly_stream_asks_hour_periods(http_mocker: HttpMocker) -> None
     ]
 
 
-def test_custom_full_refresh_stream_sends_the_source_and_pipeline_then_paging(
-    http_mocker: HttpMocker,
-) -> None:
+def _emails() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A full-refresh custom stream of identified visitors' emails, and the selection its requests send."""
     entry = _clicks(
         name="emails",
         source='{"visitors": {"identified": true}}',
@@ -325,6 +324,13 @@ def test_custom_full_refresh_stream_sends_the_source_and_pipeline_then_paging(
         {"source": {"visitors": {"identified": True, "appId": ALL_APPS}}},
         {"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}},
     ]
+    return entry, selection
+
+
+def test_custom_full_refresh_stream_sends_the_source_and_pipeline_then_paging(
+    http_mocker: HttpMocker,
+) -> None:
+    entry, selection = _emails()
     http_mocker.post(_aggregation("emails", [*selection, {"count": None}]), count_response(1))
     http_mocker.post(  # the answer holds Pendo's count: complete
         _aggregation("emails", [*selection, {"sort": ["visitorId"]}, {"limit": 50000}]),
@@ -433,17 +439,7 @@ def test_custom_stream_escaped_lone_surrogate_arrives_as_replacement_character(
 ) -> None:
     """`"\\ud800"` is valid JSON that no UTF-8 output can carry: the row arrives with U+FFFD in its place (as an
     activity row does), never an error saying the answer is not an aggregation result."""
-    entry = _clicks(
-        name="emails",
-        source='{"visitors": {"identified": true}}',
-        pipeline='[{"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}}]',
-        primary_key=["visitorId"],
-        schema='{"type": "object"}',
-    )
-    selection = [
-        {"source": {"visitors": {"identified": True, "appId": ALL_APPS}}},
-        {"select": {"visitorId": "visitorId", "email": "metadata.agent.email"}},
-    ]
+    entry, selection = _emails()
     http_mocker.post(_aggregation("emails", [*selection, {"count": None}]), count_response(1))
     http_mocker.post(
         _aggregation("emails", [*selection, {"sort": ["visitorId"]}, {"limit": 50000}]),
